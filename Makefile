@@ -1,0 +1,48 @@
+# memnode: the two set-up commands are `make run` and `make test`.
+# Both install what they need (Debian packages), configure and build.
+
+BUILD_DIR   ?= build/release
+ASAN_DIR    ?= build/asan
+JOBS        ?= $(shell nproc)
+CMAKE_FLAGS ?=
+LISTEN      ?= 127.0.0.1:50051
+
+.PHONY: all deps build run test test-unit test-asan bench lint clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD_DIR)/build.ninja: | deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Starts memnoded on the built-in default machine (REALTIME, 2 nodes x 8 blocks
+# x 32768 pages) and prints how to reach it.
+run: build
+	@scripts/run.sh $(BUILD_DIR) $(LISTEN)
+
+# Builds everything and runs every test: C++ unit and service tests (CTest),
+# the Python integration tests against the real memnoded, then the core tests
+# again under ASan+UBSan.
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	MEMNODE_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q tests/integration
+	$(MAKE) test-asan
+
+test-asan: deps
+	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMEMNODE_SANITIZE=ON -DMEMNODE_BUILD_SERVICE=OFF $(CMAKE_FLAGS)
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+bench: build
+	@scripts/bench.sh $(BUILD_DIR)
+
+lint: deps
+	@scripts/lint.sh
+
+clean:
+	rm -rf build
