@@ -1,0 +1,33 @@
+"""memnode: Python client of the memnode emulator (gRPC API memnode.v1).
+
+This package is pkgutil-style namespace-extending: the generated stubs
+(``memnode.v1.machine_pb2`` and friends) live in the build directory's
+``python/memnode/v1`` and are found as a subpackage as long as
+``<build>/python`` is on ``sys.path`` (next to ``client/python``).
+
+The friendly API (``Client``, ``Machine``, ``Process``, ``Ksm``, ``Result``,
+``MemnodeError`` and the errno constants) is exported lazily, so that
+``memnode.digest`` stays importable without the generated stubs.
+"""
+
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+_CLIENT_NAMES = (
+    "Client", "Machine", "Process", "Ksm", "Result", "MemnodeError",
+    "PAGE_SIZE", "PROT_NONE", "PROT_READ", "PROT_WRITE",
+    "OK", "EPERM", "ENOENT", "ESRCH", "EINTR", "EIO", "EAGAIN", "ENOMEM",
+    "EACCES", "EFAULT", "EBUSY", "ENODEV", "EINVAL",
+)
+
+__all__ = list(_CLIENT_NAMES) + ["digest"]
+
+
+def __getattr__(name):
+    if name in _CLIENT_NAMES:
+        from memnode import client as _client
+        return getattr(_client, name)
+    raise AttributeError("module 'memnode' has no attribute %r" % name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
