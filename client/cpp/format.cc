@@ -31,10 +31,10 @@ std::string Bytes(uint64_t bytes) {
   for (const auto& u : kUnits) {
     uint64_t scale = uint64_t{1} << u.shift;
     if (bytes >= scale && bytes % scale == 0) {
-      return absl::StrCat(bytes, " (", bytes / scale, " ", u.unit, ")");
+      return absl::StrCat(bytes / scale, " ", u.unit);
     }
   }
-  return absl::StrCat(bytes);
+  return absl::StrCat(bytes, " bytes");
 }
 
 std::string EnumName(const std::string& name, absl::string_view prefix,
@@ -98,23 +98,34 @@ namespace {
 
 bool IsDecimal(const std::string& cell) {
   return !cell.empty() && std::all_of(cell.begin(), cell.end(), [](char c) {
-    return std::isdigit(static_cast<unsigned char>(c)) || c == '-';
-  }) && cell != "-";
+    return std::isdigit(static_cast<unsigned char>(c));
+  });
 }
+
+// "-" stands for "no value" in numeric columns.
+bool IsPlaceholder(const std::string& cell) { return cell == "-"; }
 
 }  // namespace
 
 void Table::Print(std::ostream& out, absl::string_view indent) const {
   size_t columns = header_.size();
   std::vector<size_t> width(columns);
-  std::vector<bool> right(columns, !rows_.empty());
+  // Right-align a column when its cells are numbers (or "-"), at least one
+  // being a number.
+  std::vector<bool> right(columns, true);
+  std::vector<bool> any_number(columns, false);
   for (size_t c = 0; c < columns; ++c) width[c] = header_[c].size();
   for (const auto& row : rows_) {
     for (size_t c = 0; c < columns && c < row.size(); ++c) {
       width[c] = std::max(width[c], row[c].size());
-      if (!IsDecimal(row[c])) right[c] = false;
+      if (IsDecimal(row[c])) {
+        any_number[c] = true;
+      } else if (!IsPlaceholder(row[c])) {
+        right[c] = false;
+      }
     }
   }
+  for (size_t c = 0; c < columns; ++c) right[c] = right[c] && any_number[c];
   auto print_row = [&](const std::vector<std::string>& row) {
     std::string line(indent);
     for (size_t c = 0; c < columns; ++c) {

@@ -31,7 +31,8 @@ std::string ShortDigest(absl::string_view digest);
 // "yes" / "no".
 std::string YesNo(bool value);
 
-// Byte count with a binary unit when exact: 4096 -> "4096 (4 KiB)".
+// Byte count with a binary unit when exact: 4096 -> "4 KiB", 100 ->
+// "100 bytes".
 std::string Bytes(uint64_t bytes);
 
 // An enum value name without `prefix`: ("PAGE_STATE_ANON", "PAGE_STATE_") ->

@@ -432,8 +432,9 @@ bool Cli::ReadGlobalFlags() {
 int Cli::UsageError(const std::string& message, const Command* command) {
   std::cerr << "error: " << message << "\n";
   if (command != nullptr) {
-    std::cerr << "usage: memnodectl " << command->path << " "
-              << command->synopsis << "\n"
+    std::cerr << "usage: memnodectl " << command->path
+              << (command->synopsis[0] != '\0' ? " " : "") << command->synopsis
+              << "\n"
               << "(memnodectl " << command->path << " --help for details)\n";
   } else {
     std::cerr << "(memnodectl help lists the commands)\n";
@@ -562,7 +563,7 @@ void Cli::PrintMachine(const v1::Machine& m) {
                                   m.topology().blocks_per_node(), " blocks x ",
                                   m.topology().pages_per_block(), " pages"));
   kv.Add("total_pages", absl::StrCat(m.total_pages(), " (",
-                                     Bytes(m.total_pages() * 4096), " bytes)"));
+                                     Bytes(m.total_pages() * 4096), ")"));
   kv.Add("process_count", absl::StrCat(m.process_count()));
   kv.Add("distinct_contents", absl::StrCat(m.distinct_contents()));
   kv.Add("emulated_time_ns", absl::StrCat(m.emulated_time_ns()));
