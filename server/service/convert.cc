@@ -1,0 +1,214 @@
+#include "server/service/convert.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/service/status_mapping.h"
+
+namespace memnode::service {
+namespace {
+
+grpc::Status BadName(const std::string& name, absl::string_view want) {
+  return Error(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_NAME",
+               absl::StrCat("resource name \"", name, "\" is not of the form ", want));
+}
+
+}  // namespace
+
+grpc::Status ParseMachineName(const std::string& name, std::string* id) {
+  std::vector<std::string> parts = absl::StrSplit(name, '/');
+  if (parts.size() != 2 || parts[0] != "machines" || !ValidMachineId(parts[1]))
+    return BadName(name, "machines/{machine}");
+  *id = parts[1];
+  return grpc::Status::OK;
+}
+
+grpc::Status ParseProcessName(const std::string& name, std::string* id, Pid* pid) {
+  std::vector<std::string> parts = absl::StrSplit(name, '/');
+  int32_t p = 0;
+  if (parts.size() != 4 || parts[0] != "machines" || !ValidMachineId(parts[1]) ||
+      parts[2] != "processes" || !absl::SimpleAtoi(parts[3], &p) || p <= 0 ||
+      parts[3] != absl::StrCat(p))
+    return BadName(name, "machines/{machine}/processes/{pid}");
+  *id = parts[1];
+  *pid = p;
+  return grpc::Status::OK;
+}
+
+grpc::Status ParseKsmName(const std::string& name, std::string* id) {
+  std::vector<std::string> parts = absl::StrSplit(name, '/');
+  if (parts.size() != 3 || parts[0] != "machines" || !ValidMachineId(parts[1]) ||
+      parts[2] != "ksm")
+    return BadName(name, "machines/{machine}/ksm");
+  *id = parts[1];
+  return grpc::Status::OK;
+}
+
+grpc::Status Lookup(Registry& reg, const std::string& id, std::shared_ptr<MachineHandle>* out) {
+  auto h = reg.Get(id);
+  if (!h.ok()) return ToGrpc(h.status());
+  *out = *h;
+  return grpc::Status::OK;
+}
+
+grpc::Status PageWindow(int32_t page_size, const std::string& token, size_t total, int32_t def,
+                        int32_t max, size_t* begin, size_t* end, std::string* next_token) {
+  if (page_size < 0) return InvalidField("page_size", "page_size must not be negative");
+  size_t size = page_size == 0 ? def : std::min(page_size, max);
+  size_t off = 0;
+  if (!token.empty()) {
+    uint64_t v;
+    if (token[0] != 'o' || !absl::SimpleAtoi(token.substr(1), &v) || v > total)
+      return Error(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_PAGE_TOKEN",
+                   "page_token is not one this server issued for this list");
+    off = v;
+  }
+  *begin = off;
+  *end = std::min(total, off + size);
+  next_token->clear();
+  if (*end < total) *next_token = absl::StrCat("o", *end);
+  return grpc::Status::OK;
+}
+
+v1::Errno ToProto(Errno e) { return static_cast<v1::Errno>(static_cast<int>(e)); }
+
+v1::PageState ToProto(PageState s) {
+  switch (s) {
+    case PageState::kFree: return v1::PAGE_STATE_FREE;
+    case PageState::kAnon: return v1::PAGE_STATE_ANON;
+    case PageState::kKsm: return v1::PAGE_STATE_KSM;
+    case PageState::kShmem: return v1::PAGE_STATE_SHMEM;
+    case PageState::kZero: return v1::PAGE_STATE_ZERO;
+    case PageState::kReserved: return v1::PAGE_STATE_RESERVED;
+    case PageState::kOffline: return v1::PAGE_STATE_OFFLINE;
+  }
+  return v1::PAGE_STATE_UNSPECIFIED;
+}
+
+v1::RmapState ToProto(RmapState s) {
+  switch (s) {
+    case RmapState::kNone: return v1::RMAP_STATE_NONE;
+    case RmapState::kUnstable: return v1::RMAP_STATE_UNSTABLE;
+    case RmapState::kStable: return v1::RMAP_STATE_STABLE;
+  }
+  return v1::RMAP_STATE_UNSPECIFIED;
+}
+
+void ToProto(const MachineInfo& mi, const std::string& id, v1::Machine* out) {
+  out->set_name(absl::StrCat("machines/", id));
+  auto* t = out->mutable_topology();
+  t->set_nodes(mi.config.nodes);
+  t->set_blocks_per_node(mi.config.blocks_per_node);
+  t->set_pages_per_block(mi.config.pages_per_block);
+  out->set_clock_mode(mi.config.clock == ClockMode::kManual ? v1::CLOCK_MODE_MANUAL
+                                                            : v1::CLOCK_MODE_REALTIME);
+  out->set_profile(mi.config.profile);
+  for (const NodeStats& ns : mi.nodes) {
+    auto* n = out->add_nodes();
+    n->set_node(ns.node);
+    n->set_blocks(ns.blocks);
+    n->set_present_pages(ns.present_pages);
+    n->set_free_pages(ns.free_pages);
+    n->set_anon_pages(ns.anon_pages);
+    n->set_ksm_pages(ns.ksm_pages);
+    n->set_shmem_pages(ns.shmem_pages);
+    n->set_reserved_pages(ns.reserved_pages);
+  }
+  out->set_total_pages(mi.total_pages);
+  out->set_process_count(mi.process_count);
+  out->set_distinct_contents(mi.distinct_contents);
+  out->set_emulated_time_ns(mi.emulated_time_ns);
+}
+
+void ToProto(const std::string& machine_id, const ProcessInfo& pi, v1::Process* out) {
+  out->set_name(absl::StrCat("machines/", machine_id, "/processes/", pi.pid));
+  out->set_pid(pi.pid);
+  out->set_uid(pi.uid);
+  out->set_privileged(pi.privileged);
+  out->set_home_node(pi.home_node);
+  out->set_parent_pid(pi.ppid);
+  out->set_state(pi.exited ? v1::PROCESS_STATE_EXITED : v1::PROCESS_STATE_RUNNING);
+  for (const VmaInfo& vi : pi.vmas) {
+    auto* v = out->add_vmas();
+    v->set_start(vi.start);
+    v->set_end(vi.end);
+    v->set_prot(vi.prot);
+    v->set_shared(vi.shared);
+    v->set_mergeable(vi.mergeable);
+    v->set_has_anon_vma(vi.anon_vma);
+    v->set_resident_pages(vi.resident_pages);
+  }
+  out->set_ksm_registered(pi.ksm_registered);
+  out->set_anon_pages(pi.anon_pages);
+  out->set_ksm_pages(pi.ksm_pages);
+  out->set_zero_pages(pi.zero_pages);
+  out->set_shmem_pages(pi.shmem_pages);
+  out->set_pinned_pages(pi.pinned_pages);
+}
+
+void ToProto(const FrameInfo& fi, v1::PageFrame* out) {
+  out->set_pfn(fi.pfn);
+  out->set_node(fi.node);
+  out->set_block(fi.block);
+  out->set_state(ToProto(fi.state));
+  out->set_refcount(fi.refcount);
+  out->set_mapcount(fi.mapcount);
+  out->set_pins(fi.pins);
+  out->set_content_digest(fi.content_digest);
+  out->set_stable_node_id(fi.stable_node_id);
+}
+
+void ToProto(const std::string& machine_id, const KsmInfo& ki, v1::Ksm* out) {
+  out->set_name(absl::StrCat("machines/", machine_id, "/ksm"));
+  out->set_run(ki.run);
+  out->set_pages_to_scan(ki.pages_to_scan);
+  out->set_sleep_millisecs(ki.sleep_millisecs);
+  out->set_pages_shared(ki.pages_shared);
+  out->set_pages_sharing(ki.pages_sharing);
+  out->set_pages_unshared(ki.pages_unshared);
+  out->set_pages_volatile(ki.pages_volatile);
+  out->set_full_scans(ki.full_scans);
+  out->set_rmap_items(ki.rmap_items);
+  out->set_stable_nodes(ki.stable_nodes);
+  out->set_mm_slots(ki.mm_slots);
+  out->set_cursor_pid(ki.cursor_pid);
+  out->set_cursor_address(ki.cursor_address);
+  out->set_visits_total(ki.visits_total);
+  out->set_locked_by_offline(ki.locked_by_offline);
+}
+
+void ToProto(const StableNodeInfo& si, v1::StableNode* out) {
+  out->set_id(si.id);
+  out->set_kpfn(si.kpfn);
+  out->set_node(si.node);
+  out->set_content_digest(si.content_digest);
+  for (const auto& [pid, addr] : si.mappings) {
+    auto* m = out->add_mappings();
+    m->set_pid(pid);
+    m->set_address(addr);
+  }
+  out->set_stale(si.stale);
+  out->set_mapcount(si.mapcount);
+  out->set_depth(si.depth);
+}
+
+void ToProto(const RmapItemInfo& ri, v1::RmapItem* out) {
+  out->set_pid(ri.pid);
+  out->set_address(ri.address);
+  out->set_state(ToProto(ri.state));
+  out->set_oldchecksum(ri.oldchecksum);
+  out->set_seqnr(ri.seqnr);
+  out->set_stable_node_id(ri.stable_node_id);
+  out->set_content_digest(ri.content_digest);
+  out->set_depth(ri.depth);
+  out->set_previous_pass(ri.previous_pass);
+}
+
+void ToProto(const AccessResult& r, v1::MemoryAccessResult* out) {
+  out->set_errnum(ToProto(r.err));
+  out->set_bytes_done(r.bytes_done);
+  out->set_fault_address(r.fault_address);
+}
+
+}  // namespace memnode::service

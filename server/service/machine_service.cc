@@ -1,0 +1,108 @@
+#include "absl/strings/str_cat.h"
+#include "server/service/convert.h"
+#include "server/service/services.h"
+#include "server/service/status_mapping.h"
+
+namespace memnode::service {
+
+MachineConfig ConfigFromProto(const v1::Machine& m) {
+  MachineConfig c;
+  if (m.topology().nodes()) c.nodes = m.topology().nodes();
+  if (m.topology().blocks_per_node()) c.blocks_per_node = m.topology().blocks_per_node();
+  if (m.topology().pages_per_block()) c.pages_per_block = m.topology().pages_per_block();
+  c.clock = m.clock_mode() == v1::CLOCK_MODE_REALTIME ? ClockMode::kRealtime : ClockMode::kManual;
+  if (!m.profile().empty()) c.profile = m.profile();
+  return c;
+}
+
+grpc::Status MachineServiceImpl::CreateMachine(grpc::ServerContext*,
+                                               const v1::CreateMachineRequest* req,
+                                               v1::Machine* resp) {
+  if (req->machine().clock_mode() != v1::CLOCK_MODE_UNSPECIFIED &&
+      !v1::ClockMode_IsValid(req->machine().clock_mode()))
+    return InvalidField("machine.clock_mode", "unknown clock mode");
+  auto h = reg_.Create(req->machine_id(), ConfigFromProto(req->machine()));
+  if (!h.ok()) return ToGrpc(h.status());
+  ToProto((*h)->machine().Info(), (*h)->id(), resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status MachineServiceImpl::GetMachine(grpc::ServerContext*, const v1::GetMachineRequest* req,
+                                            v1::Machine* resp) {
+  std::string id;
+  std::shared_ptr<MachineHandle> h;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->name(), &id));
+  MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
+  ToProto(h->machine().Info(), id, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status MachineServiceImpl::ListMachines(grpc::ServerContext*,
+                                              const v1::ListMachinesRequest* req,
+                                              v1::ListMachinesResponse* resp) {
+  auto all = reg_.List();
+  size_t b, e;
+  std::string next;
+  MEMNODE_RETURN_IF_GRPC_ERROR(PageWindow(req->page_size(), req->page_token(), all.size(), 50, 1000,
+                                          &b, &e, &next));
+  for (size_t i = b; i < e; ++i) ToProto(all[i]->machine().Info(), all[i]->id(), resp->add_machines());
+  resp->set_next_page_token(next);
+  return grpc::Status::OK;
+}
+
+grpc::Status MachineServiceImpl::DeleteMachine(grpc::ServerContext*,
+                                               const v1::DeleteMachineRequest* req,
+                                               google::protobuf::Empty*) {
+  std::string id;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->name(), &id));
+  return ToGrpc(reg_.Delete(id));
+}
+
+grpc::Status MachineServiceImpl::CheckMachine(grpc::ServerContext*,
+                                              const v1::CheckMachineRequest* req,
+                                              v1::CheckMachineResponse* resp) {
+  std::string id;
+  std::shared_ptr<MachineHandle> h;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->name(), &id));
+  MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
+  CheckResult r = h->machine().Check();
+  resp->set_ok(r.ok());
+  for (const auto& v : r.violations) resp->add_violations(v);
+  resp->set_state_digest(r.state_digest);
+  return grpc::Status::OK;
+}
+
+grpc::Status MachineServiceImpl::GetPageFrame(grpc::ServerContext*,
+                                              const v1::GetPageFrameRequest* req,
+                                              v1::PageFrame* resp) {
+  std::string id;
+  std::shared_ptr<MachineHandle> h;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->machine(), &id));
+  MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
+  auto fi = h->machine().GetFrame(req->pfn());
+  if (!fi.ok()) return ToGrpc(fi.status());
+  ToProto(*fi, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status MachineServiceImpl::ListPageFrames(grpc::ServerContext*,
+                                                const v1::ListPageFramesRequest* req,
+                                                v1::ListPageFramesResponse* resp) {
+  std::string id;
+  std::shared_ptr<MachineHandle> h;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->machine(), &id));
+  MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
+  if (req->count() == 0 || req->count() > 65536)
+    return InvalidField("count", "count must be 1..65536");
+  auto frames = h->machine().ListFrames(req->start_pfn(), req->count(), req->skip_free());
+  if (!frames.ok()) return ToGrpc(frames.status());
+  size_t b, e;
+  std::string next;
+  MEMNODE_RETURN_IF_GRPC_ERROR(PageWindow(req->page_size(), req->page_token(), frames->size(), 256,
+                                          4096, &b, &e, &next));
+  for (size_t i = b; i < e; ++i) ToProto((*frames)[i], resp->add_frames());
+  resp->set_next_page_token(next);
+  return grpc::Status::OK;
+}
+
+}  // namespace memnode::service

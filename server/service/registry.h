@@ -1,0 +1,76 @@
+// The server's machines: creation and deletion under limits, name lookup,
+// and one ksmd thread per REALTIME machine (the core spawns no threads).
+// Linux analogue: none; ksmd's thread loop is ksm_scan_thread (kernel-semantics
+// 2.1 rule 1): a batch of pages_to_scan visits, then sleep_millisecs.
+// Thread safety: thread-safe. Lock order: Registry::mu_, then Machine::mu_
+// (never the reverse: ksmd threads hold no registry lock while scanning).
+#ifndef MEMNODE_SERVER_SERVICE_REGISTRY_H_
+#define MEMNODE_SERVER_SERVICE_REGISTRY_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/core/machine.h"
+
+namespace memnode::service {
+
+struct Limits {
+  uint32_t max_machines = 16;
+  uint64_t max_machine_bytes = uint64_t{1} << 40;  // emulated bytes per machine
+  uint64_t max_total_bytes = uint64_t{4} << 40;    // emulated bytes per server
+  uint64_t max_request_bytes = 4 << 20;            // bytes per read/write call
+};
+
+// A machine and its ksmd thread.
+class MachineHandle {
+ public:
+  MachineHandle(std::string id, std::unique_ptr<Machine> machine);
+  ~MachineHandle();  // stops ksmd
+  const std::string& id() const { return id_; }
+  Machine& machine() { return *machine_; }
+  // Wakes ksmd (after a run write or a registration), like wake_up_interruptible.
+  void Wake();
+
+ private:
+  void KsmdLoop();
+  const std::string id_;
+  std::unique_ptr<Machine> machine_;
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool woken_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread ksmd_;
+};
+
+class Registry {
+ public:
+  explicit Registry(const Limits& limits) : limits_(limits) {}
+  ~Registry();
+  const Limits& limits() const { return limits_; }
+
+  absl::StatusOr<std::shared_ptr<MachineHandle>> Create(const std::string& id,
+                                                        const MachineConfig& config)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::shared_ptr<MachineHandle>> Get(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Delete(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<std::shared_ptr<MachineHandle>> List() ABSL_LOCKS_EXCLUDED(mu_);
+  // Stops every ksmd and drops every machine (graceful shutdown).
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  const Limits limits_;
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<MachineHandle>> machines_ ABSL_GUARDED_BY(mu_);
+};
+
+// Valid machine ids: [a-z][a-z0-9-]{0,62}.
+bool ValidMachineId(absl::string_view id);
+
+}  // namespace memnode::service
+
+#endif  // MEMNODE_SERVER_SERVICE_REGISTRY_H_

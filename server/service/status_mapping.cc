@@ -1,0 +1,34 @@
+#include "server/service/status_mapping.h"
+
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "server/core/status.h"
+
+namespace memnode::service {
+
+grpc::Status Error(grpc::StatusCode code, absl::string_view reason, absl::string_view message,
+                   const std::map<std::string, std::string>& metadata) {
+  google::rpc::ErrorInfo info;
+  info.set_reason(std::string(reason));
+  info.set_domain(kErrorDomain);
+  for (const auto& [k, v] : metadata) (*info.mutable_metadata())[k] = v;
+  google::rpc::Status st;
+  st.set_code(static_cast<int>(code));
+  st.set_message(std::string(message));
+  st.add_details()->PackFrom(info);
+  return grpc::Status(code, std::string(message), st.SerializeAsString());
+}
+
+grpc::Status InvalidField(absl::string_view field, absl::string_view message) {
+  return Error(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_FIELD", message,
+               {{"field", std::string(field)}});
+}
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  std::string reason = ErrorReason(status);
+  if (reason.empty()) reason = "INTERNAL";
+  return Error(static_cast<grpc::StatusCode>(status.code()), reason, status.message());
+}
+
+}  // namespace memnode::service
