@@ -176,7 +176,14 @@ void Ksm::RemoveFromTree(RmapItem* item) {
   } else if (item->state == RmapState::kUnstable) {
     uint8_t age = static_cast<uint8_t>(seqnr_ - item->seqnr);
     MEMNODE_CHECK(age <= 1, "unstable rmap item older than one pass");
-    if (age == 0) unstable_.Erase(&item->rb);
+    // The kernel erases only age-0 items; an age-1 item can still be linked
+    // between a pass end and the next pass start (the old tree is about to be
+    // forgotten). Unlinking it too changes nothing observable and keeps the
+    // old tree listable without dangling items.
+    if (item->in_tree) {
+      unstable_.Erase(&item->rb);
+      item->in_tree = false;
+    }
     pages_unshared_--;
     item->state = RmapState::kNone;
   }
@@ -261,6 +268,7 @@ RmapItem* Ksm::UnstableTreeSearchInsert(RmapItem* item, Pfn page, Pfn* tree_page
   }
   item->state = RmapState::kUnstable;
   item->seqnr = static_cast<uint8_t>(seqnr_);
+  item->in_tree = true;
   RbTree::Link(&item->rb, parent, link);
   unstable_.InsertColor(&item->rb);
   pages_unshared_++;
@@ -413,11 +421,16 @@ RmapItem* Ksm::NextRmapItem(MmSlot* slot, Vaddr addr) {
   return item;
 }
 
+void Ksm::ResetUnstable() {
+  for (RbNode* n = unstable_.First(); n; n = RbTree::Next(n)) Container<RmapItem>(n)->in_tree = false;
+  unstable_.Reset();
+}
+
 RmapItem* Ksm::ScanNext(Pfn* page) {
   if (!HasSlots()) return nullptr;
   MmSlot* slot = cur_slot_;
   if (slot == &head_) {
-    unstable_.Reset();  // 2.2 rule 4
+    ResetUnstable();  // 2.2 rule 4
     slot = head_.next;
     cur_slot_ = slot;
     cur_address_ = 0;
@@ -622,7 +635,7 @@ RmapItemInfo Ksm::DescribeItem(const RmapItem* item) {
   if (item->state == RmapState::kUnstable) {
     ri.seqnr = item->seqnr;
     ri.previous_pass = static_cast<uint8_t>(seqnr_ - item->seqnr) != 0;
-    if (!ri.previous_pass) ri.depth = RbTree::Depth(&item->rb);
+    if (item->in_tree) ri.depth = RbTree::Depth(&item->rb);
   }
   if (item->state == RmapState::kStable && item->head) ri.stable_node_id = item->head->id;
   Process* mm = item->slot->mm;
@@ -693,7 +706,10 @@ void Ksm::Check(std::vector<std::string>* out) {
         unshared++;
         uint8_t age = static_cast<uint8_t>(seqnr_ - item->seqnr);
         if (age > 1) fail("unstable item older than one pass");
-        if ((age == 0) != (in_unstable.count(item) > 0))
+        // Age 0 items are in the tree; age 1 items only until the next pass
+        // starts (the cursor is then between passes).
+        bool want = age == 0 || (item->in_tree && cur_slot_ == &head_);
+        if (want != (in_unstable.count(item) > 0) || item->in_tree != (in_unstable.count(item) > 0))
           fail(absl::StrFormat("pid %d 0x%x: unstable tree membership wrong", s->mm->pid, a));
       }
     }

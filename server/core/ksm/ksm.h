@@ -78,6 +78,9 @@ class Ksm {
   // Visit (2.3).
   void CmpAndMergePage(Pfn page, RmapItem* item);
   void RemoveFromTree(RmapItem* item);
+  // Forgets the unstable tree at the start of a pass (the kernel's
+  // "root = RB_ROOT"), clearing the members' in_tree marks.
+  void ResetUnstable();
   // get_ksm_page: the KSM page of a node, or kNoPfn after pruning it.
   Pfn GetKsmPage(StableNode* node);
   bool NodeValid(const StableNode* node) const;

@@ -30,7 +30,8 @@ struct RmapItem {
   uint32_t oldchecksum = 0;     // checksum at the previous visit (0 = none)
   uint8_t seqnr = 0;            // low 8 bits of the pass at unstable insert
   RmapState state = RmapState::kNone;
-  RbNode rb;                    // unstable tree link, when kUnstable (age 0)
+  bool in_tree = false;         // linked in unstable_ (see Ksm::ResetUnstable)
+  RbNode rb;                    // unstable tree link, when in_tree
   // Stable state: the node and the node's list (hlist: newest first).
   StableNode* head = nullptr;
   RmapItem* hnext = nullptr;
