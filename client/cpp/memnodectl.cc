@@ -68,6 +68,8 @@ constexpr double kDefaultTimeoutSeconds = 30;
 // Page sizes asked of the list RPCs (the server caps them anyway).
 constexpr int32_t kListPageSize = 1000;
 constexpr int32_t kFramePageSize = 4096;
+// Bytes asked per ReadMemory call (below the server's per-request limit).
+constexpr uint64_t kReadChunkBytes = uint64_t{1} << 20;
 
 // Name of a canonical gRPC status code.
 const char* CodeName(grpc::StatusCode code) {
@@ -1183,11 +1185,31 @@ int Cli::Read() {
   }
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
+  // Reads are observation only, so a long range is read in chunks below the
+  // server's per-request limit; the first errno ends the read and, as for a
+  // single request, no data is returned.
+  const uint64_t address = request.address();
+  const uint64_t length = request.length();
   v1::ReadMemoryResponse response;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::ReadMemory,
-                    request, &response)) {
-    return rc;
-  }
+  uint64_t done = 0;
+  do {
+    v1::ReadMemoryResponse part;
+    request.set_address(address + done);
+    request.set_length(std::min(kReadChunkBytes, length - done));
+    if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::ReadMemory,
+                      request, &part)) {
+      return rc;
+    }
+    if (part.errnum() != v1::ERRNO_OK) {
+      response.clear_data();
+      response.set_errnum(part.errnum());
+      response.set_fault_address(part.fault_address());
+      break;
+    }
+    response.mutable_data()->append(part.data());
+    done += request.length();
+  } while (done < length);
+  request.set_address(address);
   if (json_) {
     PrintJson(response);
   } else if (response.errnum() == v1::ERRNO_OK) {
