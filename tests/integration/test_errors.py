@@ -126,12 +126,20 @@ def test_emulated_errors_are_values(machine):
     assert (r.errnum, r.ok) == (EFAULT, False)
     assert r.errno_name == "ERRNO_EFAULT"
     assert r.bytes_done == 0
-    # A write straddling the end of the mapping: EFAULT and the mapped part
-    # is untouched.
-    r = p.write(rw + 4 * PAGE_SIZE - 2, b"abcd")
+    # A write straddling the start of the mapping (nothing is mapped just
+    # below it): EFAULT and the mapped part is untouched.
+    assert p.translate(rw - PAGE_SIZE)[0].mapped is False
+    r = p.write(rw - 2, b"abcd")
     assert r.errnum == EFAULT
     assert r.bytes_done == 0
-    assert p.read(rw + 4 * PAGE_SIZE - 2, 2).data == b"\x5a\x5a"
+    assert p.read(rw, 2).data == b"\x5a\x5a"
+    # A write running from the rw mapping into the read-only one right above
+    # it (first fit upwards) is refused as a whole: EACCES.
+    if ro == rw + 4 * PAGE_SIZE:
+        r = p.write(rw + 4 * PAGE_SIZE - 2, b"abcd")
+        assert r.errnum == EACCES
+        assert r.bytes_done == 0
+        assert p.read(rw + 4 * PAGE_SIZE - 2, 2).data == b"\x5a\x5a"
     # Reading outside any mapping is EFAULT too.
     assert p.read(unmapped, 8).errnum == EFAULT
 

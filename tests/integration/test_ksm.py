@@ -457,3 +457,101 @@ def test_scenario_10_16_mergeable_on_shared_anonymous_memory(machine):
     for t in s.translate(shm, 2):
         assert t.state == common_pb2.PAGE_STATE_SHMEM
     assert s.read(shm, 2 * PAGE_SIZE).data == b"\x77" * (2 * PAGE_SIZE)
+
+
+# --------------------------------------------------------------------------
+# kernel-semantics 10.14 (second half), 10.18, 4.3
+# --------------------------------------------------------------------------
+
+def test_scenario_10_14_run2_then_run1_remerges(machine):
+    m = machine
+    ksm = m.ksm
+    a, b, addr_a, addr_b, pfn_a, pfn_b = merge_scenario1(m)
+    assert ksm.set(run=1).ok
+
+    # run=2: private copies for both, KSM page freed, items freed, node
+    # pruned, full_scans reset; slots stay registered (4.3 rule 15).
+    r = ksm.set(run=2)
+    assert r.ok, r
+    k = r.ksm
+    assert k.run == 2
+    assert (k.full_scans,) + counters(k) == (0, 0, 0, 0, 0)
+    assert k.rmap_items == 0
+    assert k.mm_slots == 2
+    assert ksm.stable_nodes() == []
+    assert m.page(pfn_b).state == common_pb2.PAGE_STATE_FREE
+    new_a, new_b = a.pfn(addr_a), b.pfn(addr_b)
+    assert pfn_b not in (new_a, new_b) and new_a != new_b
+    for p, addr in ((a, addr_a), (b, addr_b)):
+        assert p.translate(addr)[0].state == common_pb2.PAGE_STATE_ANON
+        assert p.read(addr, PAGE_SIZE).data == PAGE_A
+    # Writing 2 again is a no-op (9.1 run row).
+    assert ksm.set(run=2).ok
+    assert ksm.get().full_scans == 0
+
+    # run=1, two more passes: merged again exactly as in scenario 1; the KSM
+    # page is B's new private copy (the later-visited page).
+    assert ksm.set(run=1).ok
+    k = passes(ksm, 1)
+    assert counters(k) == (0, 0, 0, 2)
+    k = passes(ksm, 1)
+    assert k.full_scans == 2
+    assert counters(k) == (1, 1, 0, 0)
+    assert [n.kpfn for n in ksm.stable_nodes()] == [new_b]
+    assert a.pfn(addr_a) == new_b
+    assert m.page(new_a).state == common_pb2.PAGE_STATE_FREE
+    assert ksm.set(run=0).ok
+    assert m.check().ok
+
+
+def test_scenario_10_18_fork_of_a_merged_process(machine):
+    m = machine
+    ksm = m.ksm
+    a, b, addr_a, addr_b, pfn_a, pfn_b = merge_scenario1(m)
+
+    # Fork registers the child and copies the KSM pte; counters unchanged
+    # until ksmd visits the child (5.2 rule 7).
+    c = a.fork()
+    child = c.get()
+    assert child.ksm_registered is True
+    assert child.ksm_pages == 1
+    assert c.pfn(addr_a) == pfn_b
+    assert m.page(pfn_b).mapcount == 3
+    k = ksm.get()
+    assert counters(k) == (1, 1, 0, 0)
+    assert k.mm_slots == 3
+    # The child's visit takes the "page is itself KSM" path: sharing + 1.
+    k = passes(ksm, 1)
+    assert counters(k) == (1, 2, 0, 0)
+    nodes = ksm.stable_nodes()
+    assert len(nodes) == 1
+    assert sorted((s.pid, s.address) for s in nodes[0].mappings) == sorted(
+        [(a.pid, addr_a), (b.pid, addr_b), (c.pid, addr_a)])
+    assert c.read(addr_a, PAGE_SIZE).data == PAGE_A
+    assert m.check().ok
+
+
+def test_madv_unmergeable_breaks_cow_now_and_counts_later(machine):
+    m = machine
+    ksm = m.ksm
+    a, b, addr_a, addr_b, pfn_a, pfn_b = merge_scenario1(m)
+
+    # 4.3 rules 12-14: A gets a private copy at once, VM_MERGEABLE is
+    # cleared, but rmap items and counters wait for ksmd.
+    r = a.madvise(addr_a, PAGE_SIZE, "unmergeable")
+    assert r.ok, r
+    t = a.translate(addr_a)[0]
+    assert t.pfn != pfn_b and t.state == common_pb2.PAGE_STATE_ANON
+    assert a.read(addr_a, PAGE_SIZE).data == PAGE_A
+    assert [v.mergeable for v in a.get().vmas] == [False]
+    assert counters(ksm.get()) == (1, 1, 0, 0)
+    assert len(ksm.rmap_items(a.pid)) == 1
+    # Next pass: A's vma is skipped, its item is freed (B remains on the
+    # node: sharing - 1) and, no mergeable vma seen, A is unregistered.
+    k = passes(ksm, 1)
+    assert counters(k) == (1, 0, 0, 0)
+    assert k.mm_slots == 1
+    assert ksm.rmap_items(a.pid) == []
+    assert a.get().ksm_registered is False
+    assert b.pfn(addr_b) == pfn_b
+    assert m.check().ok
