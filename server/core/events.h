@@ -18,7 +18,16 @@ enum class EventKind {
   kPrune,          // a stable node was removed from the tree
   kPassEnd,        // ksmd completed a pass (full_scans grew)
   kProcessExit,    // a process exited
+  kMigrate,        // migrate_pages() finished with one page (moved or not)
+  kNotifier,       // a memory notifier was called
+  kOfflinePhase,   // an offline passed a phase (isolated, going offline, ...)
+  kOfflineResult,  // an offline ended (value: errno, 0 = offlined)
+  kKsmdHeld,       // a ksmd batch was held back by an offline's lock
 };
+
+// Who asked for a migration (kernel-semantics 6.1 rule 5).
+enum class MigrateReason { kOffline, kMbind, kMigratePages, kMovePages };
+const char* MigrateReasonName(MigrateReason r);
 
 enum class PruneReason {
   kStale,    // get_ksm_page found the KSM page gone (lazy pruning)
@@ -38,6 +47,19 @@ struct Event {
   PruneReason reason = PruneReason::kStale;  // kPrune
   uint64_t value = 0;     // kPassEnd: full_scans after the pass; kPrune: items stripped
   bool new_node = false;  // kMerge: the merge created the stable node
+  // kMigrate: why, and the result (0 moved, else -errno: -EBUSY, -EAGAIN, -ENOMEM).
+  MigrateReason migrate_reason = MigrateReason::kOffline;
+  int32_t result = 0;
+  bool ksm = false;       // kMigrate: the page was a KSM page
+  // kNotifier: the event (Machine::MemEvent as int), notifier priority, name.
+  int mem_event = 0;
+  int priority = 0;
+  const char* notifier = "";
+  // kNotifier, kOfflinePhase, kOfflineResult: the memory block.
+  BlockId block = 0;
+  // kOfflinePhase: Machine::OfflinePhase as int; kOfflineResult: duration.
+  int phase = 0;
+  uint64_t duration_ns = 0;
 };
 
 class Observer {

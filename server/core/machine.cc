@@ -88,6 +88,11 @@ Machine::Machine(const MachineConfig& config) : config_(config) {
   z.content = contents_.zero();
   SetState(0, z, PageState::kZero);
   ksm_ = std::make_unique<Ksm>(*this);
+  NotifierEntry ksm_cb;
+  ksm_cb.priority = 100;  // hotplug_memory_notifier(ksm_memory_callback, 100)
+  ksm_cb.name = "ksm";
+  ksm_cb.is_ksm = true;
+  notifiers_.push_back(ksm_cb);
 }
 
 Machine::~Machine() {
@@ -121,7 +126,7 @@ PageFrame& Machine::Frame(Pfn pfn) {
 }
 
 PageFrame* Machine::FrameIfPopulated(Pfn pfn) {
-  if (pfn >= config_.total_pages()) return nullptr;
+  if (pfn >= PfnLimit()) return nullptr;
   MemoryBlock& b = BlockOf(pfn);
   if (!b.frames) return nullptr;
   return &b.frames[pfn - b.start];
@@ -149,25 +154,6 @@ Pfn Machine::AllocOnNode(NodeId node) {
   MEMNODE_CHECK(off < b.pages, "allocator overran a block");
   if (--b.free_pages == 0) set.erase(b.id);
   return b.start + off;
-}
-
-Pfn Machine::AllocPage(NodeId node, PageState state, Content* content) {
-  Pfn pfn = AllocOnNode(node);
-  for (NodeId n = 0; pfn == kNoPfn && n < config_.nodes; ++n) {
-    if (n != node) pfn = AllocOnNode(n);
-  }
-  if (pfn == kNoPfn) return kNoPfn;
-  PageFrame& f = Frame(pfn);
-  MEMNODE_CHECK(f.state == PageState::kFree && f.refcount == 0, "allocated a busy frame");
-  SetState(pfn, f, state);
-  f.content = content;
-  contents_.Ref(content);
-  f.refcount = 0;
-  f.mapcount = 0;
-  f.pins = 0;
-  f.ksm_node = nullptr;
-  f.shm_owned = false;
-  return pfn;
 }
 
 void Machine::FreePage(Pfn pfn) {
@@ -203,7 +189,7 @@ FrameInfo Machine::DescribeFrame(Pfn pfn) {
   fi.node = b.node;
   fi.block = b.id;
   PageFrame* f = FrameIfPopulated(pfn);
-  if (b.state == BlockState::kOffline) {
+  if (b.state == BlockState::kOffline || b.state == BlockState::kRemoved) {
     fi.state = PageState::kOffline;
     return fi;
   }
@@ -219,17 +205,16 @@ FrameInfo Machine::DescribeFrame(Pfn pfn) {
 
 absl::StatusOr<FrameInfo> Machine::GetFrame(Pfn pfn) {
   absl::MutexLock lock(&mu_);
-  if (pfn >= config_.total_pages())
+  if (pfn >= PfnLimit())
     return MakeError(absl::StatusCode::kOutOfRange, "PFN_OUT_OF_RANGE",
-                     absl::StrCat("pfn ", pfn, " beyond the machine's ",
-                                  config_.total_pages(), " pages"));
+                     absl::StrCat("pfn ", pfn, " beyond the machine's ", PfnLimit(), " pages"));
   return DescribeFrame(pfn);
 }
 
 absl::StatusOr<std::vector<FrameInfo>> Machine::ListFrames(Pfn start, uint64_t count,
                                                            bool skip_free) {
   absl::MutexLock lock(&mu_);
-  const uint64_t total = config_.total_pages();
+  const uint64_t total = PfnLimit();
   if (start >= total)
     return MakeError(absl::StatusCode::kOutOfRange, "PFN_OUT_OF_RANGE",
                      absl::StrCat("start_pfn ", start, " beyond the machine"));
@@ -238,7 +223,7 @@ absl::StatusOr<std::vector<FrameInfo>> Machine::ListFrames(Pfn start, uint64_t c
   for (Pfn pfn = start; pfn < end; ++pfn) {
     MemoryBlock& b = BlockOf(pfn);
     if (skip_free && (!b.frames || b.frames[pfn - b.start].state == PageState::kFree) &&
-        b.state != BlockState::kOffline) {
+        b.state != BlockState::kOffline && b.state != BlockState::kRemoved) {
       if (!b.frames) pfn = b.start + b.pages - 1;  // skip the untouched block
       continue;
     }
@@ -251,11 +236,12 @@ MachineInfo Machine::Info() {
   absl::MutexLock lock(&mu_);
   MachineInfo mi;
   mi.config = config_;
-  mi.total_pages = config_.total_pages();
+  mi.total_pages = PfnLimit();
   mi.nodes.resize(config_.nodes);
   for (NodeId n = 0; n < config_.nodes; ++n) mi.nodes[n].node = n;
   for (const MemoryBlock& b : blocks_) {
     NodeStats& ns = mi.nodes[b.node];
+    if (b.state == BlockState::kRemoved) continue;
     ns.blocks++;
     if (b.state == BlockState::kOffline) continue;
     ns.present_pages += b.pages;

@@ -15,6 +15,7 @@
 #define MEMNODE_SERVER_CORE_MACHINE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,6 +25,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "server/core/content.h"
@@ -55,9 +58,12 @@ struct PageFrame {
   int32_t pins = 0;                 // extra references (get_user_pages)
   PageState state = PageState::kFree;
   bool shm_owned = false;           // a shared-anonymous object holds a ref
+  bool unmovable = false;           // kReserved: in an unmovable pageblock
+                                    // (false: a non-LRU page in a movable one)
 };
 
-enum class BlockState { kOnline, kGoingOffline, kOffline };
+enum class BlockState { kOnline, kGoingOffline, kOffline, kRemoved };
+const char* BlockStateName(BlockState s);
 
 // A memory block (sysfs memoryN; one sparsemem section in 2.6.33).
 struct MemoryBlock {
@@ -72,6 +78,14 @@ struct MemoryBlock {
   uint64_t next_untouched = 0;       // offsets >= this were never allocated
   uint64_t free_pages = 0;
   uint64_t count[8] = {};            // frames per PageState (index = state)
+  uint64_t unmovable_pages = 0;      // kReserved frames with `unmovable`
+};
+
+// A NUMA memory policy (struct mempolicy), 2.6.33 modes.
+struct MemPolicy {
+  enum Mode { kDefault = 0, kPreferred = 1, kBind = 2, kInterleave = 3 };
+  Mode mode = kDefault;
+  uint64_t nodes = 0;  // node mask (bit n = node n); PREFERRED: one bit or none (local)
 };
 
 // A page-table entry: pfn plus the hardware write bit.
@@ -95,6 +109,8 @@ struct Vma {
   bool anon_vma = false;   // has an anon_vma (some page was write-faulted)
   ShmObject* shm = nullptr;
   uint64_t shm_pgoff = 0;  // page offset of `start` in shm
+  bool has_policy = false;  // a VMA policy set by mbind
+  MemPolicy policy;         // valid when has_policy
 };
 
 // task_struct + mm_struct.
@@ -109,6 +125,7 @@ struct Process {
   absl::btree_map<uint64_t, Pte> ptes;       // vpn -> pte
   absl::btree_multimap<Vaddr, Pfn> pins;     // pinned frames by address
   MmSlot* ksm_slot = nullptr;                // registered with KSM
+  MemPolicy policy;                          // task policy (set_mempolicy)
 };
 
 struct FillPattern {
@@ -267,8 +284,11 @@ class Machine {
   // --- KSM (ksm/ksm.cc) -------------------------------------------------------
   KsmInfo GetKsm() ABSL_LOCKS_EXCLUDED(mu_);
   // Typed knob writes with 2.6.33 validation; all validated before any applies.
-  Errno KsmUpdate(std::optional<uint64_t> run, std::optional<uint64_t> pages_to_scan,
-                  std::optional<uint64_t> sleep_millisecs) ABSL_LOCKS_EXCLUDED(mu_);
+  // A run write while an offline holds KSM's lock would block in the kernel:
+  // FAILED_PRECONDITION KSM_LOCKED here, nothing changed (the service waits
+  // and retries until the offline ends or the call's deadline).
+  absl::StatusOr<Errno> KsmUpdate(std::optional<uint64_t> run, std::optional<uint64_t> pages_to_scan,
+                                  std::optional<uint64_t> sleep_millisecs) ABSL_LOCKS_EXCLUDED(mu_);
   // A sysfs write as text. NOT_FOUND-like misuse (unknown file) is a Status.
   absl::StatusOr<Errno> KsmWriteSysfs(absl::string_view file, absl::string_view text)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -291,20 +311,124 @@ class Machine {
   // Whether ksmd has work (run & 1 and a registered mm), without scanning.
   KsmdTick KsmdState() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // --- NUMA policy and migration (migrate.cc) ----------------------------------
+  // set_mempolicy(2) of `pid`; returns the emulated errno.
+  absl::StatusOr<Errno> SetMempolicy(Pid pid, MemPolicy::Mode mode, uint64_t nodes)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  struct MempolicyResult {
+    Errno err = Errno::kOk;
+    MemPolicy policy;      // the task or VMA policy
+    int32_t node = -1;     // with node_of_address: the node of the page there
+  };
+  // get_mempolicy(2): task policy, or with `address` the VMA policy, or with
+  // node_of_address the node of the page at `address` (read-faulted in like
+  // get_user_pages, MPOL_F_NODE|MPOL_F_ADDR).
+  absl::StatusOr<MempolicyResult> GetMempolicy(Pid pid, std::optional<Vaddr> address,
+                                               bool node_of_address) ABSL_LOCKS_EXCLUDED(mu_);
+  // mbind(2) with MPOL_MF_STRICT (1), MOVE (2), MOVE_ALL (4).
+  absl::StatusOr<Errno> Mbind(Pid pid, Vaddr addr, uint64_t length, MemPolicy::Mode mode,
+                              uint64_t nodes, uint32_t flags) ABSL_LOCKS_EXCLUDED(mu_);
+  struct MigratePagesResult {
+    Errno err = Errno::kOk;
+    uint64_t not_migrated = 0;  // pages not migrated (the syscall's return)
+  };
+  // migrate_pages(2) called by `caller` on `target`.
+  absl::StatusOr<MigratePagesResult> MigratePages(Pid caller, Pid target, uint64_t old_nodes,
+                                                  uint64_t new_nodes) ABSL_LOCKS_EXCLUDED(mu_);
+  struct MovePagesResult {
+    Errno err = Errno::kOk;       // whole-call error
+    std::vector<int32_t> status;  // per page: node id or -errno
+  };
+  // move_pages(2) called by `caller` on `target`; empty `nodes` = query mode.
+  absl::StatusOr<MovePagesResult> MovePages(Pid caller, Pid target,
+                                            const std::vector<Vaddr>& addresses,
+                                            const std::vector<int32_t>& nodes, uint32_t flags)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- Memory blocks and hotplug (hotplug.cc) ----------------------------------
+  struct BlockInfo {
+    BlockId id = 0;
+    NodeId node = 0;
+    Pfn start_pfn = 0;
+    uint64_t pages = 0;
+    BlockState state = BlockState::kOnline;
+    bool removable = false;    // the sysfs `removable` hint
+    uint64_t free_pages = 0;
+    uint64_t count[8] = {};    // frames per PageState
+    uint64_t unmovable_pages = 0;
+  };
+  std::vector<BlockInfo> ListBlocks() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<BlockInfo> GetBlock(BlockId id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Places kernel pages in a block: unmovable ones make the block's
+  // isolation fail (EBUSY before any notifier); movable-block ones are
+  // non-LRU pages that make the migration loop fail with EBUSY.
+  absl::StatusOr<uint64_t> AllocKernelPages(BlockId id, uint64_t count, bool unmovable)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<uint64_t> FreeKernelPages(BlockId id, uint64_t count) ABSL_LOCKS_EXCLUDED(mu_);
+
+  enum class MemEvent { kGoingOnline, kCancelOnline, kOnline, kGoingOffline, kCancelOffline, kOffline };
+  static const char* MemEventName(MemEvent e);
+  enum class OfflinePhase { kNone, kIsolated, kGoingOffline, kMigrated, kDone };
+  static const char* OfflinePhaseName(OfflinePhase p);
+
+  struct OfflineReport {
+    BlockId block = 0;
+    Errno err = Errno::kOk;
+    bool paused = false;                     // stopped at a pause point
+    OfflinePhase phase = OfflinePhase::kNone;  // last phase passed
+    std::vector<std::string> notifier_calls;   // "GOING_OFFLINE ksm(100) ok", ...
+    uint64_t pages_migrated = 0;
+    uint64_t ksm_pages_migrated = 0;
+    uint64_t stable_nodes_pruned = 0;
+    uint64_t rounds = 0;                     // migration-loop rounds
+    uint64_t emulated_ns = 0;                // emulated duration so far
+    std::string failure;                     // first reason for failure
+  };
+  struct OfflineOptions {
+    OfflinePhase pause_after = OfflinePhase::kNone;  // kIsolated/kGoingOffline/kMigrated
+    uint64_t timeout_ns = 120ull * 1000000000;       // the seed's 120 s
+    absl::Duration pause_ttl = absl::Minutes(5);     // abandoned pauses are cancelled
+  };
+  // Offlines a block with the seed's sequence (kernel-semantics 7.2, 7.3).
+  // FAILED_PRECONDITION OFFLINE_IN_PROGRESS while another offline is paused.
+  absl::StatusOr<OfflineReport> OfflineBlock(BlockId id, const OfflineOptions& options,
+                                             absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+  // Continues a paused offline to its next pause point or its end.
+  absl::StatusOr<OfflineReport> ResumeOffline(BlockId id, std::optional<OfflinePhase> pause_after,
+                                              absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+  // Cancels a paused offline (MEM_CANCEL_OFFLINE if GOING_OFFLINE was sent).
+  absl::StatusOr<OfflineReport> CancelOffline(BlockId id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Cancels a paused offline whose client went away (pause_ttl elapsed).
+  // Returns whether one was cancelled.
+  bool ExpirePausedOffline(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+  // online_pages (7.4): returns the emulated errno.
+  absl::StatusOr<Errno> OnlineBlock(BlockId id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Hot-adds a block to a node (state OFFLINE, like add_memory).
+  absl::StatusOr<BlockId> AddBlock(NodeId node) ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes an offline block (EBUSY unless OFFLINE).
+  absl::StatusOr<Errno> RemoveBlock(BlockId id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Notifier error injection: the next `count` calls of `event` reach a
+  // notifier at `priority` that fails with `err` (count 0 = until cleared).
+  absl::Status InjectNotifierFailure(MemEvent event, int priority, Errno err, uint32_t count)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void ClearNotifierFailures() ABSL_LOCKS_EXCLUDED(mu_);
+  // True while an offline holds KSM's lock (ksm_thread_mutex).
+  bool KsmLocked() ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   friend class Ksm;
   explicit Machine(const MachineConfig& config);
 
   // Frames and allocator.
   MemoryBlock& BlockOf(Pfn pfn) { return blocks_[pfn / config_.pages_per_block]; }
+  // One past the highest pfn (hot-added blocks extend the range).
+  uint64_t PfnLimit() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return blocks_.size() * config_.pages_per_block;
+  }
   PageFrame& Frame(Pfn pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frame if its block's metadata exists, else null (never allocates).
   PageFrame* FrameIfPopulated(Pfn pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EnsureFrames(MemoryBlock& b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Allocates a page preferring `node`, falling back to the other nodes in
-  // id order (the default policy's zonelist). kNoPfn when memory is exhausted.
-  Pfn AllocPage(NodeId node, PageState state, Content* content)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Pfn AllocOnNode(NodeId node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FreePage(Pfn pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetState(Pfn pfn, PageFrame& f, PageState s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -347,6 +471,67 @@ class Machine {
   FrameInfo DescribeFrame(Pfn pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Emit(const Event& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Allocation (migrate.cc).
+  bool NodeHasMemory(NodeId n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t MemoryNodes() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Allocates from the first node of `order` that has a free page.
+  Pfn AllocFromOrder(const std::vector<NodeId>& order, PageState state, Content* content)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The zonelist order of a policy for a page of `vma` at `vpn`.
+  std::vector<NodeId> PolicyOrder(const Process& p, const Vma* vma, uint64_t vpn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<NodeId> FallbackOrder(NodeId first) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Allocates a page for a fault by the task/VMA policy (alloc_page_vma).
+  Pfn AllocForFault(Process& p, Vma& vma, uint64_t vpn, PageState state, Content* content)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The migration core (mm/migrate.c migrate_pages with the seed's
+  // `offlining`): up to 10 passes; returns -ENOMEM (as -12) or the number of
+  // pages not migrated. `results`, when given, receives per pfn the new
+  // page's node or -errno.
+  using PageAllocator = std::function<Pfn(Pfn old_pfn)>;
+  int64_t MigrateList(std::vector<Pfn> pages, const PageAllocator& alloc, bool offlining,
+                      MigrateReason reason, absl::flat_hash_map<Pfn, int32_t>* results)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // check_range of mm/mempolicy.c: queues misplaced pages of [start,end).
+  // Returns 0, -EFAULT (hole) or -EIO (STRICT without MOVE found one).
+  int CheckRange(Process& p, Vaddr start, Vaddr end, uint64_t nodes, uint32_t flags,
+                 std::vector<Pfn>* queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Errno ValidatePolicy(MemPolicy::Mode mode, uint64_t nodes, MemPolicy* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Hotplug (hotplug.cc).
+  struct NotifierEntry {
+    int priority = 0;
+    std::string name;
+    bool is_ksm = false;  // ksm_memory_callback
+    MemEvent fail_event = MemEvent::kGoingOffline;  // injector: event it fails
+    Errno fail_err = Errno::kOk;
+    uint32_t remaining = 0;  // injector: failures left (0 = until cleared)
+  };
+  // Calls the chain for `e` by descending priority; returns the first
+  // failure's errno (the chain stops there) or kOk.
+  Errno CallMemoryNotifiers(MemEvent e, BlockId block, std::vector<std::string>* log)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  struct PendingOffline {
+    BlockId block = 0;
+    OfflineOptions options;
+    OfflineReport report;
+    uint64_t start_ns = 0;     // emulated time at start
+    uint64_t deadline_ns = 0;  // emulated deadline of the migration loop
+    int retry_max = 5;
+    bool going_offline_sent = false;
+    absl::Time paused_at;
+  };
+  // Runs the pending offline from its current phase to the next pause or end.
+  OfflineReport ContinueOffline(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  OfflineReport FailOffline(Errno err, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One do_migrate_range from the first LRU page of the block: 0, -EBUSY,
+  // -ENOMEM, or the number not migrated; *found says whether an LRU page existed.
+  int64_t DoMigrateRange(MemoryBlock& b, bool* found) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<MemoryBlock*> BlockById(BlockId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  BlockInfo DescribeBlock(const MemoryBlock& b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EmitPhase(BlockId b, OfflinePhase ph) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const MachineConfig config_;
   absl::Mutex mu_;
   ContentStore contents_ ABSL_GUARDED_BY(mu_);
@@ -361,6 +546,11 @@ class Machine {
   std::unique_ptr<Ksm> ksm_ ABSL_GUARDED_BY(mu_);
   std::vector<Observer*> observers_ ABSL_GUARDED_BY(mu_);
   uint64_t emulated_time_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<NotifierEntry> notifiers_ ABSL_GUARDED_BY(mu_);
+  std::optional<PendingOffline> pending_offline_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_pruned_ ABSL_GUARDED_BY(mu_) = 0;      // by the last MEM_OFFLINE
+  uint64_t migrated_total_ ABSL_GUARDED_BY(mu_) = 0;   // pages moved, ever
+  uint64_t migrated_ksm_ ABSL_GUARDED_BY(mu_) = 0;     // KSM pages moved, ever
 };
 
 }  // namespace memnode

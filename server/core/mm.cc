@@ -222,7 +222,7 @@ Errno Machine::ReadFault(Process& p, Vma& vma, uint64_t vpn) {
   if (it != vma.shm->pages.end()) {
     pfn = it->second;
   } else {
-    pfn = AllocPage(p.home_node, PageState::kShmem, contents_.zero());
+    pfn = AllocForFault(p, vma, vpn, PageState::kShmem, contents_.zero());
     if (pfn == kNoPfn) return Errno::kENOMEM;
     PageFrame& f = Frame(pfn);
     f.shm_owned = true;
@@ -256,8 +256,8 @@ Errno Machine::StorePage(Process& p, Vma& vma, uint64_t vpn, Content* c) {
     }
   }
   // Allocate: fresh page, copy of the zero page, COW copy, KSM COW break.
-  Pfn pfn = AllocPage(p.home_node, PageState::kAnon, c);
-  contents_.Unref(c);  // AllocPage took its own reference
+  Pfn pfn = AllocForFault(p, vma, vpn, PageState::kAnon, c);
+  contents_.Unref(c);  // the allocation took its own reference
   if (pfn == kNoPfn) return Errno::kENOMEM;
   if (it != p.ptes.end()) {
     Pfn old = it->second.pfn;

@@ -45,6 +45,17 @@ grpc::Status ParseKsmName(const std::string& name, std::string* id) {
   return grpc::Status::OK;
 }
 
+grpc::Status ParseBlockName(const std::string& name, std::string* id, BlockId* block) {
+  std::vector<std::string> parts = absl::StrSplit(name, '/');
+  uint32_t b = 0;
+  if (parts.size() != 4 || parts[0] != "machines" || !ValidMachineId(parts[1]) ||
+      parts[2] != "memoryBlocks" || !absl::SimpleAtoi(parts[3], &b) || parts[3] != absl::StrCat(b))
+    return BadName(name, "machines/{machine}/memoryBlocks/{block}");
+  *id = parts[1];
+  *block = b;
+  return grpc::Status::OK;
+}
+
 grpc::Status Lookup(Registry& reg, const std::string& id, std::shared_ptr<MachineHandle>* out) {
   auto h = reg.Get(id);
   if (!h.ok()) return ToGrpc(h.status());
@@ -209,6 +220,46 @@ void ToProto(const AccessResult& r, v1::MemoryAccessResult* out) {
   out->set_errnum(ToProto(r.err));
   out->set_bytes_done(r.bytes_done);
   out->set_fault_address(r.fault_address);
+}
+
+}  // namespace memnode::service
+
+namespace memnode::service {
+
+void ToProto(const std::string& machine_id, const Machine::BlockInfo& bi, v1::MemoryBlock* out) {
+  out->set_name(absl::StrCat("machines/", machine_id, "/memoryBlocks/", bi.id));
+  out->set_block(bi.id);
+  out->set_node(bi.node);
+  out->set_start_pfn(bi.start_pfn);
+  out->set_pages(bi.pages);
+  switch (bi.state) {
+    case BlockState::kOnline: out->set_state(v1::MEMORY_BLOCK_STATE_ONLINE); break;
+    case BlockState::kGoingOffline: out->set_state(v1::MEMORY_BLOCK_STATE_GOING_OFFLINE); break;
+    case BlockState::kOffline: out->set_state(v1::MEMORY_BLOCK_STATE_OFFLINE); break;
+    case BlockState::kRemoved: out->set_state(v1::MEMORY_BLOCK_STATE_REMOVED); break;
+  }
+  out->set_removable(bi.removable);
+  out->set_free_pages(bi.free_pages);
+  out->set_anon_pages(bi.count[static_cast<int>(PageState::kAnon)]);
+  out->set_ksm_pages(bi.count[static_cast<int>(PageState::kKsm)]);
+  out->set_shmem_pages(bi.count[static_cast<int>(PageState::kShmem)]);
+  out->set_reserved_pages(bi.count[static_cast<int>(PageState::kReserved)] +
+                          bi.count[static_cast<int>(PageState::kZero)]);
+  out->set_unmovable_pages(bi.unmovable_pages);
+}
+
+void ToProto(const std::string& machine_id, const Machine::OfflineReport& r, v1::OfflineReport* out) {
+  out->set_name(absl::StrCat("machines/", machine_id, "/memoryBlocks/", r.block));
+  out->set_errnum(ToProto(r.err));
+  out->set_paused(r.paused);
+  out->set_phase(static_cast<v1::OfflinePhase>(static_cast<int>(r.phase)));
+  for (const auto& c : r.notifier_calls) out->add_notifier_calls(c);
+  out->set_pages_migrated(r.pages_migrated);
+  out->set_ksm_pages_migrated(r.ksm_pages_migrated);
+  out->set_stable_nodes_pruned(r.stable_nodes_pruned);
+  out->set_rounds(r.rounds);
+  out->set_emulated_ns(r.emulated_ns);
+  out->set_failure(r.failure);
 }
 
 }  // namespace memnode::service

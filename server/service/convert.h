@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "memnode/v1/hotplug.pb.h"
 #include "memnode/v1/ksm.pb.h"
 #include "memnode/v1/machine.pb.h"
 #include "memnode/v1/process.pb.h"
@@ -21,6 +22,9 @@ grpc::Status ParseMachineName(const std::string& name, std::string* id);
 grpc::Status ParseProcessName(const std::string& name, std::string* id, Pid* pid);
 // "machines/{id}/ksm".
 grpc::Status ParseKsmName(const std::string& name, std::string* id);
+
+// "machines/{id}/memoryBlocks/{block}".
+grpc::Status ParseBlockName(const std::string& name, std::string* id, BlockId* block);
 
 // Resolves a machine by id (NOT_FOUND / MACHINE_NOT_FOUND).
 grpc::Status Lookup(Registry& reg, const std::string& id, std::shared_ptr<MachineHandle>* out);
@@ -40,6 +44,8 @@ void ToProto(const std::string& machine_id, const KsmInfo& ki, v1::Ksm* out);
 void ToProto(const StableNodeInfo& si, v1::StableNode* out);
 void ToProto(const RmapItemInfo& ri, v1::RmapItem* out);
 void ToProto(const AccessResult& r, v1::MemoryAccessResult* out);
+void ToProto(const std::string& machine_id, const Machine::BlockInfo& bi, v1::MemoryBlock* out);
+void ToProto(const std::string& machine_id, const Machine::OfflineReport& r, v1::OfflineReport* out);
 
 }  // namespace memnode::service
 

@@ -1,4 +1,8 @@
+#include <chrono>
 #include <optional>
+
+#include "absl/time/clock.h"
+#include "server/core/status.h"
 
 #include "absl/strings/str_cat.h"
 #include "server/service/convert.h"
@@ -14,6 +18,22 @@ grpc::Status ResolveKsm(Registry& reg, const std::string& name, std::shared_ptr<
   return Lookup(reg, id, h);
 }
 
+// Retries `write` while it reports KSM_LOCKED, until the client's deadline
+// (DEADLINE_EXCEEDED) or cancellation (CANCELLED).
+template <typename F>
+absl::StatusOr<Errno> WaitWhileKsmLocked(grpc::ServerContext* ctx, F write) {
+  for (;;) {
+    absl::StatusOr<Errno> e = write();
+    if (e.ok() || ErrorReason(e.status()) != "KSM_LOCKED") return e;
+    if (ctx->IsCancelled())
+      return MakeError(absl::StatusCode::kCancelled, "CANCELLED", "the client went away");
+    if (std::chrono::system_clock::now() >= ctx->deadline())
+      return MakeError(absl::StatusCode::kDeadlineExceeded, "KSM_LOCKED",
+                       "the run write waited for an offline until the call's deadline");
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+
 }  // namespace
 
 grpc::Status KsmServiceImpl::GetKsm(grpc::ServerContext*, const v1::GetKsmRequest* req,
@@ -24,27 +44,33 @@ grpc::Status KsmServiceImpl::GetKsm(grpc::ServerContext*, const v1::GetKsmReques
   return grpc::Status::OK;
 }
 
-grpc::Status KsmServiceImpl::UpdateKsm(grpc::ServerContext*, const v1::UpdateKsmRequest* req,
+grpc::Status KsmServiceImpl::UpdateKsm(grpc::ServerContext* ctx, const v1::UpdateKsmRequest* req,
                                        v1::UpdateKsmResponse* resp) {
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveKsm(reg_, req->name(), &h));
   auto opt = [](bool has, uint64_t v) { return has ? std::optional<uint64_t>(v) : std::nullopt; };
-  Errno e = h->machine().KsmUpdate(opt(req->has_run(), req->run()),
-                                   opt(req->has_pages_to_scan(), req->pages_to_scan()),
-                                   opt(req->has_sleep_millisecs(), req->sleep_millisecs()));
+  // A run write waits while an offline holds KSM's lock (kernel-semantics
+  // 8.2), bounded by the call's deadline and cancellation.
+  absl::StatusOr<Errno> e = WaitWhileKsmLocked(ctx, [&] {
+    return h->machine().KsmUpdate(opt(req->has_run(), req->run()),
+                                  opt(req->has_pages_to_scan(), req->pages_to_scan()),
+                                  opt(req->has_sleep_millisecs(), req->sleep_millisecs()));
+  });
+  if (!e.ok()) return ToGrpc(e.status());
   h->Wake();
-  resp->set_errnum(ToProto(e));
+  resp->set_errnum(ToProto(*e));
   ToProto(h->id(), h->machine().GetKsm(), resp->mutable_ksm());
   return grpc::Status::OK;
 }
 
-grpc::Status KsmServiceImpl::WriteKsmSysfs(grpc::ServerContext*,
+grpc::Status KsmServiceImpl::WriteKsmSysfs(grpc::ServerContext* ctx,
                                            const v1::WriteKsmSysfsRequest* req,
                                            v1::UpdateKsmResponse* resp) {
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveKsm(reg_, req->name(), &h));
   if (req->value().size() > 4096) return InvalidField("value", "a sysfs write is at most 4096 bytes");
-  auto e = h->machine().KsmWriteSysfs(req->file(), req->value());
+  absl::StatusOr<Errno> e = WaitWhileKsmLocked(
+      ctx, [&] { return h->machine().KsmWriteSysfs(req->file(), req->value()); });
   if (!e.ok()) return ToGrpc(e.status());
   h->Wake();
   resp->set_errnum(ToProto(*e));

@@ -7,8 +7,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "memnode/v1/hotplug.grpc.pb.h"
 #include "memnode/v1/ksm.grpc.pb.h"
 #include "memnode/v1/machine.grpc.pb.h"
+#include "memnode/v1/numa.grpc.pb.h"
 #include "memnode/v1/process.grpc.pb.h"
 #include "server/service/registry.h"
 
@@ -95,6 +97,55 @@ class KsmServiceImpl final : public v1::KsmService::Service {
                                  v1::ListUnstableItemsResponse*) override;
   grpc::Status ListRmapItems(grpc::ServerContext*, const v1::ListRmapItemsRequest*,
                              v1::ListRmapItemsResponse*) override;
+
+ private:
+  Registry& reg_;
+};
+
+class NumaServiceImpl final : public v1::NumaService::Service {
+ public:
+  explicit NumaServiceImpl(Registry& reg) : reg_(reg) {}
+  grpc::Status SetMempolicy(grpc::ServerContext*, const v1::SetMempolicyRequest*,
+                            v1::SyscallResult*) override;
+  grpc::Status GetMempolicy(grpc::ServerContext*, const v1::GetMempolicyRequest*,
+                            v1::GetMempolicyResponse*) override;
+  grpc::Status Mbind(grpc::ServerContext*, const v1::MbindRequest*, v1::SyscallResult*) override;
+  grpc::Status MigratePages(grpc::ServerContext*, const v1::MigratePagesRequest*,
+                            v1::MigratePagesResponse*) override;
+  grpc::Status MovePages(grpc::ServerContext*, const v1::MovePagesRequest*,
+                         v1::MovePagesResponse*) override;
+
+ private:
+  Registry& reg_;
+};
+
+class MemoryBlockServiceImpl final : public v1::MemoryBlockService::Service {
+ public:
+  explicit MemoryBlockServiceImpl(Registry& reg) : reg_(reg) {}
+  grpc::Status ListMemoryBlocks(grpc::ServerContext*, const v1::ListMemoryBlocksRequest*,
+                                v1::ListMemoryBlocksResponse*) override;
+  grpc::Status GetMemoryBlock(grpc::ServerContext*, const v1::GetMemoryBlockRequest*,
+                              v1::MemoryBlock*) override;
+  grpc::Status OfflineMemoryBlock(grpc::ServerContext*, const v1::OfflineMemoryBlockRequest*,
+                                  v1::OfflineReport*) override;
+  grpc::Status ResumeOffline(grpc::ServerContext*, const v1::ResumeOfflineRequest*,
+                             v1::OfflineReport*) override;
+  grpc::Status CancelOffline(grpc::ServerContext*, const v1::CancelOfflineRequest*,
+                             v1::OfflineReport*) override;
+  grpc::Status OnlineMemoryBlock(grpc::ServerContext*, const v1::OnlineMemoryBlockRequest*,
+                                 v1::SyscallResult*) override;
+  grpc::Status AddMemoryBlock(grpc::ServerContext*, const v1::AddMemoryBlockRequest*,
+                              v1::MemoryBlock*) override;
+  grpc::Status RemoveMemoryBlock(grpc::ServerContext*, const v1::RemoveMemoryBlockRequest*,
+                                 v1::SyscallResult*) override;
+  grpc::Status AllocateKernelPages(grpc::ServerContext*, const v1::AllocateKernelPagesRequest*,
+                                   v1::KernelPagesResponse*) override;
+  grpc::Status FreeKernelPages(grpc::ServerContext*, const v1::FreeKernelPagesRequest*,
+                               v1::KernelPagesResponse*) override;
+  grpc::Status InjectNotifierFailure(grpc::ServerContext*, const v1::InjectNotifierFailureRequest*,
+                                     v1::InjectNotifierFailureResponse*) override;
+  grpc::Status ClearNotifierFailures(grpc::ServerContext*, const v1::ClearNotifierFailuresRequest*,
+                                     v1::InjectNotifierFailureResponse*) override;
 
  private:
   Registry& reg_;

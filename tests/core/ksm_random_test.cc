@@ -64,7 +64,7 @@ class KsmRandom {
     auto m = Machine::Create(c);
     ASSERT_TRUE(m.ok()) << m.status();
     m_ = std::move(*m);
-    ASSERT_EQ(m_->KsmUpdate(1, std::nullopt, std::nullopt), Errno::kOk);
+    ASSERT_EQ(*m_->KsmUpdate(1, std::nullopt, std::nullopt), Errno::kOk);
     NewProcess();
     NewProcess();
     for (int step = 0; step < kSteps; ++step) {
@@ -218,7 +218,7 @@ class KsmRandom {
       absl::StrAppend(&op_, " step visits ", n, " -> ", s->visits);
     } else {
       // run=2 then run=0 or 1.
-      ASSERT_EQ(m_->KsmUpdate(2, std::nullopt, std::nullopt), Errno::kOk);
+      ASSERT_EQ(*m_->KsmUpdate(2, std::nullopt, std::nullopt), Errno::kOk);
       KsmInfo k = m_->GetKsm();
       // ks 4.3 r15 / ks 10.14: everything unmerged, items freed, full_scans 0.
       EXPECT_EQ(k.run, 2u);
@@ -229,7 +229,7 @@ class KsmRandom {
       EXPECT_EQ(k.full_scans, 0u);
       EXPECT_EQ(k.rmap_items, 0u);
       uint64_t next = Rand(2);
-      ASSERT_EQ(m_->KsmUpdate(next, std::nullopt, std::nullopt), Errno::kOk);
+      ASSERT_EQ(*m_->KsmUpdate(next, std::nullopt, std::nullopt), Errno::kOk);
       absl::StrAppend(&op_, " run=2 then run=", next);
     }
   }

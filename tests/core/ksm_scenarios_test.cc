@@ -134,7 +134,7 @@ class KsmScenarioTest : public ::testing::Test {
     return r.ok() ? *r : std::vector<RmapItemInfo>{};
   }
 
-  void SetRun(uint64_t run) { ASSERT_EQ(m_->KsmUpdate(run, std::nullopt, std::nullopt), Errno::kOk); }
+  void SetRun(uint64_t run) { ASSERT_EQ(*m_->KsmUpdate(run, std::nullopt, std::nullopt), Errno::kOk); }
 
   KsmStepResult StepPasses(uint64_t k) {
     auto r = m_->KsmStepPasses(k, kBigVisits);
@@ -681,7 +681,7 @@ TEST_F(KsmScenarioTest, Scenario07MunmapOfSharer) {
 // ks 10.14 / ks 4.3 r15: run=2 unmerges everything.
 TEST_F(KsmScenarioTest, Scenario14RunTwoUnmergesAll) {
   Pair2 s = MergedPair();
-  ASSERT_EQ(m_->KsmUpdate(2, std::nullopt, std::nullopt), Errno::kOk);
+  ASSERT_EQ(*m_->KsmUpdate(2, std::nullopt, std::nullopt), Errno::kOk);
   KsmInfo k = m_->GetKsm();
   EXPECT_EQ(k.run, 2u);
   STEP_OK(0, 0, 0, 0, 0);
@@ -717,14 +717,14 @@ TEST_F(KsmScenarioTest, Scenario14RunTwoUnmergesAll) {
 // unmerge twice).
 TEST_F(KsmScenarioTest, WritingCurrentRunValueIsNoOp) {
   Pair2 s = MergedPair();
-  ASSERT_EQ(m_->KsmUpdate(2, std::nullopt, std::nullopt), Errno::kOk);
+  ASSERT_EQ(*m_->KsmUpdate(2, std::nullopt, std::nullopt), Errno::kOk);
   STEP_OK(0, 0, 0, 0, 0);
   // Stepping works whatever run is: merge again.
   StepPasses(2);
   STEP_OK(1, 1, 0, 0, 2);
   Pfn k = PfnOf(s.b, s.vb);
   KsmInfo before = m_->GetKsm();
-  EXPECT_EQ(m_->KsmUpdate(2, std::nullopt, std::nullopt), Errno::kOk);
+  EXPECT_EQ(*m_->KsmUpdate(2, std::nullopt, std::nullopt), Errno::kOk);
   auto e = m_->KsmWriteSysfs("run", "2\n");
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ(*e, Errno::kOk);
@@ -751,12 +751,12 @@ TEST_F(KsmScenarioTest, Scenario15KnobErrorsChangeNothing) {
   const std::string want = KsmInfoString(before);
 
   // Typed updates.
-  EXPECT_EQ(m_->KsmUpdate(3, std::nullopt, std::nullopt), Errno::kEINVAL);  // > 2
-  EXPECT_EQ(m_->KsmUpdate(std::nullopt, uint64_t{4294967296}, std::nullopt), Errno::kEINVAL);
-  EXPECT_EQ(m_->KsmUpdate(std::nullopt, std::nullopt, uint64_t{4294967296}), Errno::kEINVAL);
+  EXPECT_EQ(*m_->KsmUpdate(3, std::nullopt, std::nullopt), Errno::kEINVAL);  // > 2
+  EXPECT_EQ(*m_->KsmUpdate(std::nullopt, uint64_t{4294967296}, std::nullopt), Errno::kEINVAL);
+  EXPECT_EQ(*m_->KsmUpdate(std::nullopt, std::nullopt, uint64_t{4294967296}), Errno::kEINVAL);
   // All validated before any applies (machine.h contract): nothing changes.
-  EXPECT_EQ(m_->KsmUpdate(0, uint64_t{5}, uint64_t{4294967296}), Errno::kEINVAL);
-  EXPECT_EQ(m_->KsmUpdate(2, uint64_t{4294967296}, std::nullopt), Errno::kEINVAL);
+  EXPECT_EQ(*m_->KsmUpdate(0, uint64_t{5}, uint64_t{4294967296}), Errno::kEINVAL);
+  EXPECT_EQ(*m_->KsmUpdate(2, uint64_t{4294967296}, std::nullopt), Errno::kEINVAL);
   EXPECT_EQ(KsmInfoString(m_->GetKsm()), want);
 
   struct Bad {

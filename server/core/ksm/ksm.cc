@@ -148,6 +148,11 @@ void Ksm::RemoveNode(StableNode* node, PruneReason reason) {
   }
   PageFrame* f = m_.FrameIfPopulated(node->kpfn);
   if (f && f->ksm_node == node) f->ksm_node = nullptr;  // never dangle
+  for (auto it = by_kpfn_.lower_bound(node->kpfn); it != by_kpfn_.end() && it->first == node->kpfn; ++it)
+    if (it->second == node) {
+      by_kpfn_.erase(it);
+      break;
+    }
   stable_.Erase(&node->rb);
   stable_nodes_--;
   Event e{EventKind::kPrune};
@@ -231,6 +236,7 @@ StableNode* Ksm::StableTreeInsert(Pfn kpage) {
   stable_.InsertColor(&node->rb);
   node->kpfn = kpage;
   m_.Frame(kpage).ksm_node = node;
+  by_kpfn_.emplace(kpage, node);
   stable_nodes_++;
   return node;
 }
@@ -581,6 +587,73 @@ Errno Ksm::UnmergeAll() {
 }
 
 // ---------------------------------------------------------------------------
+// Hot-remove support (7.3)
+
+void Ksm::MigratedNode(StableNode* node, Pfn new_kpfn) {
+  for (auto it = by_kpfn_.lower_bound(node->kpfn); it != by_kpfn_.end() && it->first == node->kpfn; ++it)
+    if (it->second == node) {
+      by_kpfn_.erase(it);
+      break;
+    }
+  node->kpfn = new_kpfn;
+  by_kpfn_.emplace(new_kpfn, node);
+}
+
+namespace {
+
+// Path from the root: false = left, true = right.
+std::vector<bool> PathOf(const RbNode* n) {
+  std::vector<bool> path;
+  while (n->parent) {
+    path.push_back(n->parent->right == n);
+    n = n->parent;
+  }
+  std::reverse(path.begin(), path.end());
+  return path;
+}
+
+// In-order comparison of two nodes of the same tree by their paths.
+bool InOrderLess(const std::vector<bool>& a, const std::vector<bool>& b) {
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+  if (i == a.size() && i == b.size()) return false;
+  if (i == a.size()) return b[i];   // a is an ancestor: a < b iff b went right
+  if (i == b.size()) return !a[i];  // b is an ancestor: a < b iff a went left
+  return !a[i];                     // diverged: the left side is smaller
+}
+
+}  // namespace
+
+uint64_t Ksm::PruneRange(Pfn start, Pfn end) {
+  std::vector<std::pair<std::vector<bool>, StableNode*>> hits;
+  for (auto it = by_kpfn_.lower_bound(start); it != by_kpfn_.end() && it->first < end; ++it)
+    hits.emplace_back(PathOf(&it->second->rb), it->second);
+  // The seed removes, each time, the first node in tree order within the
+  // range; removing one does not reorder the others.
+  std::sort(hits.begin(), hits.end(),
+            [](const auto& x, const auto& y) { return InOrderLess(x.first, y.first); });
+  for (auto& [path, node] : hits) RemoveNode(node, PruneReason::kOffline);
+  return hits.size();
+}
+
+uint64_t Ksm::PruneRangeByRescan(Pfn start, Pfn end) {
+  uint64_t pruned = 0;
+  for (;;) {
+    StableNode* found = nullptr;
+    for (RbNode* n = stable_.First(); n; n = RbTree::Next(n)) {
+      StableNode* node = Container<StableNode>(n);
+      if (node->kpfn >= start && node->kpfn < end) {
+        found = node;
+        break;
+      }
+    }
+    if (!found) return pruned;
+    RemoveNode(found, PruneReason::kOffline);
+    pruned++;
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Inspection
 
 KsmInfo Ksm::Info() const {
@@ -601,6 +674,7 @@ KsmInfo Ksm::Info() const {
   i.cursor_pid = cur_slot_ == &head_ ? 0 : cur_slot_->mm->pid;
   i.cursor_address = cur_slot_ == &head_ ? 0 : cur_address_;
   i.visits_total = visits_total_;
+  i.locked_by_offline = locked_;
   return i;
 }
 
@@ -648,6 +722,11 @@ std::vector<RmapItemInfo> Ksm::UnstableItems() {
   std::vector<RmapItemInfo> out;
   for (RbNode* n = unstable_.First(); n; n = RbTree::Next(n))
     out.push_back(DescribeItem(Container<RmapItem>(n)));
+  // Items still flagged unstable from the previous pass are in no tree but
+  // count in pages_unshared (2.4 rule 13): listed after, in mm-list order.
+  for (MmSlot* s = head_.next; s != &head_; s = s->next)
+    for (const auto& [a, item] : s->items)
+      if (item->state == RmapState::kUnstable && !item->in_tree) out.push_back(DescribeItem(item));
   return out;
 }
 
@@ -687,6 +766,9 @@ void Ksm::Check(std::vector<std::string>* out) {
     }
   }
   if (count != stable_nodes_) fail("stable node count mismatch");
+  if (by_kpfn_.size() != count) fail("kpfn index size mismatch");
+  for (const auto& [kpfn, node] : by_kpfn_)
+    if (node->kpfn != kpfn || !nodes.count(node)) fail("kpfn index entry wrong");
   if (shared != pages_shared_)
     fail(absl::StrFormat("pages_shared %d, lists say %d", pages_shared_, shared));
   if (sharing != pages_sharing_)

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "server/core/ksm/ksm_types.h"
 #include "server/core/rbtree.h"
 #include "server/core/types.h"
@@ -58,6 +59,21 @@ class Ksm {
   uint32_t pages_to_scan() const { return pages_to_scan_; }
   uint32_t sleep_millisecs() const { return sleep_millisecs_; }
   bool HasSlots() const { return head_.next != &head_; }
+
+  // ksm_thread_mutex as taken by KSM's memory notifier (7.3): while locked,
+  // ksmd makes no progress and run writes wait. Unlock only if held (7.3 r19).
+  void Lock() { locked_ = true; }
+  void Unlock() { locked_ = false; }
+  bool locked() const { return locked_; }
+  // ksm_migrate_page: the node's KSM page moved to `new_kpfn`.
+  void MigratedNode(StableNode* node, Pfn new_kpfn);
+  // MEM_OFFLINE (7.3 rule 16): prunes every node whose kpfn lies in
+  // [start, end), in the order the seed's rescan from the tree's first node
+  // finds them, in time proportional to the nodes pruned (kpfn index).
+  uint64_t PruneRange(Pfn start, Pfn end);
+  // The seed's algorithm verbatim in effect (rescan from the first node for
+  // each prune): quadratic; kept as the reference for tests and benchmarks.
+  uint64_t PruneRangeByRescan(Pfn start, Pfn end);
 
   KsmInfo Info() const;
   std::vector<StableNodeInfo> StableNodes();
@@ -122,6 +138,8 @@ class Ksm {
   uint32_t sleep_millisecs_ = 20;
   uint64_t next_node_id_ = 1;
   bool unmerging_ = false;  // prunes during run=2 are reported as kUnmerge
+  bool locked_ = false;     // an offline holds ksm_thread_mutex
+  absl::btree_multimap<Pfn, StableNode*> by_kpfn_;  // every node, by kpfn
 };
 
 }  // namespace memnode

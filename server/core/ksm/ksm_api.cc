@@ -10,6 +10,11 @@
 namespace memnode {
 namespace {
 
+absl::Status KsmLockedError() {
+  return MakeError(absl::StatusCode::kFailedPrecondition, "KSM_LOCKED",
+                   "an offline in progress holds KSM's lock (ksm_thread_mutex)");
+}
+
 // strict_strtoul(buf, 10): digits only, one optional trailing newline; the
 // value wraps on overflow like simple_strtoul (the > UINT_MAX checks of the
 // stores catch most large values). nullopt means EINVAL.
@@ -31,12 +36,15 @@ KsmInfo Machine::GetKsm() {
   return ksm_->Info();
 }
 
-Errno Machine::KsmUpdate(std::optional<uint64_t> run, std::optional<uint64_t> pages_to_scan,
-                         std::optional<uint64_t> sleep_millisecs) {
+absl::StatusOr<Errno> Machine::KsmUpdate(std::optional<uint64_t> run,
+                                         std::optional<uint64_t> pages_to_scan,
+                                         std::optional<uint64_t> sleep_millisecs) {
   absl::MutexLock lock(&mu_);
   if (run && (!Ksm::ValidKnob(*run) || *run > 2)) return Errno::kEINVAL;
   if (pages_to_scan && !Ksm::ValidKnob(*pages_to_scan)) return Errno::kEINVAL;
   if (sleep_millisecs && !Ksm::ValidKnob(*sleep_millisecs)) return Errno::kEINVAL;
+  // 8.2: a run write takes ksm_thread_mutex and waits for the offline.
+  if (run && ksm_->locked()) return KsmLockedError();
   if (pages_to_scan) ksm_->set_pages_to_scan(static_cast<uint32_t>(*pages_to_scan));
   if (sleep_millisecs) ksm_->set_sleep_millisecs(static_cast<uint32_t>(*sleep_millisecs));
   if (run) return ksm_->WriteRun(*run);
@@ -55,7 +63,11 @@ absl::StatusOr<Errno> Machine::KsmWriteSysfs(absl::string_view file, absl::strin
                                   "\" under /sys/kernel/mm/ksm in profile linux-2.6.33"));
   std::optional<uint64_t> v = ParseStrictUl(text);
   if (!v || !Ksm::ValidKnob(*v)) return Errno::kEINVAL;
-  if (file == "run") return ksm_->WriteRun(*v);
+  if (file == "run") {
+    if (*v > 2) return Errno::kEINVAL;  // parsed and checked before the mutex
+    if (ksm_->locked()) return KsmLockedError();
+    return ksm_->WriteRun(*v);
+  }
   if (file == "pages_to_scan")
     ksm_->set_pages_to_scan(static_cast<uint32_t>(*v));
   else
@@ -65,6 +77,7 @@ absl::StatusOr<Errno> Machine::KsmWriteSysfs(absl::string_view file, absl::strin
 
 absl::StatusOr<KsmStepResult> Machine::KsmStepVisits(uint64_t visits) {
   absl::MutexLock lock(&mu_);
+  if (ksm_->locked()) return KsmLockedError();
   KsmStepResult r = ksm_->StepVisits(visits);
   uint64_t per = ksm_->pages_to_scan() ? ksm_->pages_to_scan() : 1;
   emulated_time_ns_ += (r.visits + per - 1) / per * uint64_t{ksm_->sleep_millisecs()} * 1000000;
@@ -73,6 +86,7 @@ absl::StatusOr<KsmStepResult> Machine::KsmStepVisits(uint64_t visits) {
 
 absl::StatusOr<KsmStepResult> Machine::KsmStepPasses(uint64_t passes, uint64_t max_visits) {
   absl::MutexLock lock(&mu_);
+  if (ksm_->locked()) return KsmLockedError();
   KsmStepResult r = ksm_->StepPasses(passes, max_visits);
   uint64_t per = ksm_->pages_to_scan() ? ksm_->pages_to_scan() : 1;
   emulated_time_ns_ += ((r.visits + per - 1) / per + r.passes) *
@@ -103,8 +117,12 @@ Machine::KsmdTick Machine::KsmdBatch() {
   absl::MutexLock lock(&mu_);
   KsmdTick t;
   if ((ksm_->run() & 1) && ksm_->HasSlots()) {
-    bool ended = false;
-    ksm_->DoScan(ksm_->pages_to_scan(), &ended);
+    if (ksm_->locked()) {
+      Emit(Event{EventKind::kKsmdHeld});  // ksmd waits on ksm_thread_mutex
+    } else {
+      bool ended = false;
+      ksm_->DoScan(ksm_->pages_to_scan(), &ended);
+    }
   }
   t.should_run = (ksm_->run() & 1) && ksm_->HasSlots();
   t.sleep_millisecs = ksm_->sleep_millisecs();

@@ -1,0 +1,216 @@
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/service/convert.h"
+#include "server/service/services.h"
+#include "server/service/status_mapping.h"
+
+namespace memnode::service {
+namespace {
+
+grpc::Status ResolveBlock(Registry& reg, const std::string& name, std::shared_ptr<MachineHandle>* h,
+                          BlockId* block) {
+  std::string id;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ParseBlockName(name, &id, block));
+  return Lookup(reg, id, h);
+}
+
+grpc::Status PauseAfter(v1::OfflinePhase p, std::optional<Machine::OfflinePhase>* out) {
+  switch (p) {
+    case v1::OFFLINE_PHASE_NONE: *out = Machine::OfflinePhase::kNone; return grpc::Status::OK;
+    case v1::OFFLINE_PHASE_ISOLATED: *out = Machine::OfflinePhase::kIsolated; return grpc::Status::OK;
+    case v1::OFFLINE_PHASE_GOING_OFFLINE:
+      *out = Machine::OfflinePhase::kGoingOffline;
+      return grpc::Status::OK;
+    case v1::OFFLINE_PHASE_MIGRATED: *out = Machine::OfflinePhase::kMigrated; return grpc::Status::OK;
+    default:
+      return InvalidField("pause_after", "pause_after must be NONE, ISOLATED, GOING_OFFLINE or MIGRATED");
+  }
+}
+
+grpc::Status Event(v1::MemoryNotifierEvent e, Machine::MemEvent* out) {
+  switch (e) {
+    case v1::MEM_GOING_ONLINE: *out = Machine::MemEvent::kGoingOnline; break;
+    case v1::MEM_CANCEL_ONLINE: *out = Machine::MemEvent::kCancelOnline; break;
+    case v1::MEM_ONLINE: *out = Machine::MemEvent::kOnline; break;
+    case v1::MEM_GOING_OFFLINE: *out = Machine::MemEvent::kGoingOffline; break;
+    case v1::MEM_CANCEL_OFFLINE: *out = Machine::MemEvent::kCancelOffline; break;
+    case v1::MEM_OFFLINE: *out = Machine::MemEvent::kOffline; break;
+    default: return InvalidField("event", "unknown memory notifier event");
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status Describe(MachineHandle& h, BlockId b, v1::MemoryBlock* out) {
+  auto bi = h.machine().GetBlock(b);
+  if (!bi.ok()) return ToGrpc(bi.status());
+  ToProto(h.id(), *bi, out);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status MemoryBlockServiceImpl::ListMemoryBlocks(grpc::ServerContext*,
+                                                      const v1::ListMemoryBlocksRequest* req,
+                                                      v1::ListMemoryBlocksResponse* resp) {
+  std::string id;
+  std::shared_ptr<MachineHandle> h;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->parent(), &id));
+  MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
+  auto all = h->machine().ListBlocks();
+  size_t b, e;
+  std::string next;
+  MEMNODE_RETURN_IF_GRPC_ERROR(PageWindow(req->page_size(), req->page_token(), all.size(), 256,
+                                          4096, &b, &e, &next));
+  for (size_t i = b; i < e; ++i) ToProto(id, all[i], resp->add_memory_blocks());
+  resp->set_next_page_token(next);
+  return grpc::Status::OK;
+}
+
+grpc::Status MemoryBlockServiceImpl::GetMemoryBlock(grpc::ServerContext*,
+                                                    const v1::GetMemoryBlockRequest* req,
+                                                    v1::MemoryBlock* resp) {
+  std::shared_ptr<MachineHandle> h;
+  BlockId b;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
+  return Describe(*h, b, resp);
+}
+
+grpc::Status MemoryBlockServiceImpl::OfflineMemoryBlock(grpc::ServerContext*,
+                                                        const v1::OfflineMemoryBlockRequest* req,
+                                                        v1::OfflineReport* resp) {
+  std::shared_ptr<MachineHandle> h;
+  BlockId b;
+  std::optional<Machine::OfflinePhase> pause;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
+  MEMNODE_RETURN_IF_GRPC_ERROR(PauseAfter(req->pause_after(), &pause));
+  Machine::OfflineOptions opt;
+  opt.pause_after = *pause;
+  if (req->timeout_ms()) opt.timeout_ns = req->timeout_ms() * 1000000;
+  if (req->pause_ttl_seconds()) opt.pause_ttl = absl::Seconds(req->pause_ttl_seconds());
+  auto r = h->machine().OfflineBlock(b, opt, absl::Now());
+  if (!r.ok()) return ToGrpc(r.status());
+  h->Wake();
+  ToProto(h->id(), *r, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status MemoryBlockServiceImpl::ResumeOffline(grpc::ServerContext*,
+                                                   const v1::ResumeOfflineRequest* req,
+                                                   v1::OfflineReport* resp) {
+  std::shared_ptr<MachineHandle> h;
+  BlockId b;
+  std::optional<Machine::OfflinePhase> pause;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
+  MEMNODE_RETURN_IF_GRPC_ERROR(PauseAfter(req->pause_after(), &pause));
+  auto r = h->machine().ResumeOffline(b, pause, absl::Now());
+  if (!r.ok()) return ToGrpc(r.status());
+  h->Wake();
+  ToProto(h->id(), *r, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status MemoryBlockServiceImpl::CancelOffline(grpc::ServerContext*,
+                                                   const v1::CancelOfflineRequest* req,
+                                                   v1::OfflineReport* resp) {
+  std::shared_ptr<MachineHandle> h;
+  BlockId b;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
+  auto r = h->machine().CancelOffline(b);
+  if (!r.ok()) return ToGrpc(r.status());
+  h->Wake();
+  ToProto(h->id(), *r, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status MemoryBlockServiceImpl::OnlineMemoryBlock(grpc::ServerContext*,
+                                                       const v1::OnlineMemoryBlockRequest* req,
+                                                       v1::SyscallResult* resp) {
+  std::shared_ptr<MachineHandle> h;
+  BlockId b;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
+  auto r = h->machine().OnlineBlock(b);
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_errnum(ToProto(*r));
+  return grpc::Status::OK;
+}
+
+grpc::Status MemoryBlockServiceImpl::AddMemoryBlock(grpc::ServerContext*,
+                                                    const v1::AddMemoryBlockRequest* req,
+                                                    v1::MemoryBlock* resp) {
+  std::string id;
+  std::shared_ptr<MachineHandle> h;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->parent(), &id));
+  MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
+  const uint64_t block_bytes = h->machine().config().pages_per_block * kPageSize;
+  if (h->machine().Info().total_pages * kPageSize + block_bytes > reg_.limits().max_machine_bytes)
+    return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, "MEMORY_LIMIT",
+                 "adding a block would exceed max_machine_bytes");
+  auto b = h->machine().AddBlock(req->node());
+  if (!b.ok()) return ToGrpc(b.status());
+  return Describe(*h, *b, resp);
+}
+
+grpc::Status MemoryBlockServiceImpl::RemoveMemoryBlock(grpc::ServerContext*,
+                                                       const v1::RemoveMemoryBlockRequest* req,
+                                                       v1::SyscallResult* resp) {
+  std::shared_ptr<MachineHandle> h;
+  BlockId b;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
+  auto r = h->machine().RemoveBlock(b);
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_errnum(ToProto(*r));
+  return grpc::Status::OK;
+}
+
+grpc::Status MemoryBlockServiceImpl::AllocateKernelPages(grpc::ServerContext*,
+                                                         const v1::AllocateKernelPagesRequest* req,
+                                                         v1::KernelPagesResponse* resp) {
+  std::shared_ptr<MachineHandle> h;
+  BlockId b;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
+  if (req->count() == 0) return InvalidField("count", "count must be positive");
+  auto r = h->machine().AllocKernelPages(b, req->count(), req->unmovable());
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_pages(*r);
+  return Describe(*h, b, resp->mutable_memory_block());
+}
+
+grpc::Status MemoryBlockServiceImpl::FreeKernelPages(grpc::ServerContext*,
+                                                     const v1::FreeKernelPagesRequest* req,
+                                                     v1::KernelPagesResponse* resp) {
+  std::shared_ptr<MachineHandle> h;
+  BlockId b;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
+  auto r = h->machine().FreeKernelPages(b, req->count());
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_pages(*r);
+  return Describe(*h, b, resp->mutable_memory_block());
+}
+
+grpc::Status MemoryBlockServiceImpl::InjectNotifierFailure(
+    grpc::ServerContext*, const v1::InjectNotifierFailureRequest* req,
+    v1::InjectNotifierFailureResponse*) {
+  std::string id;
+  std::shared_ptr<MachineHandle> h;
+  Machine::MemEvent ev;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->parent(), &id));
+  MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
+  MEMNODE_RETURN_IF_GRPC_ERROR(Event(req->event(), &ev));
+  if (req->errnum() == v1::ERRNO_OK || !v1::Errno_IsValid(req->errnum()))
+    return InvalidField("errnum", "errnum must be a non-OK Errno");
+  return ToGrpc(h->machine().InjectNotifierFailure(ev, req->priority(),
+                                                   static_cast<Errno>(req->errnum()), req->count()));
+}
+
+grpc::Status MemoryBlockServiceImpl::ClearNotifierFailures(
+    grpc::ServerContext*, const v1::ClearNotifierFailuresRequest* req,
+    v1::InjectNotifierFailureResponse*) {
+  std::string id;
+  std::shared_ptr<MachineHandle> h;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->parent(), &id));
+  MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
+  h->machine().ClearNotifierFailures();
+  return grpc::Status::OK;
+}
+
+}  // namespace memnode::service

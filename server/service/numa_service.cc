@@ -1,0 +1,103 @@
+#include "absl/strings/str_cat.h"
+#include "server/service/convert.h"
+#include "server/service/services.h"
+#include "server/service/status_mapping.h"
+
+namespace memnode::service {
+namespace {
+
+grpc::Status Resolve(Registry& reg, const std::string& name, std::shared_ptr<MachineHandle>* h,
+                     Pid* pid) {
+  std::string id;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ParseProcessName(name, &id, pid));
+  return Lookup(reg, id, h);
+}
+
+grpc::Status Mode(v1::MempolicyMode m, MemPolicy::Mode* out) {
+  switch (m) {
+    case v1::MPOL_DEFAULT: *out = MemPolicy::kDefault; return grpc::Status::OK;
+    case v1::MPOL_PREFERRED: *out = MemPolicy::kPreferred; return grpc::Status::OK;
+    case v1::MPOL_BIND: *out = MemPolicy::kBind; return grpc::Status::OK;
+    case v1::MPOL_INTERLEAVE: *out = MemPolicy::kInterleave; return grpc::Status::OK;
+    default: return InvalidField("mode", "unknown memory policy mode");
+  }
+}
+
+}  // namespace
+
+grpc::Status NumaServiceImpl::SetMempolicy(grpc::ServerContext*, const v1::SetMempolicyRequest* req,
+                                           v1::SyscallResult* resp) {
+  std::shared_ptr<MachineHandle> h;
+  Pid pid;
+  MemPolicy::Mode mode;
+  MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
+  MEMNODE_RETURN_IF_GRPC_ERROR(Mode(req->mode(), &mode));
+  auto r = h->machine().SetMempolicy(pid, mode, req->nodes());
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_errnum(ToProto(*r));
+  return grpc::Status::OK;
+}
+
+grpc::Status NumaServiceImpl::GetMempolicy(grpc::ServerContext*, const v1::GetMempolicyRequest* req,
+                                           v1::GetMempolicyResponse* resp) {
+  std::shared_ptr<MachineHandle> h;
+  Pid pid;
+  MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
+  std::optional<Vaddr> addr;
+  if (req->has_address()) addr = req->address();
+  auto r = h->machine().GetMempolicy(pid, addr, req->node_of_address());
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_errnum(ToProto(r->err));
+  resp->set_mode(static_cast<v1::MempolicyMode>(static_cast<int>(r->policy.mode)));
+  resp->set_nodes(r->policy.nodes);
+  resp->set_node(r->node);
+  return grpc::Status::OK;
+}
+
+grpc::Status NumaServiceImpl::Mbind(grpc::ServerContext*, const v1::MbindRequest* req,
+                                    v1::SyscallResult* resp) {
+  std::shared_ptr<MachineHandle> h;
+  Pid pid;
+  MemPolicy::Mode mode;
+  MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
+  MEMNODE_RETURN_IF_GRPC_ERROR(Mode(req->mode(), &mode));
+  auto r = h->machine().Mbind(pid, req->address(), req->length(), mode, req->nodes(), req->flags());
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_errnum(ToProto(*r));
+  return grpc::Status::OK;
+}
+
+grpc::Status NumaServiceImpl::MigratePages(grpc::ServerContext*, const v1::MigratePagesRequest* req,
+                                           v1::MigratePagesResponse* resp) {
+  std::shared_ptr<MachineHandle> h;
+  Pid caller;
+  MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->caller(), &h, &caller));
+  if (req->pid() < 0) return InvalidField("pid", "pid must be >= 0");
+  auto r = h->machine().MigratePages(caller, req->pid(), req->old_nodes(), req->new_nodes());
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_errnum(ToProto(r->err));
+  resp->set_not_migrated(r->not_migrated);
+  return grpc::Status::OK;
+}
+
+grpc::Status NumaServiceImpl::MovePages(grpc::ServerContext*, const v1::MovePagesRequest* req,
+                                        v1::MovePagesResponse* resp) {
+  std::shared_ptr<MachineHandle> h;
+  Pid caller;
+  MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->caller(), &h, &caller));
+  if (req->pid() < 0) return InvalidField("pid", "pid must be >= 0");
+  if (req->addresses_size() > 65536)
+    return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, "TOO_MANY_PAGES",
+                 "at most 65536 addresses per call", {{"field", "addresses"}, {"limit", "65536"}});
+  if (req->nodes_size() != 0 && req->nodes_size() != req->addresses_size())
+    return InvalidField("nodes", "nodes must be empty (query) or as long as addresses");
+  std::vector<Vaddr> addrs(req->addresses().begin(), req->addresses().end());
+  std::vector<int32_t> nodes(req->nodes().begin(), req->nodes().end());
+  auto r = h->machine().MovePages(caller, req->pid(), addrs, nodes, req->flags());
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_errnum(ToProto(r->err));
+  for (int32_t s : r->status) resp->add_status(s);
+  return grpc::Status::OK;
+}
+
+}  // namespace memnode::service
