@@ -131,6 +131,8 @@ int main(int argc, char** argv) {
   memnode::service::MachineServiceImpl machine_service(registry);
   memnode::service::ProcessServiceImpl process_service(registry);
   memnode::service::KsmServiceImpl ksm_service(registry);
+  memnode::service::NumaServiceImpl numa_service(registry);
+  memnode::service::MemoryBlockServiceImpl block_service(registry);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -142,6 +144,8 @@ int main(int argc, char** argv) {
   builder.RegisterService(&machine_service);
   builder.RegisterService(&process_service);
   builder.RegisterService(&ksm_service);
+  builder.RegisterService(&numa_service);
+  builder.RegisterService(&block_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     std::cerr << "memnoded: cannot listen on " << absl::GetFlag(FLAGS_listen) << "\n";
