@@ -7,6 +7,7 @@ PKGS=(
   libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-pytest
+  prometheus-cpp-dev prometheus
 )
 missing=()
 for p in "${PKGS[@]}"; do

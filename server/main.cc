@@ -1,5 +1,7 @@
 // memnoded: wiring only - flags, the default machine, the gRPC server with
-// health checking and reflection, graceful shutdown on SIGTERM/SIGINT.
+// health checking and reflection, the event stream, the Prometheus metrics
+// endpoint, graceful shutdown on SIGTERM/SIGINT.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -9,10 +11,12 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <prometheus/exposer.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -22,6 +26,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/metrics/server_metrics.h"
+#include "server/service/events_service.h"
 #include "server/service/registry.h"
 #include "server/service/services.h"
 
@@ -36,6 +42,12 @@ ABSL_FLAG(uint32_t, max_machines, 16, "limit: machines per server");
 ABSL_FLAG(uint64_t, max_machine_bytes, uint64_t{1} << 40, "limit: emulated bytes per machine");
 ABSL_FLAG(uint64_t, max_total_bytes, uint64_t{4} << 40, "limit: emulated bytes per server");
 ABSL_FLAG(uint64_t, max_request_bytes, 4 << 20, "limit: bytes per WriteMemory/ReadMemory call");
+ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
+          "Prometheus metrics endpoint (host:port, served at /metrics; port 0 = any free port; "
+          "empty disables metrics; if the default address is taken, metrics are disabled "
+          "with a warning)");
+ABSL_FLAG(uint32_t, event_buffer, 4096, "events buffered per WatchEvents stream before a slow client loses some");
+ABSL_FLAG(uint32_t, max_streams, 16, "limit: concurrent WatchEvents streams");
 
 namespace {
 
@@ -71,6 +83,7 @@ bool ApplyConfig(const std::string& path, const std::vector<char*>& argv) {
     bool ok = true;
     uint64_t u;
     if (key == "listen") absl::SetFlag(&FLAGS_listen, val);
+    else if (key == "metrics_address") absl::SetFlag(&FLAGS_metrics_address, val);
     else if (key == "clock") absl::SetFlag(&FLAGS_clock, val);
     else if (key == "default_machine") absl::SetFlag(&FLAGS_default_machine, val == "true" || val == "1");
     else if (!absl::SimpleAtoi(val, &u)) ok = false;
@@ -81,6 +94,8 @@ bool ApplyConfig(const std::string& path, const std::vector<char*>& argv) {
     else if (key == "max_machine_bytes") absl::SetFlag(&FLAGS_max_machine_bytes, u);
     else if (key == "max_total_bytes") absl::SetFlag(&FLAGS_max_total_bytes, u);
     else if (key == "max_request_bytes") absl::SetFlag(&FLAGS_max_request_bytes, u);
+    else if (key == "event_buffer") absl::SetFlag(&FLAGS_event_buffer, static_cast<uint32_t>(u));
+    else if (key == "max_streams") absl::SetFlag(&FLAGS_max_streams, static_cast<uint32_t>(u));
     else ok = false;
     if (!ok) {
       std::cerr << path << ":" << lineno << ": unknown key or bad value: " << line << "\n";
@@ -133,6 +148,37 @@ int main(int argc, char** argv) {
   memnode::service::KsmServiceImpl ksm_service(registry);
   memnode::service::NumaServiceImpl numa_service(registry);
   memnode::service::MemoryBlockServiceImpl block_service(registry);
+  memnode::service::EventServiceImpl::Options event_options;
+  event_options.buffer_events = std::max<uint32_t>(absl::GetFlag(FLAGS_event_buffer), 1);
+  event_options.max_streams = static_cast<int>(absl::GetFlag(FLAGS_max_streams));
+  memnode::service::EventServiceImpl event_service(registry, event_options);
+
+  // Metrics: every family registered now; machines attached through the
+  // registry's listener; RPCs counted by a server interceptor.
+  std::unique_ptr<memnode::metrics::ServerMetrics> metrics;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  const std::string metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  if (!metrics_address.empty()) {
+    metrics = std::make_unique<memnode::metrics::ServerMetrics>(
+        std::vector<std::string>{"memnode.v1.MachineService", "memnode.v1.ProcessService",
+                                 "memnode.v1.KsmService", "memnode.v1.EventService",
+                                 "memnode.v1.NumaService", "memnode.v1.MemoryBlockService",
+                                 "grpc.health.v1.Health",
+                                 "grpc.reflection.v1alpha.ServerReflection"},
+        &registry);
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(metrics_address);
+    } catch (const std::exception& e) {
+      // An address given explicitly must work; the default one may be taken
+      // by another memnoded on this host (tests, `make run`): warn and go on.
+      const bool is_default = metrics_address == "127.0.0.1:9464";
+      std::cerr << "memnoded: cannot serve metrics on " << metrics_address << ": " << e.what()
+                << (is_default ? " (metrics disabled)" : "") << "\n";
+      if (!is_default) return 1;
+    }
+    if (exposer)
+      for (const auto& c : metrics->Collectables()) exposer->RegisterCollectable(c);
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -146,6 +192,12 @@ int main(int argc, char** argv) {
   builder.RegisterService(&ksm_service);
   builder.RegisterService(&numa_service);
   builder.RegisterService(&block_service);
+  builder.RegisterService(&event_service);
+  if (metrics) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(metrics->rpc().InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     std::cerr << "memnoded: cannot listen on " << absl::GetFlag(FLAGS_listen) << "\n";
@@ -153,12 +205,18 @@ int main(int argc, char** argv) {
   }
   std::string listen = absl::GetFlag(FLAGS_listen);
   std::string host = listen.substr(0, listen.rfind(':'));
+  if (exposer) {
+    std::string mhost = metrics_address.substr(0, metrics_address.rfind(':'));
+    std::vector<int> ports = exposer->GetListeningPorts();
+    std::cout << "METRICS " << mhost << ":" << (ports.empty() ? 0 : ports[0]) << std::endl;
+  }
   std::cout << "LISTENING " << host << ":" << port << std::endl;
 
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
-  std::thread waiter([&server] {
+  std::thread waiter([&server, &event_service] {
     while (g_signal.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    event_service.Shutdown();  // event streams end now instead of at the deadline
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   });
   server->Wait();

@@ -1,6 +1,9 @@
 #include "server/service/registry.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/core/status.h"
 
@@ -16,7 +19,7 @@ bool ValidMachineId(absl::string_view id) {
 
 MachineHandle::MachineHandle(std::string id, std::unique_ptr<Machine> machine)
     : id_(std::move(id)), machine_(std::move(machine)) {
-  if (machine_->config().clock == ClockMode::kRealtime) ksmd_ = std::thread([this] { KsmdLoop(); });
+  ksmd_ = std::thread([this] { KsmdLoop(); });
 }
 
 MachineHandle::~MachineHandle() {
@@ -33,11 +36,20 @@ void MachineHandle::Wake() {
 }
 
 void MachineHandle::KsmdLoop() {
+  // REALTIME machines: ksm_scan_thread. Every machine: a paused offline whose
+  // client went away is cancelled after its pause_ttl (SPEC Decisions 4).
+  const bool realtime = machine_->config().clock == ClockMode::kRealtime;
+  absl::Time next_expiry_check = absl::Now();
   for (;;) {
-    Machine::KsmdTick t = machine_->KsmdBatch();
+    if (absl::Now() >= next_expiry_check) {
+      machine_->ExpirePausedOffline(absl::Now());
+      next_expiry_check = absl::Now() + absl::Seconds(1);
+    }
+    Machine::KsmdTick t = realtime ? machine_->KsmdBatch() : Machine::KsmdTick{};
     // Sleep sleep_millisecs when there is work, else until woken (polling at
     // a coarse interval also catches registrations that did not wake us).
-    absl::Duration d = t.should_run ? absl::Milliseconds(t.sleep_millisecs) : absl::Milliseconds(50);
+    absl::Duration d = t.should_run ? absl::Milliseconds(t.sleep_millisecs)
+                                    : absl::Milliseconds(realtime ? 50 : 500);
     absl::MutexLock lock(&mu_);
     auto cond = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || woken_; };
     if (t.should_run)
@@ -78,6 +90,7 @@ absl::StatusOr<std::shared_ptr<MachineHandle>> Registry::Create(const std::strin
   MEMNODE_ASSIGN_OR_RETURN(std::unique_ptr<Machine> m, Machine::Create(config));
   auto h = std::make_shared<MachineHandle>(id, std::move(m));
   machines_[id] = h;
+  for (RegistryListener* l : listeners_) l->OnMachineAdded(h);
   return h;
 }
 
@@ -100,6 +113,7 @@ absl::Status Registry::Delete(const std::string& id) {
                        absl::StrCat("machines/", id, " not found"));
     h = std::move(it->second);
     machines_.erase(it);
+    for (RegistryListener* l : listeners_) l->OnMachineRemoved(h);
   }
   // The handle (and its ksmd) goes when the last in-flight call drops it.
   return absl::OkStatus();
@@ -117,8 +131,21 @@ void Registry::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
     gone.swap(machines_);
+    for (const auto& [n, h] : gone)
+      for (RegistryListener* l : listeners_) l->OnMachineRemoved(h);
   }
   gone.clear();
+}
+
+void Registry::AddListener(RegistryListener* listener) {
+  absl::MutexLock lock(&mu_);
+  listeners_.push_back(listener);
+  for (const auto& [n, h] : machines_) listener->OnMachineAdded(h);
+}
+
+void Registry::RemoveListener(RegistryListener* listener) {
+  absl::MutexLock lock(&mu_);
+  listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());
 }
 
 }  // namespace memnode::service

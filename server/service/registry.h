@@ -27,7 +27,8 @@ struct Limits {
   uint64_t max_request_bytes = 4 << 20;            // bytes per read/write call
 };
 
-// A machine and its ksmd thread.
+// A machine and its thread: ksmd for REALTIME machines, and for every machine
+// the expiry of abandoned paused offlines.
 class MachineHandle {
  public:
   MachineHandle(std::string id, std::unique_ptr<Machine> machine);
@@ -47,6 +48,19 @@ class MachineHandle {
   std::thread ksmd_;
 };
 
+// Told when a machine enters or leaves the registry (metrics, event streams).
+// Called under the registry's lock, so calls arrive in order (added before
+// removed); an implementation must be quick and must not call the Registry.
+// Lock order: Registry::mu_, then the listener's own locks, then Machine::mu_.
+class RegistryListener {
+ public:
+  virtual ~RegistryListener() = default;
+  virtual void OnMachineAdded(const std::shared_ptr<MachineHandle>& handle) = 0;
+  // The machine is no longer reachable by name (deleted, or server shutdown);
+  // in-flight calls may still hold the handle.
+  virtual void OnMachineRemoved(const std::shared_ptr<MachineHandle>& handle) = 0;
+};
+
 class Registry {
  public:
   explicit Registry(const Limits& limits) : limits_(limits) {}
@@ -61,11 +75,17 @@ class Registry {
   std::vector<std::shared_ptr<MachineHandle>> List() ABSL_LOCKS_EXCLUDED(mu_);
   // Stops every ksmd and drops every machine (graceful shutdown).
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+  // Adds a listener (not owned; must outlive its registration) and reports
+  // the machines already present to it as added.
+  void AddListener(RegistryListener* listener) ABSL_LOCKS_EXCLUDED(mu_);
+  // After this returns the listener is never called again.
+  void RemoveListener(RegistryListener* listener) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const Limits limits_;
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<MachineHandle>> machines_ ABSL_GUARDED_BY(mu_);
+  std::vector<RegistryListener*> listeners_ ABSL_GUARDED_BY(mu_);
 };
 
 // Valid machine ids: [a-z][a-z0-9-]{0,62}.
