@@ -708,7 +708,9 @@ RmapItemInfo Ksm::DescribeItem(const RmapItem* item) {
   ri.oldchecksum = item->oldchecksum;
   if (item->state == RmapState::kUnstable) {
     ri.seqnr = item->seqnr;
-    ri.previous_pass = static_cast<uint8_t>(seqnr_ - item->seqnr) != 0;
+    // Between a pass end and the next pass start the last tree is still
+    // whole; "previous pass" means the item is in no tree any more.
+    ri.previous_pass = !item->in_tree;
     if (item->in_tree) ri.depth = RbTree::Depth(&item->rb);
   }
   if (item->state == RmapState::kStable && item->head) ri.stable_node_id = item->head->id;
