@@ -29,13 +29,22 @@ void Sample(MetricFamily& f, std::vector<ClientMetric::Label> labels, double v) 
 
 }  // namespace
 
-BlockCounts BlocksOfNode(const MachineInfo& info, const NodeStats& node) {
-  BlockCounts c;
-  const uint64_t ppb = info.config.pages_per_block;
-  const uint64_t all = uint64_t{node.blocks} * ppb;
-  c.offline = ppb && all > node.present_pages ? (all - node.present_pages) / ppb : 0;
-  c.online = node.blocks - c.offline;
-  return c;
+std::vector<BlockCounts> BlocksByNode(Machine& m, uint32_t nodes) {
+  std::vector<BlockCounts> out(nodes);
+  for (const Machine::BlockInfo& b : m.ListBlocks()) {
+    if (b.node >= nodes) continue;
+    BlockCounts& c = out[b.node];
+    switch (b.state) {
+      case BlockState::kOnline: c.online++; break;
+      case BlockState::kGoingOffline: c.going_offline++; break;
+      case BlockState::kOffline:
+        c.offline++;
+        c.offline_pages += b.pages;
+        break;
+      case BlockState::kRemoved: c.removed++; break;
+    }
+  }
+  return out;
 }
 
 void MachineCollector::Add(std::shared_ptr<MachineSource> source) {
@@ -121,6 +130,7 @@ std::vector<MetricFamily> MachineCollector::Collect() const {
     // Two short critical sections on this machine's lock, one after the other.
     const KsmInfo k = m.GetKsm();
     const MachineInfo info = m.Info();
+    const std::vector<BlockCounts> by_node = BlocksByNode(m, info.config.nodes);
     std::vector<ClientMetric::Label> ml{{"machine", id}};
     Sample(processes, ml, info.process_count);
     Sample(shared, ml, k.pages_shared);
@@ -139,8 +149,8 @@ std::vector<MetricFamily> MachineCollector::Collect() const {
     Sample(clock, ml, info.emulated_time_ns / 1e9);
     for (const NodeStats& ns : info.nodes) {
       const std::string node = std::to_string(ns.node);
-      const BlockCounts bc = BlocksOfNode(info, ns);
-      const uint64_t offline_pages = bc.offline * info.config.pages_per_block;
+      const BlockCounts bc = ns.node < by_node.size() ? by_node[ns.node] : BlockCounts{};
+      const uint64_t offline_pages = bc.offline_pages;
       const std::pair<const char*, uint64_t> by_state[] = {
           {"free", ns.free_pages},         {"anon", ns.anon_pages},
           {"ksm", ns.ksm_pages},           {"shmem", ns.shmem_pages},
@@ -149,7 +159,10 @@ std::vector<MetricFamily> MachineCollector::Collect() const {
       for (const auto& [state, v] : by_state)
         Sample(pages, {{"machine", id}, {"node", node}, {"state", state}}, v);
       const std::pair<const char*, uint64_t> by_block_state[] = {
-          {"online", bc.online}, {"going_offline", bc.going_offline}, {"offline", bc.offline}};
+          {"online", bc.online},
+          {"going_offline", bc.going_offline},
+          {"offline", bc.offline},
+          {"removed", bc.removed}};
       for (const auto& [state, v] : by_block_state)
         Sample(blocks, {{"machine", id}, {"node", node}, {"state", state}}, v);
     }

@@ -5,10 +5,9 @@
 // and /sys/devices/system/memory/memoryN/state when scraped.
 //
 // Thread safety: thread-safe. Collect() copies the list of machines under
-// mu_, releases it, then calls Machine::GetKsm() and Machine::Info() once per
-// machine: each holds that machine's lock only for a copy of counters
-// (O(blocks + processes) for Info), never across machines or for the
-// serialization.
+// mu_, releases it, then calls Machine::GetKsm(), Info() and ListBlocks()
+// once per machine: each holds that machine's lock only for a copy
+// (O(blocks + processes)), never across machines or for the serialization.
 #ifndef MEMNODE_SERVER_METRICS_COLLECTOR_H_
 #define MEMNODE_SERVER_METRICS_COLLECTOR_H_
 
@@ -35,18 +34,18 @@ class MachineSource {
   virtual Machine& machine() = 0;
 };
 
-// Memory blocks of one node by state.
+// Memory blocks of one node by state (/sys/devices/system/memory/memoryN/state;
+// "removed" = hot-removed, no longer present).
 struct BlockCounts {
   uint64_t online = 0;
   uint64_t going_offline = 0;
   uint64_t offline = 0;
+  uint64_t removed = 0;
+  uint64_t offline_pages = 0;  // pages of the offline blocks
 };
 
-// HOT-REMOVE HOOK: blocks by node and state as far as MachineInfo tells
-// today: a block whose pages are not present is offline, every other one is
-// online (no block can be going offline before hot-remove exists). When the
-// core reports block states itself, read them here.
-BlockCounts BlocksOfNode(const MachineInfo& info, const NodeStats& node);
+// Blocks of every node, from Machine::ListBlocks (one short lock).
+std::vector<BlockCounts> BlocksByNode(Machine& m, uint32_t nodes);
 
 class MachineCollector final : public prometheus::Collectable {
  public:

@@ -1,5 +1,7 @@
 #include "server/metrics/machine_metrics.h"
 
+#include "server/core/machine.h"
+
 namespace memnode::metrics {
 
 const char* MigrateReasonLabel(MigrateReason r) {
@@ -19,6 +21,7 @@ const char* MigrateResultLabel(MigrateResult r) {
     case MigrateResult::kEbusy: return "ebusy";
     case MigrateResult::kEagain: return "eagain";
     case MigrateResult::kEnomem: return "enomem";
+    case MigrateResult::kOther: return "other";
     case MigrateResult::kCount: break;
   }
   return "unknown";
@@ -31,8 +34,7 @@ const char* OfflineResultLabel(OfflineResult r) {
     case OfflineResult::kEagain: return "eagain";
     case OfflineResult::kEintr: return "eintr";
     case OfflineResult::kEinval: return "einval";
-    case OfflineResult::kVetoed: return "vetoed";
-    case OfflineResult::kCancelled: return "cancelled";
+    case OfflineResult::kOther: return "other";
     case OfflineResult::kCount: break;
   }
   return "unknown";
@@ -67,8 +69,48 @@ const prometheus::Histogram::BucketBoundaries& OfflineDurationBuckets() {
 }
 
 namespace {
+// NotifierEvent mirrors Machine::MemEvent value for value.
+static_assert(int(NotifierEvent::kGoingOnline) == int(Machine::MemEvent::kGoingOnline));
+static_assert(int(NotifierEvent::kCancelOnline) == int(Machine::MemEvent::kCancelOnline));
+static_assert(int(NotifierEvent::kOnline) == int(Machine::MemEvent::kOnline));
+static_assert(int(NotifierEvent::kGoingOffline) == int(Machine::MemEvent::kGoingOffline));
+static_assert(int(NotifierEvent::kCancelOffline) == int(Machine::MemEvent::kCancelOffline));
+static_assert(int(NotifierEvent::kOffline) == int(Machine::MemEvent::kOffline));
+
 constexpr PruneReason kAllPruneReasons[kPruneReasons] = {
     PruneReason::kStale, PruneReason::kOffline, PruneReason::kUnmerge};
+
+// Core event field `result` is 0 or -errno (Linux x86_64 numbers).
+MigrateResult MigrateResultOf(int32_t result) {
+  switch (-result) {
+    case 0: return MigrateResult::kSuccess;
+    case static_cast<int>(Errno::kEBUSY): return MigrateResult::kEbusy;
+    case static_cast<int>(Errno::kEAGAIN): return MigrateResult::kEagain;
+    case static_cast<int>(Errno::kENOMEM): return MigrateResult::kEnomem;
+    default: return MigrateResult::kOther;
+  }
+}
+
+OfflineResult OfflineResultOf(int32_t result) {
+  switch (-result) {
+    case 0: return OfflineResult::kSuccess;
+    case static_cast<int>(Errno::kEBUSY): return OfflineResult::kEbusy;
+    case static_cast<int>(Errno::kEAGAIN): return OfflineResult::kEagain;
+    case static_cast<int>(Errno::kEINTR): return OfflineResult::kEintr;
+    case static_cast<int>(Errno::kEINVAL): return OfflineResult::kEinval;
+    default: return OfflineResult::kOther;
+  }
+}
+
+MigrateReason ReasonOf(memnode::MigrateReason r) {
+  switch (r) {
+    case memnode::MigrateReason::kOffline: return MigrateReason::kMemoryOffline;
+    case memnode::MigrateReason::kMbind: return MigrateReason::kMbind;
+    case memnode::MigrateReason::kMigratePages: return MigrateReason::kMigratePages;
+    case memnode::MigrateReason::kMovePages: return MigrateReason::kMovePages;
+  }
+  return MigrateReason::kCount;
+}
 }  // namespace
 
 MachineMetrics::MachineMetrics(const EventFamilies& f, std::string machine_id)
@@ -126,10 +168,21 @@ void MachineMetrics::OnEvent(const Event& event) {
       // full_scans is read from the core at scrape time (the kernel's own
       // counter, reset by run=2), not counted here.
       break;
-    default:
-      // HOT-REMOVE FEED: dispatch the hot-remove event kinds (migration,
-      // notifier, offline result, held ksmd batch) to Record*() here.
+    // HOT-REMOVE FEED.
+    case EventKind::kMigrate:  // one page, moved or not
+      RecordMigration(ReasonOf(event.migrate_reason), MigrateResultOf(event.result), 1);
       break;
+    case EventKind::kNotifier:  // one notifier callback called
+      RecordNotifierEvent(NotifierEvent(event.mem_event));
+      break;
+    case EventKind::kOfflineResult:
+      RecordOffline(OfflineResultOf(event.result), event.duration_ns / 1e9);
+      break;
+    case EventKind::kKsmdHeld:
+      RecordKsmBatchHeld();
+      break;
+    case EventKind::kOfflinePhase:
+      break;  // phases are in the event stream, not in metrics
   }
 }
 
@@ -145,7 +198,7 @@ void MachineMetrics::RecordOffline(OfflineResult result, double seconds) {
 }
 
 void MachineMetrics::RecordNotifierEvent(NotifierEvent event) {
-  if (event >= NotifierEvent::kCount) return;
+  if (static_cast<size_t>(event) >= size_t(NotifierEvent::kCount)) return;
   notifier_[size_t(event)]->Increment();
 }
 

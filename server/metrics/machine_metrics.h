@@ -43,6 +43,7 @@ enum class MigrateResult : size_t {
   kEbusy,    // permanent failure (e.g. a KSM page without offlining)
   kEagain,   // still busy after the last pass (pinned, locked)
   kEnomem,   // no target page: the call was aborted
+  kOther,    // another permanent -errno
   kCount
 };
 // Outcome of an offline request (7.2 rules 7-11).
@@ -50,10 +51,9 @@ enum class OfflineResult : size_t {
   kSuccess,    // block offline, MEM_OFFLINE sent
   kEbusy,      // isolation failed or a non-LRU page was met
   kEagain,     // migration did not finish before the timeout
-  kEintr,      // interrupted
+  kEintr,      // interrupted (a signal; the client cancelled a paused offline)
   kEinval,     // bad range or state
-  kVetoed,     // a notifier refused MEM_GOING_OFFLINE
-  kCancelled,  // a paused offline was cancelled by the client
+  kOther,      // another errno (e.g. chosen by a notifier that vetoed)
   kCount
 };
 // Memory notifier chain events (include/linux/memory.h).
@@ -107,9 +107,9 @@ class MachineMetrics final : public Observer {
   void OnEvent(const Event& event) override;
 
   // --- HOT-REMOVE FEED ------------------------------------------------------
-  // Memory hot-remove is not in the core yet. When it lands, its events reach
-  // this class through OnEvent: add `case EventKind::kMigrate: ...` etc. there
-  // and call these. They are public so a non-event source can feed them too.
+  // OnEvent dispatches the core's hot-remove events (kMigrate, kNotifier,
+  // kOfflineResult, kKsmdHeld) to these; they are public so that another
+  // source (or a test) can feed the same series.
   // Pages that migrate_pages() moved (or failed to move) for `reason`.
   void RecordMigration(MigrateReason reason, MigrateResult result, uint64_t pages);
   // An offline request finished; `seconds` on the machine's clock (emulated

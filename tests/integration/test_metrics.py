@@ -296,7 +296,7 @@ def test_prometheus_sees_scenario_10_1_merge(mclient, new_machine, prometheus):
     # ks 2.3 r9f: node creation appends the tree item, then the current one.
     prometheus.wait_value('memnode_ksm_merges_total{machine="%s"}' % mid, 2)
     prometheus.wait_value('memnode_ksm_full_scans_total{machine="%s"}' % mid, 2)
-    # Hot-remove has not landed: the offline prune series exists at zero.
+    # No block of this machine went offline: the offline prune series exists, at 0.
     prometheus.wait_value(
         'memnode_ksm_stable_nodes_pruned_total{machine="%s",reason="offline"}' % mid, 0)
     prometheus.wait_value('up{job="memnoded"}', 1)
