@@ -345,6 +345,15 @@ class Machine {
                                             const std::vector<int32_t>& nodes, uint32_t flags)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // --- Snapshots (snapshot.cc) ---------------------------------------------------
+  // The whole machine as a versioned, checksummed byte string: restoring it
+  // gives the same state digest, pfns, trees, counters and pending rmap items.
+  // FAILED_PRECONDITION OFFLINE_IN_PROGRESS while an offline is paused.
+  absl::StatusOr<std::string> Snapshot() ABSL_LOCKS_EXCLUDED(mu_);
+  // Rebuilds a machine from Snapshot() bytes; INVALID_ARGUMENT
+  // SNAPSHOT_CORRUPT (or SNAPSHOT_VERSION) and nothing built otherwise.
+  static absl::StatusOr<std::unique_ptr<Machine>> Restore(absl::string_view bytes);
+
   // --- Memory blocks and hotplug (hotplug.cc) ----------------------------------
   struct BlockInfo {
     BlockId id = 0;

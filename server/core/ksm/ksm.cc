@@ -66,9 +66,8 @@ Ksm::~Ksm() {
     delete s;
     s = next;
   }
-  std::vector<StableNode*> nodes;
-  for (RbNode* n = stable_.First(); n; n = RbTree::Next(n)) nodes.push_back(Container<StableNode>(n));
-  for (StableNode* n : nodes) delete n;
+  // Every node is in the kpfn index (even one a failed restore never linked).
+  for (auto& [kpfn, node] : by_kpfn_) delete node;
 }
 
 // ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,13 @@ class Ksm {
   std::vector<StableNodeInfo> StableNodes();
   std::vector<RmapItemInfo> UnstableItems();
   std::vector<RmapItemInfo> RmapItems(const Process& mm);
+
+  // Snapshot support (snapshot.cc): slots refer to processes by pid.
+  void Save(class SnapshotWriter& w) const;
+  // Rebuilds the KSM state into this (fresh) object; *by_id receives every
+  // stable node by id so frames can point back at theirs. False on bad input.
+  bool Load(class SnapshotReader& r, const std::map<Pid, Process*>& procs,
+            std::map<uint64_t, StableNode*>* by_id);
 
   // Appends broken invariants to *out.
   void Check(std::vector<std::string>* out);
