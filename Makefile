@@ -31,6 +31,8 @@ run: build
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 	MEMNODE_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q tests/integration
+	scripts/lint.sh
+	MEMNODED=$(abspath $(BUILD_DIR))/server/memnoded scripts/test-node.sh
 	$(MAKE) test-asan
 
 test-asan: deps
@@ -41,6 +43,8 @@ test-asan: deps
 bench: build
 	@scripts/bench.sh $(BUILD_DIR)
 
+# Proto hygiene: buf lint + buf breaking against protos/released (buf from
+# npm, installed into tools/node_modules).
 lint: deps
 	@scripts/lint.sh
 

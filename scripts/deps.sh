@@ -9,6 +9,11 @@ PKGS=(
   python3 python3-grpcio python3-protobuf python3-pytest
   prometheus-cpp-dev prometheus
 )
+# Node.js and npm (client/node tests, buf via npm in tools/): Debian's
+# packages only when the machine has no node / npm of its own (a node from
+# elsewhere, e.g. nodesource's, already ships npm and must not be replaced).
+if ! command -v node >/dev/null 2>&1; then PKGS+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then PKGS+=(npm); fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
