@@ -31,6 +31,7 @@ run: build
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 	MEMNODE_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q tests/integration
+	/usr/bin/python3 -m pytest -q tests/deploy
 	scripts/lint.sh
 	MEMNODED=$(abspath $(BUILD_DIR))/server/memnoded scripts/test-node.sh
 	$(MAKE) test-asan

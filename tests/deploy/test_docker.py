@@ -1,0 +1,284 @@
+"""deploy/docker/Dockerfile: built the way the Makefile builds, runtime
+libraries that cover what the binaries link, a non-root user, and a
+HEALTHCHECK command that really tells a serving memnoded from a stopped one.
+(No Docker engine here: the Dockerfile is parsed, not built.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+
+import pytest
+
+from deploy_common import DEPLOY, REPO, Memnoded, memnodectl_binary, memnoded_binary
+
+DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
+MAKEFILE = REPO / "Makefile"
+
+
+# --- parsing -----------------------------------------------------------------
+
+def parse_dockerfile(text: str) -> list[list[tuple[str, str]]]:
+    """Stages, each a list of (INSTRUCTION, arguments), continuations joined."""
+    instructions, buf = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#") or (not line and not buf):
+            continue
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        buf += line
+        word, _, rest = buf.strip().partition(" ")
+        instructions.append((word.upper(), rest.strip()))
+        buf = ""
+    stages = []
+    for ins in instructions:
+        if ins[0] == "FROM":
+            stages.append([])
+        stages[-1].append(ins)
+    return stages
+
+
+def parse_makefile(text: str):
+    """Variables (?=, :=, =) and rules (target -> recipe lines)."""
+    variables, rules, current = {}, {}, None
+    for line in text.splitlines():
+        if line.startswith("\t") and current is not None:
+            rules[current].append(line.strip())
+            continue
+        m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*(\?=|:=|=)\s*(.*)$", line)
+        if m:
+            variables[m.group(1)] = m.group(3).strip()
+            current = None
+            continue
+        m = re.match(r"^([^\s:#=][^:=]*):(?!=)", line)
+        if m:
+            current = m.group(1).strip()
+            rules[current] = []
+        elif not line.strip() or line.startswith("#"):
+            current = None if not line.strip() else current
+    return variables, rules
+
+
+def expand(command: str, variables: dict, keep: set[str]) -> list[str]:
+    """Makefile variables expanded; those in `keep` become <NAME>."""
+    def sub(m):
+        name = m.group(1)
+        return f"<{name}>" if name in keep else expand_str(variables.get(name, ""), variables, keep)
+
+    def expand_str(s, variables, keep):
+        return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", sub, s)
+
+    return shlex.split(expand_str(command.lstrip("@"), variables, keep))
+
+
+def run_commands(args: str) -> list[list[str]]:
+    """A RUN's shell command split on && into word lists."""
+    return [shlex.split(part) for part in args.split("&&")]
+
+
+@pytest.fixture(scope="module")
+def stages():
+    return parse_dockerfile(DOCKERFILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def make():
+    return parse_makefile(MAKEFILE.read_text())
+
+
+def runs(stage):
+    return [cmd for ins, args in stage if ins == "RUN" for cmd in run_commands(args)]
+
+
+# --- build steps ---------------------------------------------------------------
+
+def test_two_stages_on_bookworm(stages):
+    assert len(stages) == 2
+    builder, runtime = stages
+    assert re.fullmatch(r"debian:bookworm(@\S+)? AS builder", builder[0][1], re.I)
+    assert re.fullmatch(r"debian:bookworm-slim(@\S+)?( AS \w+)?", runtime[0][1], re.I)
+
+
+def test_builder_installs_with_deps_sh(stages, make):
+    variables, rules = make
+    (deps_cmd,) = rules["deps"]
+    deps = expand(deps_cmd, variables, set())
+    assert deps == ["scripts/deps.sh"]
+    builder = stages[0]
+    cmds = runs(builder)
+    assert deps in cmds, f"the builder stage must run {deps} (as `make deps` does)"
+    copies = [a for i, a in builder if i == "COPY"]
+    first_run = next(i for i, (ins, a) in enumerate(builder) if ins == "RUN" and "scripts/deps.sh" in a)
+    assert any("scripts/deps.sh" in a for i, (ins, a) in enumerate(builder[:first_run]) if ins == "COPY"), copies
+    # No package list of its own: every apt-get install comes from deps.sh.
+    assert not [c for c in cmds if c[:1] == ["apt-get"] and "install" in c]
+
+
+def test_builder_configures_and_builds_like_the_makefile(stages, make):
+    variables, rules = make
+    (configure,) = rules["$(BUILD_DIR)/build.ninja"]
+    build = [c for c in rules["build"] if c.startswith("cmake --build")]
+    assert len(build) == 1
+    build_dir = variables["BUILD_DIR"]
+    m_configure = expand(configure, variables, {"CMAKE_FLAGS"})
+    m_build = expand(build[0], variables, {"JOBS"})
+    assert variables["JOBS"] == "$(shell nproc)"
+
+    builder = stages[0]
+    assert any(i == "ARG" and a.split("=")[0] == "CMAKE_FLAGS" for i, a in builder)
+
+    def normalize(words):
+        out = []
+        for w in words:
+            w = {"$CMAKE_FLAGS": "<CMAKE_FLAGS>", "${CMAKE_FLAGS}": "<CMAKE_FLAGS>",
+                 "$(nproc)": "<JOBS>"}.get(w, w)
+            out.append(w)
+        return out
+
+    cmds = [normalize(c) for c in runs(builder)]
+    assert m_configure in cmds, f"Makefile configures with {m_configure}; Dockerfile runs {cmds}"
+    d_build = [c for c in cmds if c[:2] == ["cmake", "--build"]]
+    assert len(d_build) == 1
+    assert d_build[0][:len(m_build)] == m_build, f"{d_build[0]} vs {m_build}"
+    extra = d_build[0][len(m_build):]
+    assert extra[:1] == ["--target"] and {"memnoded", "memnodectl"} <= set(extra[1:])
+    # The binaries shipped come from the Makefile's build dir.
+    text = " ".join(a for _, a in builder)
+    assert f"{build_dir}/server/memnoded" in text
+    assert f"{build_dir}/client/cpp/memnodectl" in text
+
+
+# --- runtime stage -----------------------------------------------------------------
+
+def runtime_packages(stage):
+    pkgs = []
+    for c in runs(stage):
+        if c[:1] == ["apt-get"] and "install" in c:
+            pkgs += [w for w in c[c.index("install") + 1:] if not w.startswith("-")]
+    return pkgs
+
+
+def test_runtime_stage(stages):
+    runtime = stages[1]
+    ins = {}
+    for i, a in runtime:
+        ins.setdefault(i, []).append(a)
+    (user,) = ins["USER"]
+    uid = user.split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, "numeric non-root USER (runAsNonRoot can check it)"
+    assert "10001" in " ".join(ins["RUN"]), "the user the Kubernetes securityContext runs as"
+    assert sorted(" ".join(ins["EXPOSE"]).split()) == ["50051", "9464"]
+    assert ins["STOPSIGNAL"] == ["SIGTERM"]
+    assert json.loads(ins["ENTRYPOINT"][0]) == ["/usr/local/bin/memnoded"]
+    assert json.loads(ins["CMD"][0]) == ["--config=/etc/memnode/memnoded.conf"]
+    assert any("--from=builder" in a for a in ins["COPY"])
+    pkgs = runtime_packages(runtime)
+    assert pkgs and not [p for p in pkgs if p.endswith("-dev") or p in ("build-essential", "cmake")]
+
+
+def baked_config(stage) -> str:
+    """The memnoded.conf the runtime stage writes with printf."""
+    for i, a in stage:
+        if i == "RUN" and "/etc/memnode/memnoded.conf" in a:
+            for c in run_commands(a):
+                if c[:2] == ["printf", "%s\\n"]:
+                    return "\n".join(c[2:c.index(">")]) + "\n"
+    raise AssertionError("the runtime stage writes no /etc/memnode/memnoded.conf")
+
+
+def test_baked_config(stages, tmp_path):
+    text = baked_config(stages[1])
+    settings = dict(l.split("=", 1) for l in text.splitlines() if l and not l.startswith("#"))
+    assert settings["listen"] == "0.0.0.0:50051"
+    assert settings["metrics_address"] == "0.0.0.0:9464"
+    path = tmp_path / "memnoded.conf"
+    path.write_text(text)
+    with Memnoded(f"--config={path}", "--listen=127.0.0.1:0", "--metrics_address=") as m:
+        assert m.stop() == 0
+
+
+def dpkg_owners(paths: set[str]) -> set[str]:
+    """Debian packages owning the given files (/lib and /usr/lib both tried)."""
+    variants = {p: {p, re.sub(r"^/usr/lib/", "/lib/", p), re.sub(r"^/lib/", "/usr/lib/", p)} for p in paths}
+    everything = sorted(set().union(*variants.values()))
+    r = subprocess.run(["dpkg-query", "-S", *everything], capture_output=True, text=True)
+    owner = {}
+    for line in r.stdout.splitlines():
+        pkgs, _, path = line.rpartition(": ")
+        owner[path] = pkgs.split(",")[0].split(":")[0].strip()
+    found = set()
+    for p, vs in variants.items():
+        hits = [owner[v] for v in vs if v in owner]
+        assert hits, f"no Debian package owns {p}"
+        found.add(hits[0])
+    return found
+
+
+def dependency_closure(pkgs: list[str]) -> set[str]:
+    """The packages and everything they depend on, from dpkg's status."""
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Package}\t${Provides}\t${Depends},${Pre-Depends}\n"],
+                         capture_output=True, text=True, check=True).stdout
+    depends: dict[str, list[str]] = {}
+
+    def names(field):
+        return [a.split("|")[0].split("(")[0].split(":")[0].strip() for a in field.split(",")]
+
+    for line in out.splitlines():
+        pkg, provides, deps = line.split("\t")
+        depends.setdefault(pkg, []).extend(n for n in names(deps) if n)
+        for virtual in names(provides):
+            if virtual:
+                depends.setdefault(virtual, []).append(pkg)
+    seen, todo = set(), list(pkgs)
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        assert p in depends, f"{p} is not installed here"
+        seen.add(p)
+        todo.extend(depends[p])
+    return seen
+
+
+def test_runtime_packages_cover_the_binaries(stages):
+    binaries = [memnoded_binary(), memnodectl_binary()]
+    libs = set()
+    for b in binaries:
+        out = subprocess.run(["ldd", str(b)], capture_output=True, text=True, check=True).stdout
+        libs |= {os.path.realpath(m) for m in re.findall(r"=> (/\S+)", out)}
+    needed = dpkg_owners(libs)
+    pkgs = runtime_packages(stages[1])
+    closure = dependency_closure(pkgs)
+    # debian:bookworm-slim has the essential C/C++ runtime already.
+    missing = needed - closure - {"libc6", "libgcc-s1", "libstdc++6"}
+    assert not missing, f"runtime stage lacks {sorted(missing)} (installs {pkgs})"
+    assert {"libgrpc++1.51", "libprometheus-cpp-pull1.0"} <= needed
+
+
+# --- health check --------------------------------------------------------------
+
+def healthcheck_command(stage) -> list[str]:
+    (args,) = [a for i, a in stage if i == "HEALTHCHECK"]
+    options, _, cmd = args.partition(" CMD ")
+    assert re.search(r"--interval=\S+", options) and re.search(r"--timeout=\S+", options)
+    return json.loads(cmd)
+
+
+def test_healthcheck_tells_serving_from_stopped(stages, tmp_path):
+    cmd = healthcheck_command(stages[1])
+    assert "memnodectl" in " ".join(cmd)
+    env_lines = [a for i, a in stages[1] if i == "ENV" and a.startswith("MEMNODE_SERVER=")]
+    assert env_lines == ["MEMNODE_SERVER=127.0.0.1:50051"]
+    env = dict(os.environ, PATH=f"{memnodectl_binary().parent}:{os.environ['PATH']}")
+    with Memnoded("--listen=127.0.0.1:0", "--metrics_address=", "--pages_per_block=64") as m:
+        env["MEMNODE_SERVER"] = m.address
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, f"healthy server reported unhealthy: {r.stderr}"
+        assert m.stop() == 0
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, f"stopped server: exit {r.returncode} (Docker wants 1)"
