@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 namespace memnode {
@@ -55,6 +56,18 @@ const std::map<std::string, FlagKind>& KnownFlags() {
       {"visits", FlagKind::kValue},
       {"full-scans", FlagKind::kValue},
       {"max-visits", FlagKind::kValue},
+      // block offline / resume / kernel-pages.
+      {"pause-after", FlagKind::kValue},
+      {"timeout-ms", FlagKind::kValue},
+      {"pause-ttl", FlagKind::kValue},
+      {"unmovable", FlagKind::kSwitch},
+      // notifier inject.
+      {"count", FlagKind::kValue},
+      // mempolicy get / mbind / move-pages.
+      {"node", FlagKind::kSwitch},
+      {"strict", FlagKind::kSwitch},
+      {"move", FlagKind::kSwitch},
+      {"move-all", FlagKind::kSwitch},
   };
   return *kFlags;
 }
@@ -183,6 +196,54 @@ absl::StatusOr<std::string> ParseHexBytes(absl::string_view text) {
         static_cast<char>(nibble(digits[i]) << 4 | nibble(digits[i + 1])));
   }
   return bytes;
+}
+
+absl::StatusOr<uint64_t> ParseNodeMask(absl::string_view text) {
+  std::string t = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
+  if (t.empty() || t == "none" || t == "-") return 0;
+  uint64_t mask = 0;
+  for (absl::string_view part : absl::StrSplit(t, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    std::vector<absl::string_view> ends = absl::StrSplit(part, absl::MaxSplits('-', 1));
+    uint64_t first = 0, last = 0;
+    if (part.empty() || !absl::SimpleAtoi(ends[0], &first) ||
+        !absl::SimpleAtoi(ends.size() > 1 ? ends[1] : ends[0], &last) ||
+        first > last || last > 63) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad node list \"", text,
+                       "\" (use e.g. 0, 0,1, 0-3 or none; nodes 0..63)"));
+    }
+    for (uint64_t n = first; n <= last; ++n) mask |= uint64_t{1} << n;
+  }
+  return mask;
+}
+
+std::string NodeMaskString(uint64_t mask) {
+  if (mask == 0) return "none";
+  std::vector<std::string> parts;
+  for (int n = 0; n < 64;) {
+    if (!(mask >> n & 1)) {
+      ++n;
+      continue;
+    }
+    int end = n;
+    while (end + 1 < 64 && (mask >> (end + 1) & 1)) ++end;
+    parts.push_back(end == n ? absl::StrCat(n)
+                    : end == n + 1 ? absl::StrCat(n, ",", end)
+                                   : absl::StrCat(n, "-", end));
+    n = end + 1;
+  }
+  return absl::StrJoin(parts, ",");
+}
+
+absl::StatusOr<std::vector<uint64_t>> ParseSizeList(absl::string_view text) {
+  std::vector<uint64_t> out;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    absl::StatusOr<uint64_t> v = ParseSize(part);
+    if (!v.ok()) return v.status();
+    out.push_back(*v);
+  }
+  return out;
 }
 
 absl::StatusOr<Args> Args::Parse(int argc, const char* const* argv) {

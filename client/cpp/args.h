@@ -40,6 +40,16 @@ absl::StatusOr<uint64_t> ParseSize(absl::string_view text);
 // or a PROT_* bit mask as a number 0..3.
 absl::StatusOr<uint32_t> ParseProt(absl::string_view text);
 
+// Parses a NUMA node list into a bit mask (bit n = node n): "0", "0,1",
+// "0-3", "0,2-3"; "none" or "" is the empty mask. Nodes are 0..63.
+absl::StatusOr<uint64_t> ParseNodeMask(absl::string_view text);
+
+// The inverse of ParseNodeMask: "0-3", "0,2", "none".
+std::string NodeMaskString(uint64_t mask);
+
+// Parses a comma-separated list of sizes/addresses (ParseSize syntax).
+absl::StatusOr<std::vector<uint64_t>> ParseSizeList(absl::string_view text);
+
 // Parses a hex byte string. Whitespace, ':' and '-' separators and a leading
 // 0x are ignored; the digit count must be even.
 absl::StatusOr<std::string> ParseHexBytes(absl::string_view text);

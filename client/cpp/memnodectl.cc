@@ -18,8 +18,10 @@
 // Thread safety: single-threaded.
 
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -33,11 +35,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "client/cpp/args.h"
 #include "client/cpp/format.h"
@@ -45,8 +49,10 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "memnode/v1/hotplug.grpc.pb.h"
 #include "memnode/v1/ksm.grpc.pb.h"
 #include "memnode/v1/machine.grpc.pb.h"
+#include "memnode/v1/numa.grpc.pb.h"
 #include "memnode/v1/process.grpc.pb.h"
 
 namespace memnode {
@@ -70,6 +76,48 @@ constexpr int32_t kListPageSize = 1000;
 constexpr int32_t kFramePageSize = 4096;
 // Bytes asked per ReadMemory call (below the server's per-request limit).
 constexpr uint64_t kReadChunkBytes = uint64_t{1} << 20;
+// Fills longer than this are sent as several FillMemory calls of this size
+// (a multiple of 8, so 64-bit patterns and the random stream stay in phase).
+constexpr uint64_t kFillChunkBytes = uint64_t{64} << 20;
+// splitmix64's increment: output k of the stream seeded with s is the mix of
+// s + (k+1) * kGolden, so the stream from output k on is the stream seeded
+// with s + k * kGolden.
+constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
+
+// Whether progress lines go to stderr: MEMNODECTL_PROGRESS=always|never,
+// otherwise (auto) when stderr is a terminal.
+bool ShowProgress() {
+  const char* env = std::getenv("MEMNODECTL_PROGRESS");
+  std::string mode = env != nullptr ? env : "auto";
+  if (mode == "always" || mode == "1") return true;
+  if (mode == "never" || mode == "0") return false;
+  return isatty(STDERR_FILENO) != 0;
+}
+
+// A one-line progress display on stderr, rewritten in place ("\r").
+class Progress {
+ public:
+  explicit Progress(bool enabled) : enabled_(enabled) {}
+  ~Progress() { Done(); }
+  void Update(const std::string& line) {
+    if (!enabled_) return;
+    std::string padded = line;
+    if (padded.size() < width_) padded.append(width_ - padded.size(), ' ');
+    width_ = line.size();
+    std::cerr << "\r" << padded << std::flush;
+    shown_ = true;
+  }
+  // Ends the line (once).
+  void Done() {
+    if (shown_) std::cerr << "\n" << std::flush;
+    shown_ = false;
+  }
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+  size_t width_ = 0;
+};
 
 // Name of a canonical gRPC status code.
 const char* CodeName(grpc::StatusCode code) {
@@ -139,6 +187,86 @@ std::string ProcessStateName(v1::ProcessState state) {
 
 std::string RmapStateName(v1::RmapState state) {
   return EnumName(v1::RmapState_Name(state), "RMAP_STATE_", state);
+}
+
+std::string BlockStateName(v1::MemoryBlockState state) {
+  return EnumName(v1::MemoryBlockState_Name(state), "MEMORY_BLOCK_STATE_",
+                  state);
+}
+
+std::string PhaseName(v1::OfflinePhase phase) {
+  return EnumName(v1::OfflinePhase_Name(phase), "OFFLINE_PHASE_", phase);
+}
+
+std::string ModeName(v1::MempolicyMode mode) {
+  return EnumName(v1::MempolicyMode_Name(mode), "MPOL_", mode);
+}
+
+// "isolated", "going-offline", "migrated" (also "none", and the enum names).
+bool ParsePhase(const std::string& text, v1::OfflinePhase* phase) {
+  std::string t = absl::AsciiStrToUpper(text);
+  std::replace(t.begin(), t.end(), '-', '_');
+  if (!absl::StartsWith(t, "OFFLINE_PHASE_")) t = "OFFLINE_PHASE_" + t;
+  return v1::OfflinePhase_Parse(t, phase) && *phase != v1::OFFLINE_PHASE_DONE;
+}
+
+// "default", "preferred", "bind", "interleave" (or MPOL_*, or 0..3).
+bool ParseMode(const std::string& text, v1::MempolicyMode* mode) {
+  std::string t = absl::AsciiStrToUpper(text);
+  if (!absl::StartsWith(t, "MPOL_")) t = "MPOL_" + t;
+  if (v1::MempolicyMode_Parse(t, mode)) return true;
+  int n = 0;
+  if (absl::SimpleAtoi(text, &n) && v1::MempolicyMode_IsValid(n)) {
+    *mode = static_cast<v1::MempolicyMode>(n);
+    return true;
+  }
+  return false;
+}
+
+// "going-offline", "MEM_GOING_OFFLINE", "cancel-offline", ... or 1..6.
+bool ParseEvent(const std::string& text, v1::MemoryNotifierEvent* event) {
+  std::string t = absl::AsciiStrToUpper(text);
+  std::replace(t.begin(), t.end(), '-', '_');
+  if (!absl::StartsWith(t, "MEM_")) t = "MEM_" + t;
+  if (v1::MemoryNotifierEvent_Parse(t, event)) return true;
+  int n = 0;
+  if (absl::SimpleAtoi(text, &n) && n > 0 && v1::MemoryNotifierEvent_IsValid(n)) {
+    *event = static_cast<v1::MemoryNotifierEvent>(n);
+    return true;
+  }
+  return false;
+}
+
+// "EBUSY", "ebusy", "ERRNO_EBUSY" or the number 16; OK is refused.
+bool ParseErrno(const std::string& text, v1::Errno* errnum) {
+  std::string t = absl::AsciiStrToUpper(text);
+  if (!absl::StartsWith(t, "ERRNO_")) t = "ERRNO_" + t;
+  int n = 0;
+  if (v1::Errno_Parse(t, errnum)) {
+    // Parsed by name.
+  } else if (absl::SimpleAtoi(text, &n) && v1::Errno_IsValid(n)) {
+    *errnum = static_cast<v1::Errno>(n);
+  } else {
+    return false;
+  }
+  return *errnum != v1::ERRNO_OK;
+}
+
+// A move_pages status: the node id, or the errno name of -status.
+std::string MoveStatus(int32_t status) {
+  if (status >= 0) return absl::StrCat(status);
+  if (v1::Errno_IsValid(-status)) {
+    return ErrnoName(static_cast<v1::Errno>(-status));
+  }
+  return absl::StrCat("errno ", -status);
+}
+
+// "1.000 ms" for nanoseconds.
+std::string Duration(uint64_t ns) {
+  if (ns >= 1000000000) return absl::StrFormat("%.3f s", ns / 1e9);
+  if (ns >= 1000000) return absl::StrFormat("%.3f ms", ns / 1e6);
+  if (ns >= 1000) return absl::StrFormat("%.3f us", ns / 1e3);
+  return absl::StrCat(ns, " ns");
 }
 
 // Detail of an errno line for a memory access that may have a fault address.
@@ -212,6 +340,24 @@ class Cli {
   int KsmUnstable();
   int KsmRmap();
   int KsmDump();
+  int BlockList();
+  int BlockGet();
+  int BlockOffline();
+  int BlockResume();
+  int BlockCancel();
+  int BlockOnline();
+  int BlockAdd();
+  int BlockRemove();
+  int BlockKernelPages();
+  int BlockFreeKernelPages();
+  int NotifierInject();
+  int NotifierClear();
+  int MempolicySet();
+  int MempolicyGet();
+  int Mbind();
+  int MigratePages();
+  int MovePages();
+  int Completion();
 
  private:
   // Reads the global flags; returns false (after printing) on a bad value.
@@ -225,7 +371,28 @@ class Cli {
   std::string ProcessName(int32_t pid) const {
     return absl::StrCat(MachineName(), "/processes/", pid);
   }
+  std::string BlockName(uint64_t block) const {
+    return absl::StrCat(MachineName(), "/memoryBlocks/", block);
+  }
 
+  // Positional i as a block number (records a usage error when bad).
+  uint64_t PosBlock(size_t i);
+  // Positional i as a node list (mask).
+  uint64_t PosNodes(size_t i, const char* what);
+  // Positional i as a memory policy mode.
+  v1::MempolicyMode PosMode(size_t i);
+  // --pause-after (NONE when absent).
+  v1::OfflinePhase PauseAfterFlag();
+
+  void PrintBlock(const v1::MemoryBlock& block);
+  // Prints an OfflineReport (or its JSON) and returns the exit code: 1 when
+  // errnum is not OK.
+  int OfflineResult(const v1::OfflineReport& report);
+  // Prints `ok` / the errno of a SyscallResult.
+  int SyscallDone(const v1::SyscallResult& result);
+  // Prints a KernelPagesResponse.
+  int KernelPagesResult(const v1::KernelPagesResponse& response,
+                        const char* verb);
   // Creates the channel and stubs on first use.
   void Connect();
 
@@ -280,6 +447,8 @@ class Cli {
   std::unique_ptr<v1::MachineService::Stub> machines_;
   std::unique_ptr<v1::ProcessService::Stub> processes_;
   std::unique_ptr<v1::KsmService::Stub> ksm_;
+  std::unique_ptr<v1::NumaService::Stub> numa_;
+  std::unique_ptr<v1::MemoryBlockService::Stub> blocks_;
 };
 
 // ---------------------------------------------------------------------------
@@ -455,6 +624,8 @@ void Cli::Connect() {
   machines_ = v1::MachineService::NewStub(channel_);
   processes_ = v1::ProcessService::NewStub(channel_);
   ksm_ = v1::KsmService::NewStub(channel_);
+  numa_ = v1::NumaService::NewStub(channel_);
+  blocks_ = v1::MemoryBlockService::NewStub(channel_);
 }
 
 template <typename Stub, typename Request, typename Response>
@@ -1149,12 +1320,65 @@ int Cli::Fill() {
   }
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
+  const uint64_t address = request.address();
+  const uint64_t length = request.length();
   v1::MemoryAccessResult result;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::FillMemory,
-                    request, &result)) {
-    return rc;
+  bool chunked = length > kFillChunkBytes;
+  if (chunked) {
+    // Only chunk a range that is entirely mapped and writable: there the
+    // chunks do exactly what one call would. Anything else (EFAULT, EACCES:
+    // "nothing done") goes as one call so the server's answer is unchanged.
+    v1::GetProcessRequest get;
+    get.set_name(request.name());
+    v1::Process process;
+    if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::GetProcess,
+                      get, &process)) {
+      return rc;
+    }
+    uint64_t covered = address;
+    const uint64_t end = address + length;
+    for (const v1::Vma& v : process.vmas()) {
+      if (v.end() <= covered || v.start() > covered) continue;
+      if (!(v.prot() & v1::PROT_WRITE)) break;
+      covered = v.end();
+      if (covered >= end) break;
+    }
+    chunked = end > address && covered >= end;
   }
-  return AccessResult(result, "filled", request.address());
+  if (!chunked) {
+    if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::FillMemory,
+                      request, &result)) {
+      return rc;
+    }
+    return AccessResult(result, "filled", address);
+  }
+  Progress progress(ShowProgress());
+  const uint64_t seed = request.random_seed();
+  const bool random = request.pattern_case() == v1::FillMemoryRequest::kRandomSeed;
+  uint64_t done = 0;
+  while (done < length) {
+    v1::FillMemoryRequest part = request;
+    part.set_address(address + done);
+    part.set_length(std::min(kFillChunkBytes, length - done));
+    if (random) part.set_random_seed(seed + (done / 8) * kGolden);
+    v1::MemoryAccessResult chunk;
+    if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::FillMemory,
+                      part, &chunk)) {
+      progress.Done();
+      return rc;
+    }
+    done += chunk.bytes_done();
+    if (chunk.errnum() != v1::ERRNO_OK) {
+      result = chunk;
+      break;
+    }
+    progress.Update(absl::StrFormat("fill: %s / %s (%d%%)",
+                                    Bytes(done), Bytes(length),
+                                    static_cast<int>(done * 100 / length)));
+  }
+  progress.Done();
+  result.set_bytes_done(done);
+  return AccessResult(result, "filled", address);
 }
 
 int Cli::Touch() {
@@ -1435,8 +1659,38 @@ int Cli::KsmStep() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::StepKsmResponse response;
-  if (int rc = Call(ksm_.get(), &v1::KsmService::Stub::StepKsm, request,
-                    &response)) {
+  const uint64_t want = request.full_scans();
+  if (request.until_case() == v1::StepKsmRequest::kFullScans && want > 1 &&
+      ShowProgress()) {
+    // One pass per call, with a progress line; the visits, passes and KSM
+    // state printed are those a single call would have given (the bound on
+    // visits applies to the whole run).
+    const uint64_t bound =
+        request.max_visits() != 0 ? request.max_visits() : (uint64_t{1} << 32);
+    Progress progress(true);
+    uint64_t visits = 0, done = 0;
+    while (done < want && visits < bound) {
+      v1::StepKsmRequest one = request;
+      one.set_full_scans(1);
+      one.set_max_visits(bound - visits);
+      v1::StepKsmResponse part;
+      if (int rc = Call(ksm_.get(), &v1::KsmService::Stub::StepKsm, one,
+                        &part)) {
+        progress.Done();
+        return rc;
+      }
+      visits += part.visits();
+      done += part.passes();
+      *response.mutable_ksm() = part.ksm();
+      progress.Update(absl::StrFormat("ksm step: %d/%d passes, %d visits",
+                                      done, want, visits));
+      if (part.passes() == 0) break;  // the visit bound ended the run
+    }
+    progress.Done();
+    response.set_visits(visits);
+    response.set_passes(done);
+  } else if (int rc = Call(ksm_.get(), &v1::KsmService::Stub::StepKsm, request,
+                           &response)) {
     return rc;
   }
   if (json_) {
@@ -1646,6 +1900,739 @@ int Cli::KsmDump() {
 }
 
 // ---------------------------------------------------------------------------
+// Memory blocks and hotplug.
+
+uint64_t Cli::PosBlock(size_t i) {
+  uint64_t block = args_.PosUint(i, "BLOCK");
+  if (block > UINT32_MAX) args_.Fail("BLOCK out of range");
+  return block;
+}
+
+uint64_t Cli::PosNodes(size_t i, const char* what) {
+  std::string text = args_.PosString(i, what);
+  if (i >= args_.PositionalCount()) return 0;
+  absl::StatusOr<uint64_t> mask = ParseNodeMask(text);
+  if (!mask.ok()) {
+    args_.Fail(absl::StrCat(what, ": ", mask.status().message()));
+    return 0;
+  }
+  return *mask;
+}
+
+v1::MempolicyMode Cli::PosMode(size_t i) {
+  std::string text = args_.PosString(i, "MODE");
+  v1::MempolicyMode mode = v1::MPOL_DEFAULT;
+  if (i < args_.PositionalCount() && !ParseMode(text, &mode)) {
+    args_.Fail(absl::StrCat(
+        "MODE must be default, preferred, bind or interleave, not \"", text,
+        "\""));
+  }
+  return mode;
+}
+
+v1::OfflinePhase Cli::PauseAfterFlag() {
+  v1::OfflinePhase phase = v1::OFFLINE_PHASE_NONE;
+  if (!args_.HasFlag("pause-after")) return phase;
+  std::string text = args_.FlagString("pause-after", "");
+  if (!ParsePhase(text, &phase)) {
+    args_.Fail(absl::StrCat(
+        "--pause-after must be isolated, going-offline or migrated, not \"",
+        text, "\""));
+  }
+  return phase;
+}
+
+void Cli::PrintBlock(const v1::MemoryBlock& b) {
+  KeyValues kv;
+  kv.Add("name", b.name());
+  kv.Add("block", absl::StrCat(b.block()));
+  kv.Add("node", absl::StrCat(b.node()));
+  kv.Add("state", BlockStateName(b.state()));
+  kv.Add("pfns", absl::StrCat(b.start_pfn(), "-", b.start_pfn() + b.pages() - 1,
+                              " (", b.pages(), " pages, ",
+                              Bytes(b.pages() * 4096), ")"));
+  kv.Add("removable", YesNo(b.removable()));
+  kv.Add("free_pages", absl::StrCat(b.free_pages()));
+  kv.Add("anon_pages", absl::StrCat(b.anon_pages()));
+  kv.Add("ksm_pages", absl::StrCat(b.ksm_pages()));
+  kv.Add("shmem_pages", absl::StrCat(b.shmem_pages()));
+  kv.Add("reserved_pages", absl::StrCat(b.reserved_pages()));
+  kv.Add("unmovable_pages", absl::StrCat(b.unmovable_pages()));
+  kv.Print(std::cout);
+}
+
+int Cli::OfflineResult(const v1::OfflineReport& r) {
+  if (json_) {
+    PrintJson(r);
+  } else {
+    KeyValues kv;
+    kv.Add("block", r.name());
+    kv.Add("result", r.errnum() == v1::ERRNO_OK
+                         ? std::string("ok")
+                         : absl::StrCat(ErrnoName(r.errnum()), " (",
+                                        static_cast<int>(r.errnum()), ")"));
+    kv.Add("paused", r.paused() ? absl::StrCat("yes, after ", PhaseName(r.phase()),
+                                               " (resume or cancel it)")
+                                : std::string("no"));
+    kv.Add("phase", PhaseName(r.phase()));
+    kv.Add("pages_migrated", absl::StrCat(r.pages_migrated()));
+    kv.Add("ksm_pages_migrated", absl::StrCat(r.ksm_pages_migrated()));
+    kv.Add("stable_nodes_pruned", absl::StrCat(r.stable_nodes_pruned()));
+    kv.Add("rounds", absl::StrCat(r.rounds()));
+    kv.Add("emulated_duration",
+           r.emulated_ns() < 1000
+               ? Duration(r.emulated_ns())
+               : absl::StrCat(Duration(r.emulated_ns()), " (", r.emulated_ns(),
+                              " ns)"));
+    kv.Add("failure", r.failure().empty() ? "-" : r.failure());
+    kv.Add("notifier_calls", absl::StrCat(r.notifier_calls_size()));
+    kv.Print(std::cout);
+    for (const std::string& call : r.notifier_calls()) {
+      std::cout << "  " << call << "\n";
+    }
+  }
+  return ErrnoExit(r.errnum(), r.failure());
+}
+
+int Cli::SyscallDone(const v1::SyscallResult& result) {
+  if (json_) {
+    PrintJson(result);
+  } else if (result.errnum() == v1::ERRNO_OK) {
+    std::cout << "ok\n";
+  }
+  return ErrnoExit(result.errnum(), "");
+}
+
+int Cli::KernelPagesResult(const v1::KernelPagesResponse& response,
+                           const char* verb) {
+  if (json_) {
+    PrintJson(response);
+    return kExitOk;
+  }
+  std::cout << verb << " " << response.pages() << " kernel pages\n\n";
+  PrintBlock(response.memory_block());
+  return kExitOk;
+}
+
+int Cli::BlockList() {
+  args_.Expect(0, 0, {});
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::ListMemoryBlocksResponse all;
+  if (int rc = FetchAll(&all, [&](const std::string& token,
+                                  v1::ListMemoryBlocksResponse* page) {
+        v1::ListMemoryBlocksRequest request;
+        request.set_parent(MachineName());
+        request.set_page_size(4096);
+        request.set_page_token(token);
+        return Call(blocks_.get(),
+                    &v1::MemoryBlockService::Stub::ListMemoryBlocks, request,
+                    page);
+      })) {
+    return rc;
+  }
+  if (json_) {
+    PrintJson(all);
+    return kExitOk;
+  }
+  Table table({"BLOCK", "NODE", "STATE", "START_PFN", "PAGES", "FREE", "ANON",
+               "KSM", "SHMEM", "RESERVED", "UNMOVABLE", "REMOVABLE"});
+  for (const v1::MemoryBlock& b : all.memory_blocks()) {
+    table.AddRow({absl::StrCat(b.block()), absl::StrCat(b.node()),
+                  BlockStateName(b.state()), absl::StrCat(b.start_pfn()),
+                  absl::StrCat(b.pages()), absl::StrCat(b.free_pages()),
+                  absl::StrCat(b.anon_pages()), absl::StrCat(b.ksm_pages()),
+                  absl::StrCat(b.shmem_pages()),
+                  absl::StrCat(b.reserved_pages()),
+                  absl::StrCat(b.unmovable_pages()), YesNo(b.removable())});
+  }
+  table.Print(std::cout);
+  return kExitOk;
+}
+
+int Cli::BlockGet() {
+  args_.Expect(1, 1, {});
+  v1::GetMemoryBlockRequest request;
+  request.set_name(BlockName(PosBlock(0)));
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::MemoryBlock block;
+  if (int rc = Call(blocks_.get(), &v1::MemoryBlockService::Stub::GetMemoryBlock,
+                    request, &block)) {
+    return rc;
+  }
+  if (json_) {
+    PrintJson(block);
+  } else {
+    PrintBlock(block);
+  }
+  return kExitOk;
+}
+
+int Cli::BlockOffline() {
+  args_.Expect(1, 1, {"pause-after", "timeout-ms", "pause-ttl"});
+  v1::OfflineMemoryBlockRequest request;
+  request.set_name(BlockName(PosBlock(0)));
+  request.set_pause_after(PauseAfterFlag());
+  request.set_timeout_ms(args_.FlagUint("timeout-ms", 0));
+  uint64_t ttl = args_.FlagUint("pause-ttl", 0);
+  if (ttl > UINT32_MAX) args_.Fail("--pause-ttl out of range");
+  request.set_pause_ttl_seconds(static_cast<uint32_t>(ttl));
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::OfflineReport report;
+  if (int rc = Call(blocks_.get(),
+                    &v1::MemoryBlockService::Stub::OfflineMemoryBlock, request,
+                    &report)) {
+    return rc;
+  }
+  return OfflineResult(report);
+}
+
+int Cli::BlockResume() {
+  args_.Expect(1, 1, {"pause-after"});
+  v1::ResumeOfflineRequest request;
+  request.set_name(BlockName(PosBlock(0)));
+  request.set_pause_after(PauseAfterFlag());
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::OfflineReport report;
+  if (int rc = Call(blocks_.get(), &v1::MemoryBlockService::Stub::ResumeOffline,
+                    request, &report)) {
+    return rc;
+  }
+  return OfflineResult(report);
+}
+
+int Cli::BlockCancel() {
+  args_.Expect(1, 1, {});
+  v1::CancelOfflineRequest request;
+  request.set_name(BlockName(PosBlock(0)));
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::OfflineReport report;
+  if (int rc = Call(blocks_.get(), &v1::MemoryBlockService::Stub::CancelOffline,
+                    request, &report)) {
+    return rc;
+  }
+  return OfflineResult(report);
+}
+
+int Cli::BlockOnline() {
+  args_.Expect(1, 1, {});
+  v1::OnlineMemoryBlockRequest request;
+  request.set_name(BlockName(PosBlock(0)));
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::SyscallResult result;
+  if (int rc = Call(blocks_.get(),
+                    &v1::MemoryBlockService::Stub::OnlineMemoryBlock, request,
+                    &result)) {
+    return rc;
+  }
+  return SyscallDone(result);
+}
+
+int Cli::BlockAdd() {
+  args_.Expect(1, 1, {});
+  v1::AddMemoryBlockRequest request;
+  request.set_parent(MachineName());
+  uint64_t node = args_.PosUint(0, "NODE");
+  if (node > UINT32_MAX) args_.Fail("NODE out of range");
+  request.set_node(static_cast<uint32_t>(node));
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::MemoryBlock block;
+  if (int rc = Call(blocks_.get(), &v1::MemoryBlockService::Stub::AddMemoryBlock,
+                    request, &block)) {
+    return rc;
+  }
+  if (json_) {
+    PrintJson(block);
+  } else {
+    PrintBlock(block);
+  }
+  return kExitOk;
+}
+
+int Cli::BlockRemove() {
+  args_.Expect(1, 1, {});
+  v1::RemoveMemoryBlockRequest request;
+  request.set_name(BlockName(PosBlock(0)));
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::SyscallResult result;
+  if (int rc = Call(blocks_.get(),
+                    &v1::MemoryBlockService::Stub::RemoveMemoryBlock, request,
+                    &result)) {
+    return rc;
+  }
+  return SyscallDone(result);
+}
+
+int Cli::BlockKernelPages() {
+  args_.Expect(2, 2, {"unmovable"});
+  v1::AllocateKernelPagesRequest request;
+  request.set_name(BlockName(PosBlock(0)));
+  request.set_count(args_.PosUint(1, "COUNT"));
+  request.set_unmovable(args_.FlagSwitch("unmovable"));
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::KernelPagesResponse response;
+  if (int rc = Call(blocks_.get(),
+                    &v1::MemoryBlockService::Stub::AllocateKernelPages, request,
+                    &response)) {
+    return rc;
+  }
+  return KernelPagesResult(response, "allocated");
+}
+
+int Cli::BlockFreeKernelPages() {
+  args_.Expect(2, 2, {});
+  v1::FreeKernelPagesRequest request;
+  request.set_name(BlockName(PosBlock(0)));
+  request.set_count(args_.PosUint(1, "COUNT"));
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::KernelPagesResponse response;
+  if (int rc = Call(blocks_.get(),
+                    &v1::MemoryBlockService::Stub::FreeKernelPages, request,
+                    &response)) {
+    return rc;
+  }
+  return KernelPagesResult(response, "freed");
+}
+
+int Cli::NotifierInject() {
+  args_.Expect(3, 3, {"count"});
+  v1::InjectNotifierFailureRequest request;
+  request.set_parent(MachineName());
+  std::string event_text = args_.PosString(0, "EVENT");
+  v1::MemoryNotifierEvent event = v1::MEMORY_NOTIFIER_EVENT_UNSPECIFIED;
+  if (!event_text.empty() && !ParseEvent(event_text, &event)) {
+    args_.Fail(absl::StrCat(
+        "EVENT must be going-online, cancel-online, online, going-offline, "
+        "cancel-offline or offline, not \"",
+        event_text, "\""));
+  }
+  request.set_event(event);
+  std::string priority_text = args_.PosString(1, "PRIORITY");
+  int32_t priority = 0;
+  if (!priority_text.empty() && !absl::SimpleAtoi(priority_text, &priority)) {
+    args_.Fail(absl::StrCat("PRIORITY: not an integer: \"", priority_text, "\""));
+  }
+  request.set_priority(priority);
+  std::string errno_text = args_.PosString(2, "ERRNO");
+  v1::Errno errnum = v1::ERRNO_OK;
+  if (!errno_text.empty() && !ParseErrno(errno_text, &errnum)) {
+    args_.Fail(absl::StrCat("ERRNO must be a non-zero errno name (EBUSY, "
+                            "EINVAL, ...) or number, not \"",
+                            errno_text, "\""));
+  }
+  request.set_errnum(errnum);
+  uint64_t count = args_.FlagUint("count", 0);
+  if (count > UINT32_MAX) args_.Fail("--count out of range");
+  request.set_count(static_cast<uint32_t>(count));
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::InjectNotifierFailureResponse response;
+  if (int rc = Call(blocks_.get(),
+                    &v1::MemoryBlockService::Stub::InjectNotifierFailure,
+                    request, &response)) {
+    return rc;
+  }
+  if (json_) {
+    PrintJson(response);
+  } else {
+    std::cout << "injected: " << v1::MemoryNotifierEvent_Name(event)
+              << " fails with " << ErrnoName(errnum) << " at priority "
+              << priority << " ("
+              << (count == 0 ? std::string("until cleared")
+                             : absl::StrCat(count, count == 1 ? " time" : " times"))
+              << ")\n";
+  }
+  return kExitOk;
+}
+
+int Cli::NotifierClear() {
+  args_.Expect(0, 0, {});
+  if (int rc = CheckUsage(*command_)) return rc;
+  v1::ClearNotifierFailuresRequest request;
+  request.set_parent(MachineName());
+  Connect();
+  v1::InjectNotifierFailureResponse response;
+  if (int rc = Call(blocks_.get(),
+                    &v1::MemoryBlockService::Stub::ClearNotifierFailures,
+                    request, &response)) {
+    return rc;
+  }
+  if (json_) {
+    PrintJson(response);
+  } else {
+    std::cout << "cleared\n";
+  }
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------
+// NUMA policy and migration.
+
+int Cli::MempolicySet() {
+  args_.Expect(2, 3, {});
+  v1::SetMempolicyRequest request;
+  request.set_name(ProcessName(args_.PosPid(0)));
+  request.set_mode(PosMode(1));
+  if (args_.PositionalCount() > 2) request.set_nodes(PosNodes(2, "NODES"));
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::SyscallResult result;
+  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::SetMempolicy, request,
+                    &result)) {
+    return rc;
+  }
+  return SyscallDone(result);
+}
+
+int Cli::MempolicyGet() {
+  args_.Expect(1, 1, {"address", "node"});
+  v1::GetMempolicyRequest request;
+  request.set_name(ProcessName(args_.PosPid(0)));
+  if (args_.HasFlag("address")) {
+    request.set_address(args_.FlagSize("address", 0));
+  }
+  request.set_node_of_address(args_.FlagSwitch("node"));
+  if (request.node_of_address() && !request.has_address()) {
+    args_.Fail("--node needs --address");
+  }
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::GetMempolicyResponse response;
+  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::GetMempolicy, request,
+                    &response)) {
+    return rc;
+  }
+  if (json_) {
+    PrintJson(response);
+  } else if (response.errnum() == v1::ERRNO_OK) {
+    KeyValues kv;
+    kv.Add("mode", ModeName(response.mode()));
+    kv.Add("nodes", absl::StrCat(NodeMaskString(response.nodes()), " (mask ",
+                                 Hex(response.nodes()), ")"));
+    if (request.node_of_address()) {
+      kv.Add("node", absl::StrCat(response.node()));
+    }
+    kv.Print(std::cout);
+  }
+  return ErrnoExit(response.errnum(), "");
+}
+
+int Cli::Mbind() {
+  args_.Expect(5, 5, {"strict", "move", "move-all"});
+  v1::MbindRequest request;
+  request.set_name(ProcessName(args_.PosPid(0)));
+  request.set_address(args_.PosSize(1, "ADDR"));
+  request.set_length(args_.PosSize(2, "LEN"));
+  request.set_mode(PosMode(3));
+  request.set_nodes(PosNodes(4, "NODES"));
+  uint32_t flags = 0;
+  if (args_.FlagSwitch("strict")) flags |= v1::MPOL_MF_STRICT;
+  if (args_.FlagSwitch("move")) flags |= v1::MPOL_MF_MOVE;
+  if (args_.FlagSwitch("move-all")) flags |= v1::MPOL_MF_MOVE_ALL;
+  request.set_flags(flags);
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::SyscallResult result;
+  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::Mbind, request,
+                    &result)) {
+    return rc;
+  }
+  return SyscallDone(result);
+}
+
+int Cli::MigratePages() {
+  args_.Expect(4, 4, {});
+  v1::MigratePagesRequest request;
+  request.set_caller(ProcessName(args_.PosPid(0)));
+  request.set_pid(args_.PosPid(1));
+  request.set_old_nodes(PosNodes(2, "OLD_NODES"));
+  request.set_new_nodes(PosNodes(3, "NEW_NODES"));
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::MigratePagesResponse response;
+  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::MigratePages, request,
+                    &response)) {
+    return rc;
+  }
+  if (json_) {
+    PrintJson(response);
+  } else if (response.errnum() == v1::ERRNO_OK) {
+    std::cout << "not_migrated: " << response.not_migrated() << "\n";
+  }
+  return ErrnoExit(response.errnum(), "");
+}
+
+int Cli::MovePages() {
+  args_.Expect(3, 3, {"nodes", "move-all"});
+  v1::MovePagesRequest request;
+  request.set_caller(ProcessName(args_.PosPid(0)));
+  request.set_pid(args_.PosPid(1));
+  std::string addr_text = args_.PosString(2, "ADDR[,ADDR...]");
+  if (!addr_text.empty()) {
+    absl::StatusOr<std::vector<uint64_t>> addresses = ParseSizeList(addr_text);
+    if (addresses.ok()) {
+      for (uint64_t a : *addresses) request.add_addresses(a);
+    } else {
+      args_.Fail(absl::StrCat("ADDR: ", addresses.status().message()));
+    }
+  }
+  if (args_.HasFlag("nodes")) {
+    absl::StatusOr<std::vector<uint64_t>> nodes =
+        ParseSizeList(args_.FlagString("nodes", ""));
+    if (!nodes.ok()) {
+      args_.Fail(absl::StrCat("--nodes: ", nodes.status().message()));
+    } else if (nodes->size() != 1 &&
+               nodes->size() != static_cast<size_t>(request.addresses_size())) {
+      args_.Fail("--nodes needs one node, or one per address");
+    } else {
+      for (int i = 0; i < request.addresses_size(); ++i) {
+        uint64_t n = (*nodes)[nodes->size() == 1 ? 0 : i];
+        if (n > INT32_MAX) args_.Fail("--nodes: node out of range");
+        request.add_nodes(static_cast<int32_t>(n));
+      }
+    }
+  }
+  request.set_flags(args_.FlagSwitch("move-all") ? v1::MPOL_MF_MOVE_ALL
+                                                 : v1::MPOL_MF_MOVE);
+  if (int rc = CheckUsage(*command_)) return rc;
+  Connect();
+  v1::MovePagesResponse response;
+  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::MovePages, request,
+                    &response)) {
+    return rc;
+  }
+  if (json_) {
+    PrintJson(response);
+  } else {
+    // One line per address that got a status: the address, then the node
+    // id or the errno name. A whole-call error leaves the rest out.
+    std::vector<std::pair<std::string, std::string>> lines;
+    size_t width = 0;
+    for (int i = 0; i < response.status_size() && i < request.addresses_size();
+         ++i) {
+      lines.emplace_back(Hex(request.addresses(i)), MoveStatus(response.status(i)));
+      width = std::max(width, lines.back().first.size());
+    }
+    for (const auto& [address, status] : lines) {
+      std::cout << address << std::string(width - address.size() + 2, ' ')
+                << status << "\n";
+    }
+  }
+  return ErrnoExit(response.errnum(), "");
+}
+
+// ---------------------------------------------------------------------------
+// Shell completion.
+
+// Words offered for positional argument `index` (0-based, after the command
+// words) of a command.
+struct PositionalWords {
+  const char* path;
+  int index;
+  const char* words;
+};
+
+constexpr char kModeWords[] = "default preferred bind interleave";
+constexpr char kEventWords[] =
+    "going-online cancel-online online going-offline cancel-offline offline";
+constexpr char kErrnoWords[] =
+    "EPERM ENOENT ESRCH EINTR EIO EAGAIN ENOMEM EACCES EFAULT EBUSY ENODEV "
+    "EINVAL";
+
+const PositionalWords kPositionalWords[] = {
+    {"madvise", 3, "mergeable unmergeable dontneed"},
+    {"mprotect", 3, "rw r w none"},
+    {"ksm sysfs", 0, "run pages_to_scan sleep_millisecs"},
+    {"mempolicy set", 1, kModeWords},
+    {"mempolicy set", 2, "none 0 1 0-1"},
+    {"mbind", 3, kModeWords},
+    {"notifier inject", 0, kEventWords},
+    {"notifier inject", 2, kErrnoWords},
+    {"completion", 0, "bash"},
+};
+
+// Words offered for the value of a flag ("" = free text).
+const char* FlagValueWords(const std::string& flag) {
+  if (flag == "pause-after") return "isolated going-offline migrated";
+  if (flag == "clock") return "manual realtime";
+  if (flag == "prot") return "rw r w none";
+  return "";
+}
+
+// The --flags named in a synopsis.
+std::vector<std::string> SynopsisFlags(absl::string_view synopsis) {
+  std::vector<std::string> flags;
+  for (size_t i = synopsis.find("--"); i != absl::string_view::npos;
+       i = synopsis.find("--", i + 2)) {
+    size_t end = i + 2;
+    while (end < synopsis.size() &&
+           (std::islower(static_cast<unsigned char>(synopsis[end])) ||
+            synopsis[end] == '-')) {
+      ++end;
+    }
+    std::string flag(synopsis.substr(i, end - i));
+    if (flag.size() > 2 &&
+        std::find(flags.begin(), flags.end(), flag) == flags.end()) {
+      flags.push_back(flag);
+    }
+  }
+  return flags;
+}
+
+int Cli::Completion() {
+  args_.Expect(1, 1, {});
+  std::string shell = args_.PosString(0, "SHELL");
+  if (!shell.empty() && shell != "bash") {
+    args_.Fail(absl::StrCat("only bash completion exists, not \"", shell, "\""));
+  }
+  if (int rc = CheckUsage(*command_)) return rc;
+
+  // Command words: top level, and the subcommands of each group.
+  std::vector<std::string> top = {"help"};
+  std::vector<std::pair<std::string, std::vector<std::string>>> groups;
+  for (size_t i = 0; i < kCommandCount; ++i) {
+    std::vector<std::string> words = absl::StrSplit(kCommands[i].path, ' ');
+    if (std::find(top.begin(), top.end(), words[0]) == top.end()) {
+      top.push_back(words[0]);
+    }
+    if (words.size() < 2) continue;
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [&](const auto& g) { return g.first == words[0]; });
+    if (it == groups.end()) {
+      groups.push_back({words[0], {}});
+      it = groups.end() - 1;
+    }
+    it->second.push_back(words[1]);
+  }
+  std::vector<std::string> value_flags;
+  for (const auto& [name, kind] : KnownFlags()) {
+    if (kind == FlagKind::kValue) value_flags.push_back("--" + name);
+  }
+  std::vector<std::string> global_flags;
+  for (const std::string& name : GlobalFlags()) {
+    global_flags.push_back("--" + name);
+  }
+
+  std::ostringstream out;
+  out << "# bash completion for memnodectl; generated by `memnodectl "
+         "completion bash`.\n"
+         "# Use: source <(memnodectl completion bash)\n"
+         "_memnodectl_value_flags=\""
+      << absl::StrJoin(value_flags, " ") << "\"\n"
+      << "_memnodectl_global_flags=\"" << absl::StrJoin(global_flags, " ")
+      << "\"\n\n"
+      << "_memnodectl() {\n"
+         "  local cur=${COMP_WORDS[COMP_CWORD]}\n"
+         "  local prev=\"\" flag=\"\"\n"
+         "  ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD-1]}\n"
+         "  # --flag=value arrives as \"--flag\" \"=\" \"value\" (= is a word "
+         "break).\n"
+         "  if [[ $cur == \"=\" ]]; then\n"
+         "    flag=$prev; cur=\"\"\n"
+         "  elif [[ $prev == \"=\" ]] && ((COMP_CWORD > 1)); then\n"
+         "    flag=${COMP_WORDS[COMP_CWORD-2]}\n"
+         "  elif [[ $prev == --* ]]; then\n"
+         "    flag=$prev\n"
+         "  fi\n"
+         "  if [[ -n $flag && \" $_memnodectl_value_flags \" == *\" $flag \"* "
+         "]]; then\n"
+         "    local values=\"\"\n"
+         "    case $flag in\n";
+  for (const auto& [name, kind] : KnownFlags()) {
+    const char* words = FlagValueWords(name);
+    if (kind == FlagKind::kValue && words[0] != '\0') {
+      out << "      --" << name << ") values=\"" << words << "\" ;;\n";
+    }
+  }
+  out << "    esac\n"
+         "    COMPREPLY=($(compgen -W \"$values\" -- \"$cur\"))\n"
+         "    return 0\n"
+         "  fi\n"
+         "  # The command words typed so far (flags and their values left "
+         "out).\n"
+         "  local -a words=()\n"
+         "  local i w skip=0\n"
+         "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
+         "    w=${COMP_WORDS[i]}\n"
+         "    if ((skip)); then\n"
+         "      [[ $w == \"=\" ]] || skip=0\n"
+         "      continue\n"
+         "    fi\n"
+         "    case $w in\n"
+         "      -*) [[ \" $_memnodectl_value_flags \" == *\" $w \"* ]] && "
+         "skip=1 ;;\n"
+         "      =) ;;\n"
+         "      *) words+=(\"$w\") ;;\n"
+         "    esac\n"
+         "  done\n"
+         "  if ((${#words[@]} == 0)); then\n"
+         "    if [[ $cur == -* ]]; then\n"
+         "      COMPREPLY=($(compgen -W \"$_memnodectl_global_flags\" -- "
+         "\"$cur\"))\n"
+         "    else\n"
+         "      COMPREPLY=($(compgen -W \""
+      << absl::StrJoin(top, " ")
+      << "\" -- \"$cur\"))\n"
+         "    fi\n"
+         "    return 0\n"
+         "  fi\n"
+         "  local subs=\"\" path npos\n"
+         "  case ${words[0]} in\n";
+  for (const auto& [group, subs] : groups) {
+    out << "    " << group << ") subs=\"" << absl::StrJoin(subs, " ")
+        << "\" ;;\n";
+  }
+  out << "    help) subs=\"" << absl::StrJoin(top, " ") << "\" ;;\n"
+      << "  esac\n"
+         "  if [[ -n $subs ]]; then\n"
+         "    if ((${#words[@]} == 1)) && [[ $cur != -* ]]; then\n"
+         "      COMPREPLY=($(compgen -W \"$subs\" -- \"$cur\"))\n"
+         "      return 0\n"
+         "    fi\n"
+         "    path=\"${words[0]} ${words[1]}\"\n"
+         "    npos=$((${#words[@]} - 2))\n"
+         "  else\n"
+         "    path=${words[0]}\n"
+         "    npos=$((${#words[@]} - 1))\n"
+         "  fi\n"
+         "  local choices=\"\"\n"
+         "  if [[ $cur == -* ]]; then\n"
+         "    case $path in\n";
+  for (size_t i = 0; i < kCommandCount; ++i) {
+    std::vector<std::string> flags = SynopsisFlags(kCommands[i].synopsis);
+    if (flags.empty()) continue;
+    out << "      \"" << kCommands[i].path << "\") choices=\""
+        << absl::StrJoin(flags, " ") << "\" ;;\n";
+  }
+  out << "    esac\n"
+         "    COMPREPLY=($(compgen -W \"$choices $_memnodectl_global_flags\" -- "
+         "\"$cur\"))\n"
+         "    return 0\n"
+         "  fi\n"
+         "  case \"$path:$npos\" in\n";
+  for (const PositionalWords& p : kPositionalWords) {
+    out << "    \"" << p.path << ":" << p.index << "\") choices=\"" << p.words
+        << "\" ;;\n";
+  }
+  out << "  esac\n"
+         "  COMPREPLY=($(compgen -W \"$choices\" -- \"$cur\"))\n"
+         "  return 0\n"
+         "}\n"
+         "complete -F _memnodectl memnodectl\n";
+  std::cout << out.str();
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------
 // The command table.
 
 const Command kCommands[] = {
@@ -1753,6 +2740,84 @@ const Command kCommands[] = {
     {"ksm dump", "",
      "Counters, then both trees with nodes indented by their depth.", "",
      &Cli::KsmDump},
+    {"block list", "", "List the memory blocks (sysfs memoryN) in id order.",
+     "", &Cli::BlockList},
+    {"block get", "BLOCK", "Show one memory block.", "", &Cli::BlockGet},
+    {"block offline",
+     "BLOCK [--pause-after isolated|going-offline|migrated] [--timeout-ms N] "
+     "[--pause-ttl S]",
+     "Offline a block (echo offline > state) and print the offline report; "
+     "exits 1 when the write failed.",
+     "  --pause-after PHASE  stop after isolated, going-offline (KSM's lock is\n"
+     "                       held) or migrated; then block resume / cancel\n"
+     "  --timeout-ms N       migration-loop deadline in emulated ms (server\n"
+     "                       default 120000, the seed's 120 s)\n"
+     "  --pause-ttl S        a pause left alone S wall seconds is cancelled\n"
+     "                       (server default 300)\n",
+     &Cli::BlockOffline},
+    {"block resume", "BLOCK [--pause-after going-offline|migrated]",
+     "Continue a paused offline (optionally pausing again later).",
+     "  --pause-after PHASE  pause again after this later phase\n",
+     &Cli::BlockResume},
+    {"block cancel", "BLOCK",
+     "Cancel a paused offline (MEM_CANCEL_OFFLINE if it was sent; EINTR).", "",
+     &Cli::BlockCancel},
+    {"block online", "BLOCK", "Online an offline block (echo online > state).",
+     "", &Cli::BlockOnline},
+    {"block add", "NODE",
+     "Hot-add a memory block to NODE (it starts offline).", "",
+     &Cli::BlockAdd},
+    {"block remove", "BLOCK", "Hot-remove an offline block.", "",
+     &Cli::BlockRemove},
+    {"block kernel-pages", "BLOCK COUNT [--unmovable]",
+     "Allocate COUNT kernel pages in a block (makes offline fail).",
+     "  --unmovable   in an unmovable pageblock: isolation fails (EBUSY, no\n"
+     "                notifier); default: non-LRU pages in a movable\n"
+     "                pageblock (EBUSY from the migration loop)\n",
+     &Cli::BlockKernelPages},
+    {"block free-kernel-pages", "BLOCK COUNT",
+     "Free up to COUNT kernel pages of a block.", "",
+     &Cli::BlockFreeKernelPages},
+    {"notifier inject", "EVENT PRIORITY ERRNO [--count N]",
+     "Make memory notifier calls of EVENT fail with ERRNO at PRIORITY.",
+     "  EVENT       going-online, cancel-online, online, going-offline,\n"
+     "              cancel-offline, offline (or MEM_*)\n"
+     "  PRIORITY    chain priority; higher is called first (KSM is at 100)\n"
+     "  ERRNO       errno name (EBUSY, EINVAL, ...) or number\n"
+     "  --count N   fail N times, then go away (default 0: until cleared)\n",
+     &Cli::NotifierInject},
+    {"notifier clear", "", "Remove every injected notifier failure.", "",
+     &Cli::NotifierClear},
+    {"mempolicy set", "PID MODE [NODES]",
+     "set_mempolicy(2): MODE default|preferred|bind|interleave, NODES like "
+     "0,1 or 0-1 or none.",
+     "", &Cli::MempolicySet},
+    {"mempolicy get", "PID [--address A] [--node]",
+     "get_mempolicy(2): the task policy, or the VMA's at --address.",
+     "  --address A   MPOL_F_ADDR: the policy of the VMA at A\n"
+     "  --node        MPOL_F_NODE: also the node of the page at A (read-faults\n"
+     "                it in)\n",
+     &Cli::MempolicyGet},
+    {"mbind", "PID ADDR LEN MODE NODES [--strict] [--move] [--move-all]",
+     "mbind(2) over [ADDR, ADDR+LEN); KSM pages are never moved.",
+     "  --strict     MPOL_MF_STRICT: EIO when a page is misplaced\n"
+     "  --move       MPOL_MF_MOVE: migrate pages mapped once\n"
+     "  --move-all   MPOL_MF_MOVE_ALL: also shared pages (needs privilege)\n",
+     &Cli::Mbind},
+    {"migrate-pages", "CALLER_PID TARGET_PID OLD_NODES NEW_NODES",
+     "migrate_pages(2) by CALLER_PID on TARGET_PID (0 = itself); prints the "
+     "pages not migrated.",
+     "", &Cli::MigratePages},
+    {"move-pages", "CALLER_PID TARGET_PID ADDR[,ADDR...] [--nodes N[,N...]] "
+                   "[--move-all]",
+     "move_pages(2): one line per address with its node or errno name.",
+     "  --nodes N[,N...]  target node per address (one node: all of them);\n"
+     "                    without it, query mode\n"
+     "  --move-all        MPOL_MF_MOVE_ALL (default MPOL_MF_MOVE)\n",
+     &Cli::MovePages},
+    {"completion", "bash",
+     "Print a bash completion script: source <(memnodectl completion bash).",
+     "", &Cli::Completion},
 };
 const size_t kCommandCount = sizeof(kCommands) / sizeof(kCommands[0]);
 

@@ -3,8 +3,11 @@
 #
 # Starts memnoded on port 0, drives a realistic session through the CLI
 # (processes, mmap, fill, digest, read, translate, madvise, KSM stepping and
-# dumping, error paths), checks exit codes and a few outputs, and prints
-# "N passed, M failed". Exits non-zero when any check fails.
+# dumping, error paths; memory blocks, offline with a merged page, a paused
+# offline and resume, notifier failure injection, mempolicy, mbind,
+# migrate_pages, move_pages; shell completion), checks exit codes and a few
+# outputs, and prints "N passed, M failed". Exits non-zero when any check
+# fails.
 #
 # Environment:
 #   MEMNODECTL  the client (default build/cli/client/cpp/memnodectl)
@@ -201,8 +204,236 @@ has stdout '^clock_mode: +MANUAL$'
 expect 0 --machine=smoke process create
 expect 0 machine delete smoke
 
+# --- Fill in chunks: a fill longer than 64 MiB goes as several calls. -------
+# The random stream of a chunk starting at byte 64 MiB is the stream seeded
+# with SEED + (64 MiB / 8) * golden (splitmix64), so a separate 36 MiB range
+# filled with that seed must hold the same bytes as the tail of the big one.
+expect 0 mmap "$PID" 100M
+BIG=$OUT
+MEMNODECTL_PROGRESS=always expect 0 fill "$PID" "$BIG" 100M --random 7
+has stdout '^filled 104857600 bytes at '
+has stderr 'fill: 100 MiB / 100 MiB \(100%\)'
+expect 0 mmap "$PID" 36M
+TAIL=$OUT
+SEED2=$(printf '%u' $((7 + (67108864 / 8) * 0x9e3779b97f4a7c15)))
+expect 0 fill "$PID" "$TAIL" 36M --random "$SEED2"
+expect 0 digest "$PID" "$TAIL" 36M
+WANT=$(awk '/^digest:/ {print $2}' <<<"$OUT")
+expect 0 digest "$PID" $((BIG + 67108864)) 36M
+has stdout "^digest: +$WANT$"
+# A range that is not all mapped goes as one call: EFAULT, nothing done.
+expect 1 fill "$PID" "$TAIL" 100M --byte 1
+has stderr '^EFAULT \(14\)'
+expect 0 munmap "$PID" "$BIG" 100M
+expect 0 munmap "$PID" "$TAIL" 36M
+
 expect 0 process exit "$PID"
 has stdout '^pages_freed: +[0-9]+$'
 
+# --- Memory blocks, hot-remove, NUMA (a MANUAL machine). --------------------
+# 2 nodes x 4 blocks x 64 pages: node 1 holds blocks 4-7.
+new_pid() { awk '/^pid:/ {print $2}' <<<"$OUT"; }
+
+# merged_pair MACHINE: two processes on node 1 with one identical page each,
+# merged by two ksmd passes (kernel-semantics 10.1). Sets PA, PB, AA, AB.
+merged_pair() {
+  local m=$1
+  expect 0 --machine="$m" process create --home-node 1
+  PA=$(new_pid)
+  expect 0 --machine="$m" process create --home-node 1
+  PB=$(new_pid)
+  expect 0 --machine="$m" mmap "$PA" 4K
+  AA=$OUT
+  expect 0 --machine="$m" mmap "$PB" 4K
+  AB=$OUT
+  expect 0 --machine="$m" fill "$PA" "$AA" 4K --byte 0x5a
+  expect 0 --machine="$m" fill "$PB" "$AB" 4K --byte 0x5a
+  expect 0 --machine="$m" madvise "$PA" "$AA" 4K mergeable
+  expect 0 --machine="$m" madvise "$PB" "$AB" 4K mergeable
+}
+
+expect 0 machine create hp --nodes 2 --blocks-per-node 4 --pages-per-block 64 --clock manual
+merged_pair hp
+H=--machine=hp
+expect 0 $H ksm step --full-scans 2
+has stdout '^pages_shared: +1$'
+has stdout '^pages_sharing: +1$'
+
+expect 0 $H block list
+has stdout '^BLOCK +NODE +STATE +START_PFN +PAGES'
+has stdout '^ +7 +1 +ONLINE +448 +64 '
+expect 0 $H translate "$PA" "$AA"
+has stdout ' KSM$'
+KPFN=$(awk 'NR == 2 {print $4}' <<<"$OUT")
+expect 0 $H page get "$KPFN"
+BLK=$(awk '/^block:/ {print $2}' <<<"$OUT")
+expect 0 $H block get "$BLK"
+has stdout '^ksm_pages: +1$'
+has stdout '^node: +1$'
+
+# Offline the block holding the merged page (10.8): the KSM page migrates.
+expect 0 $H block offline "$BLK"
+has stdout '^result: +ok$'
+has stdout '^pages_migrated: +1$'
+has stdout '^ksm_pages_migrated: +1$'
+has stdout '^stable_nodes_pruned: +0$'
+has stdout '^  MEM_GOING_OFFLINE ksm\(100\) ok$'
+has stdout '^  MEM_OFFLINE ksm\(100\) ok$'
+expect 0 $H --json block get "$BLK"
+has stdout '"state":"MEMORY_BLOCK_STATE_OFFLINE"'
+expect 0 $H translate "$PB" "$AB"
+has stdout ' KSM$'
+NEWPFN=$(awk 'NR == 2 {print $4}' <<<"$OUT")
+if [[ "$NEWPFN" != "$KPFN" ]]; then pass; else fail "kpfn did not change"; fi
+expect 0 $H ksm get
+has stdout '^pages_shared: +1$'
+has stdout '^pages_sharing: +1$'
+expect 1 $H block offline "$BLK"
+has stderr '^EINVAL \(22\)'
+expect 0 $H block online "$BLK"
+has stdout '^ok$'
+
+# A paused offline, then resume (SPEC Decisions 4, kernel-semantics 10.17).
+expect 0 $H page get "$NEWPFN"
+BLK2=$(awk '/^block:/ {print $2}' <<<"$OUT")
+expect 0 $H block offline "$BLK2" --pause-after going-offline --pause-ttl 60
+has stdout '^paused: +yes, after GOING_OFFLINE'
+expect 0 $H block get "$BLK2"
+has stdout '^state: +GOING_OFFLINE$'
+expect 0 $H ksm get
+has stdout '^locked_by_offline: +yes$'
+expect 3 $H ksm step --visits 1
+has stderr 'reason=KSM_LOCKED'
+expect 4 $H --timeout=0.5 ksm set --run 1
+expect 0 $H madvise "$PA" "$AA" 4K unmergeable
+expect 0 $H block resume "$BLK2"
+has stdout '^paused: +no$'
+has stdout '^phase: +DONE$'
+has stdout '^ksm_pages_migrated: +1$'
+expect 0 $H ksm set --run 1 --timeout 5
+has stdout '^locked_by_offline: +no$'
+expect 0 $H block online "$BLK2"
+
+# Cancel a paused offline: EINTR, exit 1.
+expect 0 $H block offline 5 --pause-after isolated
+expect 1 $H block cancel 5
+has stderr '^EINTR \(4\)'
+expect 3 $H block resume 5
+has stderr 'reason=NO_PAUSED_OFFLINE'
+
+# An injected notifier failure (one time), then the offline succeeds.
+expect 0 $H notifier inject going-offline 200 EBUSY --count 1
+has stdout '^injected: MEM_GOING_OFFLINE fails with EBUSY at priority 200'
+expect 1 $H block offline 6
+has stderr '^EBUSY \(16\)'
+has stdout '^  MEM_CANCEL_OFFLINE ksm\(100\) ok$'
+expect 0 $H notifier inject cancel-offline 10 22
+expect 0 $H notifier clear
+has stdout '^cleared$'
+expect 0 $H block offline 6
+expect 0 $H block online 6
+
+# Unmovable kernel pages: EBUSY before any notifier (10.10 a).
+expect 0 $H block kernel-pages 7 2 --unmovable
+has stdout '^allocated 2 kernel pages$'
+has stdout '^unmovable_pages: +2$'
+expect 1 $H block offline 7
+has stdout '^notifier_calls: +0$'
+has stderr '^EBUSY \(16\)'
+expect 0 $H block free-kernel-pages 7 2
+has stdout '^freed 2 kernel pages$'
+
+# Hot-add and remove.
+expect 0 $H block add 1
+has stdout '^state: +OFFLINE$'
+has stdout '^block: +8$'
+expect 1 $H block remove 5
+has stderr '^EBUSY \(16\)'
+expect 0 $H block remove 8
+expect 1 $H --json block remove 8
+has stdout '"errnum":"ERRNO_EBUSY"'
+
+# NUMA: policy, move_pages statuses (10.11), mbind and migrate_pages.
+expect 0 $H mempolicy set "$PA" bind 0-1
+expect 0 $H mempolicy get "$PA"
+has stdout '^mode: +BIND$'
+has stdout '^nodes: +0,1 \(mask 0x3\)$'
+expect 1 $H mempolicy set "$PA" default 1
+has stderr '^EINVAL \(22\)'
+expect 0 $H mempolicy get "$PB" --address "$AB" --node
+has stdout '^node: +1$'
+expect 0 $H move-pages "$PB" 0 "$AB,0x1000,0x7fff00000000"
+has stdout "^$AB +ENOENT$"
+has stdout '^0x1000 +ENOENT$'
+has stdout '^0x7fff00000000 +EFAULT$'
+expect 0 $H move-pages "$PA" 0 "$AA" --nodes 0
+has stdout "^$AA +0$"
+expect 0 $H translate "$PA" "$AA"
+has stdout ' 0 +ANON$'
+expect 1 $H move-pages "$PA" 0 "$AA" --nodes 5
+has stderr '^ENODEV \(19\)'
+expect 0 $H --json move-pages "$PA" 0 "$AA"
+has stdout '"status":\[0\]'
+expect 0 $H mbind "$PA" "$AA" 4K bind 1 --move --strict
+has stdout '^ok$'
+expect 0 $H translate "$PA" "$AA"
+has stdout ' 1 +ANON$'
+expect 0 $H migrate-pages "$PA" 0 1 0
+has stdout '^not_migrated: +0$'
+expect 1 $H migrate-pages "$PA" 999 1 0
+has stderr '^ESRCH \(3\)'
+
+# ksm step --full-scans with progress gives what one call gives: two
+# machines, same calls, one stepped pass by pass.
+for m in hpa hpb; do
+  expect 0 machine create "$m" --nodes 2 --blocks-per-node 4 --pages-per-block 64 --clock manual
+  merged_pair "$m"
+done
+MEMNODECTL_PROGRESS=always expect 0 --machine=hpa ksm step --full-scans 3
+has stderr 'ksm step: 3/3 passes'
+STEP_A=$OUT
+MEMNODECTL_PROGRESS=never expect 0 --machine=hpb ksm step --full-scans 3
+if [[ "$OUT" == "$STEP_A" ]]; then pass; else fail "stepped and single ksm step differ"; fi
+expect 0 --json --machine=hpa ksm get
+KSM_A=${OUT/machines\/hpa/}
+expect 0 --json --machine=hpb ksm get
+if [[ "${OUT/machines\/hpb/}" == "$KSM_A" ]]; then pass; else fail "ksm state differs"; fi
+for m in hp hpa hpb; do expect 0 machine delete "$m"; done
+
+# Usage errors of the new commands.
+expect 2 block offline 4 --pause-after sideways
+expect 2 block offline
+expect 2 mempolicy set 1 sideways 0
+expect 2 mempolicy set 1 bind 0-99
+expect 2 mempolicy get 1 --node
+expect 2 notifier inject going-offline 100 EOK
+expect 2 notifier inject sideways 100 EBUSY
+expect 2 move-pages 1 0 0x1000,0x2000 --nodes 0,1,0
+expect 2 completion zsh
+
+# Shell completion.
+expect 0 completion bash
+has stdout '^complete -F _memnodectl memnodectl$'
+printf '%s\n' "$OUT" >"$TMP/completion.bash"
+complete_words() {
+  bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1));
+           _memnodectl; echo "${COMPREPLY[*]}"' _ "$TMP/completion.bash" "$@"
+}
+want_completion() {
+  local want=$1 got
+  shift
+  got=$(complete_words "$@")
+  if [[ "$got" == "$want" ]]; then pass; else fail "completion of '$*': got '$got', want '$want'"; fi
+}
+want_completion "block" memnodectl bl
+want_completion "offline online" memnodectl block o
+want_completion "free-kernel-pages" memnodectl --machine hp block f
+want_completion "isolated going-offline migrated" memnodectl block offline 4 --pause-after ""
+want_completion "going-offline" memnodectl block offline 4 --pause-after = go
+want_completion "bind" memnodectl mempolicy set 1 b
+want_completion "--move --move-all" memnodectl mbind 1 0x1000 4K bind 0 --mov
+want_completion "EBUSY" memnodectl notifier inject going-offline 100 EB
+want_completion "migrate-pages" memnodectl mi
+want_completion "bash" memnodectl completion ""
 echo "$PASSED passed, $FAILED failed"
 [[ "$FAILED" -eq 0 ]]

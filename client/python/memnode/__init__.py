@@ -5,7 +5,8 @@ This package is pkgutil-style namespace-extending: the generated stubs
 ``python/memnode/v1`` and are found as a subpackage as long as
 ``<build>/python`` is on ``sys.path`` (next to ``client/python``).
 
-The friendly API (``Client``, ``Machine``, ``Process``, ``Ksm``, ``Result``,
+The friendly API (``Client``, ``Machine``, ``Process``, ``Ksm``,
+``MemoryBlock``, ``Result``,
 ``MemnodeError`` and the errno constants) is exported lazily, so that
 ``memnode.digest`` stays importable without the generated stubs.
 """
@@ -13,8 +14,13 @@ The friendly API (``Client``, ``Machine``, ``Process``, ``Ksm``, ``Result``,
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 _CLIENT_NAMES = (
-    "Client", "Machine", "Process", "Ksm", "Result", "MemnodeError",
-    "PAGE_SIZE", "PROT_NONE", "PROT_READ", "PROT_WRITE",
+    "Client", "Machine", "Process", "Ksm", "MemoryBlock", "Result", "MemnodeError",
+    "node_mask", "PAGE_SIZE", "PROT_NONE", "PROT_READ", "PROT_WRITE",
+    "MPOL_DEFAULT", "MPOL_PREFERRED", "MPOL_BIND", "MPOL_INTERLEAVE",
+    "MPOL_MF_STRICT", "MPOL_MF_MOVE", "MPOL_MF_MOVE_ALL",
+    "OFFLINE_PHASE_NONE", "OFFLINE_PHASE_ISOLATED", "OFFLINE_PHASE_GOING_OFFLINE",
+    "OFFLINE_PHASE_MIGRATED", "OFFLINE_PHASE_DONE",
+    "BLOCK_ONLINE", "BLOCK_GOING_OFFLINE", "BLOCK_OFFLINE", "BLOCK_REMOVED",
     "OK", "EPERM", "ENOENT", "ESRCH", "EINTR", "EIO", "EAGAIN", "ENOMEM",
     "EACCES", "EFAULT", "EBUSY", "ENODEV", "EINVAL",
 )

@@ -17,15 +17,19 @@ Two kinds of failure exist and are kept apart (SPEC "Decisions" 6):
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Union
 
 import grpc
 
 from memnode.v1 import common_pb2
+from memnode.v1 import hotplug_pb2
+from memnode.v1 import hotplug_pb2_grpc
 from memnode.v1 import ksm_pb2
 from memnode.v1 import ksm_pb2_grpc
 from memnode.v1 import machine_pb2
 from memnode.v1 import machine_pb2_grpc
+from memnode.v1 import numa_pb2
+from memnode.v1 import numa_pb2_grpc
 from memnode.v1 import process_pb2
 from memnode.v1 import process_pb2_grpc
 
@@ -46,6 +50,26 @@ EBUSY = common_pb2.ERRNO_EBUSY
 ENODEV = common_pb2.ERRNO_ENODEV
 EINVAL = common_pb2.ERRNO_EINVAL
 
+# Memory policy modes (MPOL_*) and mbind / move_pages flags (MPOL_MF_*).
+MPOL_DEFAULT = numa_pb2.MPOL_DEFAULT
+MPOL_PREFERRED = numa_pb2.MPOL_PREFERRED
+MPOL_BIND = numa_pb2.MPOL_BIND
+MPOL_INTERLEAVE = numa_pb2.MPOL_INTERLEAVE
+MPOL_MF_STRICT = numa_pb2.MPOL_MF_STRICT
+MPOL_MF_MOVE = numa_pb2.MPOL_MF_MOVE
+MPOL_MF_MOVE_ALL = numa_pb2.MPOL_MF_MOVE_ALL
+
+# Offline phases (pause points) and memory block states.
+OFFLINE_PHASE_NONE = hotplug_pb2.OFFLINE_PHASE_NONE
+OFFLINE_PHASE_ISOLATED = hotplug_pb2.OFFLINE_PHASE_ISOLATED
+OFFLINE_PHASE_GOING_OFFLINE = hotplug_pb2.OFFLINE_PHASE_GOING_OFFLINE
+OFFLINE_PHASE_MIGRATED = hotplug_pb2.OFFLINE_PHASE_MIGRATED
+OFFLINE_PHASE_DONE = hotplug_pb2.OFFLINE_PHASE_DONE
+BLOCK_ONLINE = hotplug_pb2.MEMORY_BLOCK_STATE_ONLINE
+BLOCK_GOING_OFFLINE = hotplug_pb2.MEMORY_BLOCK_STATE_GOING_OFFLINE
+BLOCK_OFFLINE = hotplug_pb2.MEMORY_BLOCK_STATE_OFFLINE
+BLOCK_REMOVED = hotplug_pb2.MEMORY_BLOCK_STATE_REMOVED
+
 PROT_NONE = process_pb2.PROT_NONE
 PROT_READ = process_pb2.PROT_READ
 PROT_WRITE = process_pb2.PROT_WRITE
@@ -62,6 +86,20 @@ _CLOCK_NAMES = {
     "manual": common_pb2.CLOCK_MODE_MANUAL,
     "realtime": common_pb2.CLOCK_MODE_REALTIME,
     "unspecified": common_pb2.CLOCK_MODE_UNSPECIFIED,
+}
+
+_MODE_NAMES = {
+    "default": numa_pb2.MPOL_DEFAULT,
+    "preferred": numa_pb2.MPOL_PREFERRED,
+    "bind": numa_pb2.MPOL_BIND,
+    "interleave": numa_pb2.MPOL_INTERLEAVE,
+}
+
+_PHASE_NAMES = {
+    "none": hotplug_pb2.OFFLINE_PHASE_NONE,
+    "isolated": hotplug_pb2.OFFLINE_PHASE_ISOLATED,
+    "going-offline": hotplug_pb2.OFFLINE_PHASE_GOING_OFFLINE,
+    "migrated": hotplug_pb2.OFFLINE_PHASE_MIGRATED,
 }
 
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -195,6 +233,100 @@ def _advice(advice: Union[int, str]) -> int:
     return int(advice)
 
 
+def _mode(mode: Union[int, str]) -> int:
+    if isinstance(mode, str):
+        key = mode.lower()
+        if key.startswith("mpol_"):
+            key = key[5:]
+        try:
+            return _MODE_NAMES[key]
+        except KeyError:
+            raise ValueError("mode must be an int or one of %s" % sorted(_MODE_NAMES))
+    return int(mode)
+
+
+def node_mask(nodes: Union[None, int, str, Iterable[int]]) -> int:
+    """A node mask (bit n = node n) from an int mask, an iterable of node ids,
+    or a string such as ``"0,1"``, ``"0-3"``, ``"none"`` / ``""``."""
+    if nodes is None:
+        return 0
+    if isinstance(nodes, bool):
+        raise TypeError("a node mask is not a bool")
+    if isinstance(nodes, int):
+        if nodes < 0:
+            raise ValueError("a node mask is not negative")
+        return nodes
+    if isinstance(nodes, str):
+        text = nodes.strip().lower()
+        if text in ("", "none"):
+            return 0
+        mask = 0
+        for part in text.split(","):
+            lo, sep, hi = part.strip().partition("-")
+            first, last = int(lo), int(hi) if sep else int(lo)
+            if not 0 <= first <= last < 64:
+                raise ValueError("bad node range %r" % part)
+            for n in range(first, last + 1):
+                mask |= 1 << n
+        return mask
+    mask = 0
+    for n in nodes:
+        n = int(n)
+        if not 0 <= n < 64:
+            raise ValueError("node %d out of range 0..63" % n)
+        mask |= 1 << n
+    return mask
+
+
+def _phase(phase: Union[None, int, str]) -> int:
+    if phase is None:
+        return hotplug_pb2.OFFLINE_PHASE_NONE
+    if isinstance(phase, str):
+        key = phase.lower().replace("_", "-")
+        if key.startswith("offline-phase-"):
+            key = key[len("offline-phase-"):]
+        try:
+            return _PHASE_NAMES[key]
+        except KeyError:
+            raise ValueError("pause_after must be an int or one of %s" % sorted(_PHASE_NAMES))
+    return int(phase)
+
+
+def _mem_event(event: Union[int, str]) -> int:
+    if isinstance(event, str):
+        key = event.upper().replace("-", "_")
+        if not key.startswith("MEM_"):
+            key = "MEM_" + key
+        try:
+            return hotplug_pb2.MemoryNotifierEvent.Value(key)
+        except ValueError:
+            raise ValueError("unknown memory notifier event %r" % event) from None
+    return int(event)
+
+
+def _errno(errnum: Union[int, str]) -> int:
+    if isinstance(errnum, str):
+        key = errnum.upper()
+        if not key.startswith("ERRNO_"):
+            key = "ERRNO_" + key
+        try:
+            return common_pb2.Errno.Value(key)
+        except ValueError:
+            raise ValueError("unknown errno %r" % errnum) from None
+    return int(errnum)
+
+
+def _pid(target: Union[int, "Process"]) -> int:
+    return target.pid if isinstance(target, Process) else int(target)
+
+
+def _call_with(method: Callable, request: Any, client: "Client",
+               timeout: Optional[float]) -> Any:
+    """A call with its own deadline (``timeout`` seconds) instead of the
+    client's, for the calls that may block (run writes during an offline)."""
+    return _call(method, request, client.timeout if timeout is None else timeout)
+
+
 def _paginate(fetch: Callable[[str], Any], field: str) -> Iterator[Any]:
     token = ""
     while True:
@@ -238,6 +370,8 @@ class Client:
         self.machines = machine_pb2_grpc.MachineServiceStub(self.channel)
         self.processes = process_pb2_grpc.ProcessServiceStub(self.channel)
         self.ksm = ksm_pb2_grpc.KsmServiceStub(self.channel)
+        self.numa = numa_pb2_grpc.NumaServiceStub(self.channel)
+        self.blocks = hotplug_pb2_grpc.MemoryBlockServiceStub(self.channel)
 
     # context manager -----------------------------------------------------
     def __enter__(self) -> "Client":
@@ -387,6 +521,133 @@ class Machine:
             "processes")
         return [Process(self.client, p.name, p) for p in protos]
 
+    # memory blocks and hotplug -------------------------------------------
+    def blocks(self, page_size: int = 0) -> List["MemoryBlock"]:
+        """ListMemoryBlocks, all pages, in id order, as MemoryBlock handles
+        (``.proto`` filled)."""
+        protos = _paginate(
+            lambda tok: self.client.call(
+                self.client.blocks.ListMemoryBlocks,
+                hotplug_pb2.ListMemoryBlocksRequest(
+                    parent=self.name, page_size=page_size, page_token=tok)),
+            "memory_blocks")
+        return [MemoryBlock(self.client, b.name, b) for b in protos]
+
+    def block(self, block: int) -> "MemoryBlock":
+        """A handle on memory block ``block`` (no RPC)."""
+        return MemoryBlock(self.client, "%s/memoryBlocks/%d" % (self.name, block))
+
+    def add_block(self, node: int) -> "MemoryBlock":
+        """AddMemoryBlock: hot-adds a block to ``node`` (it starts OFFLINE)."""
+        proto = self.client.call(self.client.blocks.AddMemoryBlock,
+                                 hotplug_pb2.AddMemoryBlockRequest(parent=self.name, node=node))
+        return MemoryBlock(self.client, proto.name, proto)
+
+    def inject_notifier_failure(self, event: Union[int, str], priority: int,
+                                errnum: Union[int, str], count: int = 0) -> None:
+        """InjectNotifierFailure: calls of ``event`` (``"going-offline"``,
+        ``"MEM_GOING_OFFLINE"`` or a MemoryNotifierEvent value) reach a
+        notifier at ``priority`` that fails with ``errnum`` (``EBUSY``,
+        ``"EBUSY"``); ``count`` failures, 0 = until cleared."""
+        self.client.call(self.client.blocks.InjectNotifierFailure,
+                         hotplug_pb2.InjectNotifierFailureRequest(
+                             parent=self.name, event=_mem_event(event), priority=priority,
+                             errnum=_errno(errnum), count=count))
+
+    def clear_notifier_failures(self) -> None:
+        """ClearNotifierFailures: removes every injected notifier."""
+        self.client.call(self.client.blocks.ClearNotifierFailures,
+                         hotplug_pb2.ClearNotifierFailuresRequest(parent=self.name))
+
+
+class MemoryBlock:
+    """A handle on ``machines/{machine}/memoryBlocks/{block}`` (sysfs
+    /sys/devices/system/memory/memoryN).
+
+    ``offline``, ``resume`` and ``cancel`` return the OfflineReport as a
+    :class:`Result` (``.errnum``, ``.paused``, ``.phase``,
+    ``.notifier_calls``, ``.pages_migrated``, ...); ``online`` and ``remove``
+    a Result over SyscallResult.
+    """
+
+    def __init__(self, client: Client, name: str,
+                 proto: Optional[hotplug_pb2.MemoryBlock] = None) -> None:
+        self.client = client
+        self.name = name
+        self.proto = proto
+
+    @property
+    def id(self) -> int:
+        return int(self.name.rsplit("/", 1)[1])
+
+    @property
+    def machine_name(self) -> str:
+        return self.name.split("/memoryBlocks/", 1)[0]
+
+    def __repr__(self) -> str:
+        return "MemoryBlock(%r)" % self.name
+
+    def _rpc(self, method: str, request: Any, timeout: Optional[float] = None) -> Any:
+        return _call_with(getattr(self.client.blocks, method), request, self.client, timeout)
+
+    def get(self) -> hotplug_pb2.MemoryBlock:
+        """GetMemoryBlock (state, node, pfns, page counts, removable)."""
+        self.proto = self._rpc("GetMemoryBlock", hotplug_pb2.GetMemoryBlockRequest(name=self.name))
+        return self.proto
+
+    @property
+    def state(self) -> int:
+        """The block's current MemoryBlockState (one GetMemoryBlock)."""
+        return self.get().state
+
+    def offline(self, pause_after: Union[None, int, str] = None, *, timeout_ms: int = 0,
+                pause_ttl_seconds: int = 0, timeout: Optional[float] = None) -> Result:
+        """OfflineMemoryBlock (``echo offline > state``). ``pause_after`` is
+        None, ``"isolated"``, ``"going-offline"``, ``"migrated"`` or an
+        OfflinePhase; ``timeout_ms`` the migration-loop deadline in emulated
+        ms (0: the server's 120 s); ``pause_ttl_seconds`` how long a pause may
+        be left alone (0: the server's default)."""
+        return Result(self._rpc("OfflineMemoryBlock", hotplug_pb2.OfflineMemoryBlockRequest(
+            name=self.name, pause_after=_phase(pause_after), timeout_ms=timeout_ms,
+            pause_ttl_seconds=pause_ttl_seconds), timeout))
+
+    def resume(self, pause_after: Union[None, int, str] = None, *,
+               timeout: Optional[float] = None) -> Result:
+        """ResumeOffline of a paused offline, optionally pausing again after
+        a later phase."""
+        return Result(self._rpc("ResumeOffline", hotplug_pb2.ResumeOfflineRequest(
+            name=self.name, pause_after=_phase(pause_after)), timeout))
+
+    def cancel(self) -> Result:
+        """CancelOffline of a paused offline (MEM_CANCEL_OFFLINE; EINTR)."""
+        return Result(self._rpc("CancelOffline", hotplug_pb2.CancelOfflineRequest(name=self.name)))
+
+    def online(self) -> Result:
+        """OnlineMemoryBlock (``echo online > state``)."""
+        return Result(self._rpc("OnlineMemoryBlock",
+                                hotplug_pb2.OnlineMemoryBlockRequest(name=self.name)))
+
+    def remove(self) -> Result:
+        """RemoveMemoryBlock of an OFFLINE block (EBUSY otherwise)."""
+        return Result(self._rpc("RemoveMemoryBlock",
+                                hotplug_pb2.RemoveMemoryBlockRequest(name=self.name)))
+
+    def kernel_pages(self, count: int, unmovable: bool = False) -> hotplug_pb2.KernelPagesResponse:
+        """AllocateKernelPages: ``count`` kernel pages in the block, in an
+        unmovable pageblock (isolation fails) or, by default, as non-LRU pages
+        of a movable pageblock. Returns ``pages`` and the block after."""
+        resp = self._rpc("AllocateKernelPages", hotplug_pb2.AllocateKernelPagesRequest(
+            name=self.name, count=count, unmovable=unmovable))
+        self.proto = resp.memory_block
+        return resp
+
+    def free_kernel_pages(self, count: int) -> hotplug_pb2.KernelPagesResponse:
+        """FreeKernelPages: frees up to ``count`` kernel pages of the block."""
+        resp = self._rpc("FreeKernelPages", hotplug_pb2.FreeKernelPagesRequest(
+            name=self.name, count=count))
+        self.proto = resp.memory_block
+        return resp
+
 
 class Process:
     """A handle on ``machines/{machine}/processes/{pid}`` and its syscalls.
@@ -531,6 +792,60 @@ class Process:
         """ListRmapItems of this process (KSM's view of its pages)."""
         return Ksm(self.client, self.machine_name + "/ksm").rmap_items(self.pid, page_size)
 
+    # NUMA policy and migration --------------------------------------------
+    def _numa(self, method: str, request: Any) -> Any:
+        return self.client.call(getattr(self.client.numa, method), request)
+
+    def set_mempolicy(self, mode: Union[int, str], nodes: Any = 0) -> Result:
+        """set_mempolicy(2): ``mode`` ``"default"``, ``"preferred"``,
+        ``"bind"``, ``"interleave"`` or an MPOL_* value; ``nodes`` a mask, a
+        list of node ids or a string like ``"0-1"``."""
+        return Result(self._numa("SetMempolicy", numa_pb2.SetMempolicyRequest(
+            name=self.name, mode=_mode(mode), nodes=node_mask(nodes))))
+
+    def get_mempolicy(self, address: Optional[int] = None, node: bool = False) -> Result:
+        """get_mempolicy(2): the task policy, or with ``address`` the policy
+        of the VMA there (MPOL_F_ADDR), or with ``node=True`` too the node of
+        the page at the address (MPOL_F_NODE, read-faults it in).
+        ``result.mode``, ``result.nodes``, ``result.node``."""
+        req = numa_pb2.GetMempolicyRequest(name=self.name, node_of_address=node)
+        if address is not None:
+            req.address = address
+        return Result(self._numa("GetMempolicy", req))
+
+    def mbind(self, address: int, length: int, mode: Union[int, str], nodes: Any = 0,
+              flags: int = 0, *, strict: bool = False, move: bool = False,
+              move_all: bool = False) -> Result:
+        """mbind(2) over [address, address+length). ``flags`` MPOL_MF_* bits,
+        or the keywords ``strict``/``move``/``move_all``."""
+        bits = int(flags)
+        bits |= MPOL_MF_STRICT if strict else 0
+        bits |= MPOL_MF_MOVE if move else 0
+        bits |= MPOL_MF_MOVE_ALL if move_all else 0
+        return Result(self._numa("Mbind", numa_pb2.MbindRequest(
+            name=self.name, address=address, length=length, mode=_mode(mode),
+            nodes=node_mask(nodes), flags=bits)))
+
+    def migrate_pages(self, target: Union[int, "Process"], old_nodes: Any,
+                      new_nodes: Any) -> Result:
+        """migrate_pages(2) called by this process on ``target`` (a pid, a
+        Process, or 0 for itself); ``result.not_migrated`` is the syscall's
+        return (KSM pages are neither moved nor counted)."""
+        return Result(self._numa("MigratePages", numa_pb2.MigratePagesRequest(
+            caller=self.name, pid=_pid(target), old_nodes=node_mask(old_nodes),
+            new_nodes=node_mask(new_nodes))))
+
+    def move_pages(self, addresses: Sequence[int], nodes: Optional[Sequence[int]] = None,
+                   target: Union[int, "Process"] = 0, flags: int = MPOL_MF_MOVE) -> Result:
+        """move_pages(2) called by this process on ``target`` (0: itself).
+        Without ``nodes``: query mode. ``result.status`` is a list with, per
+        address, the node id or ``-errno`` (``-ENOENT`` for a KSM page)."""
+        req = numa_pb2.MovePagesRequest(caller=self.name, pid=_pid(target),
+                                        addresses=list(addresses), flags=flags)
+        if nodes is not None:
+            req.nodes.extend(int(n) for n in nodes)
+        return Result(self._numa("MovePages", req))
+
 
 class Ksm:
     """A handle on ``machines/{machine}/ksm`` (sysfs knobs, ksmd, trees)."""
@@ -554,8 +869,12 @@ class Ksm:
         return self._rpc("GetKsm", ksm_pb2.GetKsmRequest(name=self.name))
 
     def set(self, *, run: Optional[int] = None, pages_to_scan: Optional[int] = None,
-            sleep_millisecs: Optional[int] = None) -> Result:
-        """UpdateKsm with the given knobs; ``result.ksm`` is the state after."""
+            sleep_millisecs: Optional[int] = None, timeout: Optional[float] = None) -> Result:
+        """UpdateKsm with the given knobs; ``result.ksm`` is the state after.
+
+        A write of ``run`` waits while an offline holds KSM's lock, until the
+        offline ends or the deadline (``timeout`` seconds, default the
+        client's) expires: MemnodeError DEADLINE_EXCEEDED."""
         req = ksm_pb2.UpdateKsmRequest(name=self.name)
         if run is not None:
             req.run = run
@@ -563,12 +882,13 @@ class Ksm:
             req.pages_to_scan = pages_to_scan
         if sleep_millisecs is not None:
             req.sleep_millisecs = sleep_millisecs
-        return Result(self._rpc("UpdateKsm", req))
+        return Result(_call_with(self.client.ksm.UpdateKsm, req, self.client, timeout))
 
-    def write_sysfs(self, file: str, value: str) -> Result:
-        """WriteKsmSysfs: writes ``value`` as text to /sys/kernel/mm/ksm/``file``."""
-        return Result(self._rpc("WriteKsmSysfs", ksm_pb2.WriteKsmSysfsRequest(
-            name=self.name, file=file, value=value)))
+    def write_sysfs(self, file: str, value: str, *, timeout: Optional[float] = None) -> Result:
+        """WriteKsmSysfs: writes ``value`` as text to /sys/kernel/mm/ksm/``file``
+        (a ``run`` write waits for an offline like :meth:`set`)."""
+        return Result(_call_with(self.client.ksm.WriteKsmSysfs, ksm_pb2.WriteKsmSysfsRequest(
+            name=self.name, file=file, value=value), self.client, timeout))
 
     def step(self, *, visits: Optional[int] = None, full_scans: Optional[int] = None,
              max_visits: int = 0) -> ksm_pb2.StepKsmResponse:
@@ -618,8 +938,13 @@ class Ksm:
 
 
 __all__ = [
-    "Client", "Machine", "Process", "Ksm", "Result", "MemnodeError",
-    "PAGE_SIZE", "PROT_NONE", "PROT_READ", "PROT_WRITE",
+    "Client", "Machine", "Process", "Ksm", "MemoryBlock", "Result", "MemnodeError",
+    "node_mask", "PAGE_SIZE", "PROT_NONE", "PROT_READ", "PROT_WRITE",
+    "MPOL_DEFAULT", "MPOL_PREFERRED", "MPOL_BIND", "MPOL_INTERLEAVE",
+    "MPOL_MF_STRICT", "MPOL_MF_MOVE", "MPOL_MF_MOVE_ALL",
+    "OFFLINE_PHASE_NONE", "OFFLINE_PHASE_ISOLATED", "OFFLINE_PHASE_GOING_OFFLINE",
+    "OFFLINE_PHASE_MIGRATED", "OFFLINE_PHASE_DONE",
+    "BLOCK_ONLINE", "BLOCK_GOING_OFFLINE", "BLOCK_OFFLINE", "BLOCK_REMOVED",
     "OK", "EPERM", "ENOENT", "ESRCH", "EINTR", "EIO", "EAGAIN", "ENOMEM",
     "EACCES", "EFAULT", "EBUSY", "ENODEV", "EINVAL",
 ]
