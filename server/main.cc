@@ -33,6 +33,9 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port; port 0 = any free port)");
 ABSL_FLAG(std::string, config, "", "optional file of key=value lines for the flags below (flags given on the command line win)");
+ABSL_FLAG(std::string, state_dir, "",
+          "directory for machine snapshots: restored at start, every machine saved there at "
+          "graceful shutdown (empty: no persistence)");
 ABSL_FLAG(bool, default_machine, true, "create machines/default at start");
 ABSL_FLAG(uint32_t, nodes, 2, "default machine: NUMA nodes");
 ABSL_FLAG(uint32_t, blocks_per_node, 8, "default machine: memory blocks per node");
@@ -85,6 +88,7 @@ bool ApplyConfig(const std::string& path, const std::vector<char*>& argv) {
     if (key == "listen") absl::SetFlag(&FLAGS_listen, val);
     else if (key == "metrics_address") absl::SetFlag(&FLAGS_metrics_address, val);
     else if (key == "clock") absl::SetFlag(&FLAGS_clock, val);
+    else if (key == "state_dir") absl::SetFlag(&FLAGS_state_dir, val);
     else if (key == "default_machine") absl::SetFlag(&FLAGS_default_machine, val == "true" || val == "1");
     else if (!absl::SimpleAtoi(val, &u)) ok = false;
     else if (key == "nodes") absl::SetFlag(&FLAGS_nodes, static_cast<uint32_t>(u));
@@ -108,6 +112,10 @@ bool ApplyConfig(const std::string& path, const std::vector<char*>& argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Installed first: a SIGTERM at any point after start-up means a graceful
+  // shutdown (saving machines with --state_dir), never an abrupt kill.
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
   absl::SetProgramUsageMessage("memnoded: emulated NUMA machines with KSM and memory hotplug, over gRPC");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() > 1) {
@@ -123,9 +131,18 @@ int main(int argc, char** argv) {
   limits.max_machine_bytes = absl::GetFlag(FLAGS_max_machine_bytes);
   limits.max_total_bytes = absl::GetFlag(FLAGS_max_total_bytes);
   limits.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
-  memnode::service::Registry registry(limits);
+  memnode::service::Registry registry(limits, absl::GetFlag(FLAGS_state_dir));
+  bool default_restored = false;
+  if (!registry.state_dir().empty()) {
+    std::vector<std::string> errors;
+    for (const std::string& id : registry.RestoreAll(&errors)) {
+      std::cout << "memnoded: restored machines/" << id << " from " << registry.state_dir() << std::endl;
+      if (id == "default") default_restored = true;
+    }
+    for (const std::string& e : errors) std::cerr << "memnoded: snapshot refused: " << e << std::endl;
+  }
 
-  if (absl::GetFlag(FLAGS_default_machine)) {
+  if (absl::GetFlag(FLAGS_default_machine) && !default_restored) {
     memnode::MachineConfig c;
     c.nodes = absl::GetFlag(FLAGS_nodes);
     c.blocks_per_node = absl::GetFlag(FLAGS_blocks_per_node);
@@ -212,8 +229,6 @@ int main(int argc, char** argv) {
   }
   std::cout << "LISTENING " << host << ":" << port << std::endl;
 
-  std::signal(SIGTERM, OnSignal);
-  std::signal(SIGINT, OnSignal);
   std::thread waiter([&server, &event_service] {
     while (g_signal.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     event_service.Shutdown();  // event streams end now instead of at the deadline
@@ -221,6 +236,10 @@ int main(int argc, char** argv) {
   });
   server->Wait();
   waiter.join();
+  for (const std::string& e : registry.SaveAll())
+    std::cerr << "memnoded: could not save " << e << std::endl;
+  if (!registry.state_dir().empty())
+    std::cout << "memnoded: machines saved to " << registry.state_dir() << std::endl;
   registry.Shutdown();
   std::cout << "memnoded: shut down (signal " << g_signal.load() << ")" << std::endl;
   return 0;

@@ -109,7 +109,9 @@ void Machine::MergeVmas(Process& p) {
     Vma& a = it->second;
     Vma& b = next->second;
     bool compatible = a.end == b.start && a.prot == b.prot && a.shared == b.shared &&
-                      a.mergeable == b.mergeable;
+                      a.mergeable == b.mergeable && a.has_policy == b.has_policy &&
+                      (!a.has_policy ||
+                       (a.policy.mode == b.policy.mode && a.policy.nodes == b.policy.nodes));
     if (compatible && a.shared)
       compatible = a.shm == b.shm && a.shm_pgoff + ((a.end - a.start) >> kPageShift) == b.shm_pgoff;
     if (!compatible) {

@@ -72,6 +72,28 @@ grpc::Status MachineServiceImpl::CheckMachine(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status MachineServiceImpl::SaveMachineSnapshot(grpc::ServerContext*,
+                                                     const v1::SaveMachineSnapshotRequest* req,
+                                                     v1::SaveMachineSnapshotResponse* resp) {
+  std::string id;
+  MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->name(), &id));
+  auto r = reg_.SaveSnapshot(id, req->file());
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_path(r->path);
+  resp->set_bytes(r->bytes);
+  resp->set_state_digest(r->state_digest);
+  return grpc::Status::OK;
+}
+
+grpc::Status MachineServiceImpl::LoadMachineSnapshot(grpc::ServerContext*,
+                                                     const v1::LoadMachineSnapshotRequest* req,
+                                                     v1::Machine* resp) {
+  auto h = reg_.LoadSnapshot(req->file(), req->machine_id());
+  if (!h.ok()) return ToGrpc(h.status());
+  ToProto((*h)->machine().Info(), (*h)->id(), resp);
+  return grpc::Status::OK;
+}
+
 grpc::Status MachineServiceImpl::GetPageFrame(grpc::ServerContext*,
                                               const v1::GetPageFrameRequest* req,
                                               v1::PageFrame* resp) {

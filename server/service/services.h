@@ -34,6 +34,10 @@ class MachineServiceImpl final : public v1::MachineService::Service {
                              google::protobuf::Empty*) override;
   grpc::Status CheckMachine(grpc::ServerContext*, const v1::CheckMachineRequest*,
                             v1::CheckMachineResponse*) override;
+  grpc::Status SaveMachineSnapshot(grpc::ServerContext*, const v1::SaveMachineSnapshotRequest*,
+                                   v1::SaveMachineSnapshotResponse*) override;
+  grpc::Status LoadMachineSnapshot(grpc::ServerContext*, const v1::LoadMachineSnapshotRequest*,
+                                   v1::Machine*) override;
   grpc::Status GetPageFrame(grpc::ServerContext*, const v1::GetPageFrameRequest*,
                             v1::PageFrame*) override;
   grpc::Status ListPageFrames(grpc::ServerContext*, const v1::ListPageFramesRequest*,

@@ -20,7 +20,8 @@
 //      rmap_items == items allocated.
 //   2. Every stable item is on its node's list and its node is in the tree.
 //   3. A valid node's kpfn holds a KSM frame that points back at the node;
-//      every KSM frame points at a node in the tree.
+//      every KSM frame with a node points at a node in the tree whose kpfn
+//      is that frame (a KSM frame may lack a node, see Check()).
 //   4. Consecutive valid nodes of the stable tree are in strictly ascending
 //      content order (KSM pages are write-protected).
 //   5. An unstable item is at most one pass old (age 0 or 1); age 0 items are
@@ -807,9 +808,12 @@ void Ksm::Check(std::vector<std::string>* out) {
     for (uint64_t i = 0; i < b.pages; ++i) {
       PageFrame& f = b.frames[i];
       if (f.state != PageState::kKsm) continue;
-      if (!f.ksm_node)
-        fail(absl::StrFormat("pfn %d: KSM page without a stable node", b.start + i));
-      else if (!nodes.count(f.ksm_node))
+      // A KSM page may have no node: promoted while forked (several ptes),
+      // then the merge of the tree page failed and only this address's COW
+      // was broken (2.3 rule 9f); the other mappers keep it until they write
+      // or ksmd revisits them (1.6 rule 17: never demoted).
+      if (!f.ksm_node) continue;
+      if (!nodes.count(f.ksm_node))
         fail(absl::StrFormat("pfn %d: KSM page's node is not in the tree", b.start + i));
       else if (f.ksm_node->kpfn != b.start + i)
         fail(absl::StrFormat("pfn %d: its node's kpfn is %d", b.start + i, f.ksm_node->kpfn));
