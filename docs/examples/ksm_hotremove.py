@@ -9,14 +9,13 @@ MEM_GOING_OFFLINE: MEM_OFFLINE prunes its stable node).
     export PYTHONPATH=$REPO/client/python:$BUILD/python
     /usr/bin/python3 docs/examples/ksm_hotremove.py 127.0.0.1:50051
 
-The wrapper has no NUMA / memory-block methods yet: the hot-remove steps use
-the raw MemoryBlockService stub through ``client.call`` (same error handling).
+The hot-remove steps use the wrapper's MemoryBlock handle (m.block(n)).
 """
 import sys
 
 import grpc
 from memnode import Client, MemnodeError, PAGE_SIZE
-from memnode.v1 import common_pb2, hotplug_pb2, hotplug_pb2_grpc
+from memnode.v1 import common_pb2, hotplug_pb2
 
 target = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50051"
 
@@ -36,8 +35,6 @@ def show_nodes(ksm):
 
 
 with Client(target) as c:
-    blocks = hotplug_pb2_grpc.MemoryBlockServiceStub(c.channel)
-
     # 1. A deterministic machine: 2 nodes x 4 blocks x 64 pages, MANUAL clock.
     m = c.create_machine("lab", nodes=2, blocks_per_node=4, pages_per_block=64,
                          clock="manual")
@@ -77,8 +74,9 @@ with Client(target) as c:
     # 5. Offline the block holding the KSM page: the page migrates
     #    (offlining=1), kpfn follows it, the counters do not move.
     block = m.page(kpfn).block
-    bname = "%s/memoryBlocks/%d" % (m.name, block)
-    rep = c.call(blocks.OfflineMemoryBlock, hotplug_pb2.OfflineMemoryBlockRequest(name=bname))
+    blk = m.block(block)
+    bname = blk.name
+    rep = blk.offline()                              # Result wrapping the OfflineReport
     print("offline %s: %s phase=%s migrated=%d ksm_migrated=%d pruned=%d"
           % (bname, common_pb2.Errno.Name(rep.errnum),
              hotplug_pb2.OfflinePhase.Name(rep.phase), rep.pages_migrated,
@@ -92,12 +90,12 @@ with Client(target) as c:
     #    after MEM_GOING_OFFLINE, let both sharers drop the page, resume.
     kpfn = m.ksm.stable_nodes()[0].kpfn
     block = m.page(kpfn).block
-    bname = "%s/memoryBlocks/%d" % (m.name, block)
-    rep = c.call(blocks.OfflineMemoryBlock, hotplug_pb2.OfflineMemoryBlockRequest(
-        name=bname, pause_after=hotplug_pb2.OFFLINE_PHASE_GOING_OFFLINE))
+    blk = m.block(block)
+    bname = blk.name
+    rep = blk.offline("going-offline")               # pause after MEM_GOING_OFFLINE
     print("offline %s paused=%s phase=%s" % (bname, rep.paused,
                                              hotplug_pb2.OfflinePhase.Name(rep.phase)))
-    st = c.call(blocks.GetMemoryBlock, hotplug_pb2.GetMemoryBlockRequest(name=bname)).state
+    st = blk.get().state
     print("  block state:", hotplug_pb2.MemoryBlockState.Name(st),
           "locked_by_offline:", m.ksm.get().locked_by_offline)
     try:
@@ -109,7 +107,7 @@ with Client(target) as c:
     print("  page %d: %s" % (kpfn, common_pb2.PageState.Name(m.page(kpfn).state)))
     print("  before resume:", counters(m.ksm))
     show_nodes(m.ksm)
-    rep = c.call(blocks.ResumeOffline, hotplug_pb2.ResumeOfflineRequest(name=bname))
+    rep = blk.resume()
     print("resume: %s phase=%s migrated=%d pruned=%d"
           % (common_pb2.Errno.Name(rep.errnum), hotplug_pb2.OfflinePhase.Name(rep.phase), rep.pages_migrated,
              rep.stable_nodes_pruned))

@@ -2,8 +2,9 @@
 # The docs/API.md worked experiment with memnodectl.
 #   MEMNODECTL=$BUILD/client/cpp/memnodectl MEMNODE_SERVER=127.0.0.1:50051 \
 #   PYTHONPATH=$REPO/client/python:$BUILD/python bash docs/examples/ksm_hotremove_cli.sh
-# memnodectl has no memory-block commands yet: the offline steps call the raw
-# MemoryBlockService stub from a few lines of Python (function `block` below).
+# Recorded with a memnodectl that predated its `block` commands: the offline
+# steps call the raw MemoryBlockService stub from a few lines of Python
+# (function `block` below); `memnodectl block offline|resume` now does the same.
 set -u
 CTL=${MEMNODECTL:-memnodectl}
 M=clilab
