@@ -327,7 +327,7 @@ has stdout '^injected: MEM_GOING_OFFLINE fails with EBUSY at priority 200'
 expect 1 $H block offline 6
 has stderr '^EBUSY \(16\)'
 has stdout '^  MEM_CANCEL_OFFLINE ksm\(100\) ok$'
-expect 0 $H notifier inject cancel-offline 10 22
+expect 0 $H notifier inject going-online 10 22
 expect 0 $H notifier clear
 has stdout '^cleared$'
 expect 0 $H block offline 6

@@ -180,7 +180,7 @@ Errno Machine::CallMemoryNotifiers(MemEvent e, BlockId block, std::vector<std::s
         default:
           break;
       }
-    } else if (n.fail_event == e) {
+    } else if (n.fail_event == e && !n.spent) {
       err = n.fail_err;
     }
     if (log)
@@ -194,7 +194,9 @@ Errno Machine::CallMemoryNotifiers(MemEvent e, BlockId block, std::vector<std::s
     ev.result = -static_cast<int32_t>(err);
     Emit(ev);
     if (err != Errno::kOk) {
-      if (n.remaining > 0 && --n.remaining == 0) notifiers_.erase(notifiers_.begin() + i);
+      // A spent injector stays registered (and sees the CANCEL that
+      // follows, like any notifier) until the operation ends.
+      if (n.remaining > 0 && --n.remaining == 0) n.spent = true;
       result = err;
       break;  // NOTIFY_BAD stops the chain
     }
@@ -208,6 +210,12 @@ absl::Status Machine::InjectNotifierFailure(MemEvent event, int priority, Errno 
   if (err == Errno::kOk)
     return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
                      "an injected failure needs a non-zero errno");
+  // Like the kernel's memory notifier error injection, only the events whose
+  // result is acted upon can fail: a failed MEM_OFFLINE or CANCEL would stop
+  // the chain before KSM's callback and leave its lock held for good.
+  if (event != MemEvent::kGoingOffline && event != MemEvent::kGoingOnline)
+    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
+                     "only MEM_GOING_OFFLINE and MEM_GOING_ONLINE can be made to fail");
   NotifierEntry n;
   n.priority = priority;
   n.name = "inject";
@@ -288,7 +296,14 @@ Machine::OfflineReport Machine::FailOffline(Errno err, const std::string& why) {
   Emit(e);
   OfflineReport r = po.report;
   pending_offline_.reset();
+  PurgeSpentInjectors();
   return r;
+}
+
+void Machine::PurgeSpentInjectors() {
+  notifiers_.erase(std::remove_if(notifiers_.begin(), notifiers_.end(),
+                                  [](const NotifierEntry& n) { return n.spent; }),
+                   notifiers_.end());
 }
 
 Machine::OfflineReport Machine::ContinueOffline(absl::Time now) {
@@ -393,6 +408,7 @@ Machine::OfflineReport Machine::ContinueOffline(absl::Time now) {
         Emit(e);
         OfflineReport r = po.report;
         pending_offline_.reset();
+        PurgeSpentInjectors();
         return r;
       }
       case OfflinePhase::kDone:
@@ -434,7 +450,12 @@ absl::StatusOr<Machine::OfflineReport> Machine::ResumeOffline(BlockId id,
   if (!pending_offline_ || pending_offline_->block != id)
     return MakeError(absl::StatusCode::kFailedPrecondition, "NO_PAUSED_OFFLINE",
                      absl::StrCat("no paused offline of block ", id));
-  pending_offline_->options.pause_after = pause_after.value_or(OfflinePhase::kNone);
+  OfflinePhase next = pause_after.value_or(OfflinePhase::kNone);
+  if (next != OfflinePhase::kNone && next <= pending_offline_->report.phase)
+    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
+                     absl::StrCat("pause_after must be a phase after ",
+                                  OfflinePhaseName(pending_offline_->report.phase)));
+  pending_offline_->options.pause_after = next;
   return ContinueOffline(now);
 }
 
@@ -462,6 +483,7 @@ absl::StatusOr<Errno> Machine::OnlineBlock(BlockId id) {
   Errno err = CallMemoryNotifiers(MemEvent::kGoingOnline, id, nullptr);
   if (err != Errno::kOk) {
     CallMemoryNotifiers(MemEvent::kCancelOnline, id, nullptr);
+    PurgeSpentInjectors();
     return err;
   }
   b->frames.reset();
@@ -474,6 +496,7 @@ absl::StatusOr<Errno> Machine::OnlineBlock(BlockId id) {
   b->state = BlockState::kOnline;
   free_blocks_[b->node].insert(b->id);
   CallMemoryNotifiers(MemEvent::kOnline, id, nullptr);
+  PurgeSpentInjectors();
   return Errno::kOk;
 }
 

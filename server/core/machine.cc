@@ -119,11 +119,6 @@ void Machine::EnsureFrames(MemoryBlock& b) {
   if (!b.frames) b.frames.reset(new PageFrame[b.pages]);
 }
 
-PageFrame& Machine::Frame(Pfn pfn) {
-  MemoryBlock& b = BlockOf(pfn);
-  EnsureFrames(b);
-  return b.frames[pfn - b.start];
-}
 
 PageFrame* Machine::FrameIfPopulated(Pfn pfn) {
   if (pfn >= PfnLimit()) return nullptr;

@@ -434,7 +434,11 @@ class Machine {
   uint64_t PfnLimit() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return blocks_.size() * config_.pages_per_block;
   }
-  PageFrame& Frame(Pfn pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  PageFrame& Frame(Pfn pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    MemoryBlock& b = BlockOf(pfn);
+    if (!b.frames) EnsureFrames(b);
+    return b.frames[pfn - b.start];
+  }
   // Frame if its block's metadata exists, else null (never allocates).
   PageFrame* FrameIfPopulated(Pfn pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EnsureFrames(MemoryBlock& b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -516,7 +520,9 @@ class Machine {
     MemEvent fail_event = MemEvent::kGoingOffline;  // injector: event it fails
     Errno fail_err = Errno::kOk;
     uint32_t remaining = 0;  // injector: failures left (0 = until cleared)
+    bool spent = false;      // injector: used up; removed when the operation ends
   };
+  void PurgeSpentInjectors() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Calls the chain for `e` by descending priority; returns the first
   // failure's errno (the chain stops there) or kOk.
   Errno CallMemoryNotifiers(MemEvent e, BlockId block, std::vector<std::string>* log)

@@ -414,15 +414,20 @@ void Ksm::RemoveItemsBelow(MmSlot* slot, Vaddr from, Vaddr to) {
 }
 
 RmapItem* Ksm::NextRmapItem(MmSlot* slot, Vaddr addr) {
-  // Items between the cursor and addr no longer match a mergeable page.
-  RemoveItemsBelow(slot, rmap_floor_, addr);
+  // Items between the cursor and addr no longer match a mergeable page
+  // (get_next_rmap_item); one search finds both those and the item at addr.
+  auto it = slot->items.lower_bound(rmap_floor_);
+  while (it != slot->items.end() && it->first < addr) {
+    RmapItem* stale = it->second;
+    it = slot->items.erase(it);
+    FreeItem(stale);
+  }
   rmap_floor_ = addr + kPageSize;
-  auto it = slot->items.find(addr);
-  if (it != slot->items.end()) return it->second;
+  if (it != slot->items.end() && it->first == addr) return it->second;
   RmapItem* item = new RmapItem;  // zeroed: oldchecksum 0
   item->slot = slot;
   item->address = addr;
-  slot->items.emplace(addr, item);
+  slot->items.emplace_hint(it, addr, item);
   rmap_items_++;
   return item;
 }
