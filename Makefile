@@ -7,7 +7,10 @@ JOBS        ?= $(shell nproc)
 CMAKE_FLAGS ?=
 LISTEN      ?= 127.0.0.1:50051
 
-.PHONY: all deps build run test test-unit test-asan bench lint clean
+SOAK_SECONDS ?= 60
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build run test test-unit test-asan test-sanitizers soak fuzz bench lint clean
 
 all: build
 
@@ -35,11 +38,28 @@ test: build
 	scripts/lint.sh
 	MEMNODED=$(abspath $(BUILD_DIR))/server/memnoded scripts/test-node.sh
 	$(MAKE) test-asan
+	$(MAKE) test-sanitizers
+	scripts/fuzz.sh 15
 
 test-asan: deps
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMEMNODE_SANITIZE=ON -DMEMNODE_BUILD_SERVICE=OFF $(CMAKE_FLAGS)
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 	cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# TSan build of the core's concurrency test (build/tsan) and clang's
+# -Wthread-safety -Werror=thread-safety over server/core and server/service.
+test-sanitizers: deps
+	scripts/sanitizers.sh tsan
+	scripts/sanitizers.sh tsa
+
+# The model-based driver on fresh seeds for SOAK_SECONDS (a failure prints
+# the seed and step; `memnode_soak --replay SEED` reproduces it).
+soak: build
+	$(BUILD_DIR)/tests/soak/memnode_soak --seconds $(SOAK_SECONDS)
+
+# Each libFuzzer target (clang, build/fuzz) for FUZZ_SECONDS.
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: build
 	@scripts/bench.sh $(BUILD_DIR)
