@@ -126,6 +126,10 @@ struct Process {
   absl::btree_multimap<Vaddr, Pfn> pins;     // pinned frames by address
   MmSlot* ksm_slot = nullptr;                // registered with KSM
   MemPolicy policy;                          // task policy (set_mempolicy)
+  // Bumped by every change of a pte's pfn or of a VMA (boundaries, flags,
+  // anon_vma): a result computed from the page tables at an equal `gen` is
+  // still valid (KSM's unstable-tree lookups cache on it).
+  uint64_t gen = 0;
 };
 
 struct FillPattern {
@@ -299,6 +303,9 @@ class Machine {
   std::vector<StableNodeInfo> KsmStableNodes() ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<RmapItemInfo> KsmUnstableItems() ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<RmapItemInfo>> KsmRmapItems(Pid pid) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Turns KSM's unstable-tree lookup cache off (differential tests only).
+  void SetKsmLookupCacheForTesting(bool on) ABSL_LOCKS_EXCLUDED(mu_);
 
   // ksmd of a REALTIME machine: one batch of pages_to_scan visits if run has
   // the MERGE bit and some mm is registered. Returns whether ksmd should keep

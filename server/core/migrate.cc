@@ -185,7 +185,10 @@ int64_t Machine::MigrateList(std::vector<Pfn> pages, const PageAllocator& alloc,
     if (ksm && f.ksm_node) ksm_->MigratedNode(f.ksm_node, newpfn);  // ksm_migrate_page
     auto pi = ptes.find(pfn);
     if (pi != ptes.end())
-      for (auto& [proc, vpn] : pi->second) proc->ptes[vpn].pfn = newpfn;
+      for (auto& [proc, vpn] : pi->second) {
+        proc->ptes[vpn].pfn = newpfn;
+        proc->gen++;
+      }
     auto si = shm.find(pfn);
     if (si != shm.end()) si->second.first->pages[si->second.second] = newpfn;
     f.mapcount = 0;

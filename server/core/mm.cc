@@ -99,6 +99,7 @@ void Machine::SplitVma(Process& p, Vaddr at) {
   }
   v->end = at;
   p.vmas.emplace(at, tail);
+  p.gen++;
 }
 
 void Machine::MergeVmas(Process& p) {
@@ -122,6 +123,7 @@ void Machine::MergeVmas(Process& p) {
     a.anon_vma = a.anon_vma || b.anon_vma;
     if (b.shm) b.shm->vma_refs--;  // a already holds a reference to the same object
     p.vmas.erase(next);
+    p.gen++;
   }
 }
 
@@ -139,6 +141,7 @@ Content* Machine::ContentAt(Process& p, uint64_t vpn) {
 void Machine::MapPte(Process& p, uint64_t vpn, Pfn pfn, bool write) {
   MEMNODE_CHECK(p.ptes.find(vpn) == p.ptes.end(), "mapping over a present pte");
   p.ptes[vpn] = Pte{pfn, write};
+  p.gen++;
   if (pfn == zero_pfn_) return;
   PageFrame& f = Frame(pfn);
   f.mapcount++;
@@ -150,6 +153,7 @@ void Machine::UnmapPte(Process& p, uint64_t vpn) {
   if (it == p.ptes.end()) return;
   Pfn pfn = it->second.pfn;
   p.ptes.erase(it);
+  p.gen++;
   if (pfn == zero_pfn_) return;
   PageFrame& f = Frame(pfn);
   f.mapcount--;
@@ -181,6 +185,7 @@ void Machine::UnmapRange(Process& p, Vaddr start, Vaddr end) {
   while (it != p.vmas.end() && it->first < end) {
     if (it->second.shm) ReleaseShm(it->second.shm);
     it = p.vmas.erase(it);
+    p.gen++;
   }
 }
 
@@ -274,6 +279,7 @@ Errno Machine::StorePage(Process& p, Vma& vma, uint64_t vpn, Content* c) {
   }
   MapPte(p, vpn, pfn, true);
   vma.anon_vma = true;
+  p.gen++;
   return Errno::kOk;
 }
 
@@ -494,6 +500,7 @@ absl::StatusOr<MmapResult> Machine::Mmap(Pid pid, Vaddr addr, uint64_t length, u
     shm_objects_[obj.get()] = std::move(obj);
   }
   p->vmas[start] = v;
+  p->gen++;
   MergeVmas(*p);
   r.address = start;
   return r;
@@ -585,6 +592,7 @@ absl::StatusOr<Errno> Machine::Madvise(Pid pid, Vaddr addr, uint64_t length, Adv
         SplitVma(*p, start);
         SplitVma(*p, seg_end);
         FindVma(*p, start)->mergeable = true;
+        p->gen++;
         break;
       case Advice::kUnmergeable: {
         if (!v->mergeable) break;  // 4.3 rule 11
@@ -604,6 +612,7 @@ absl::StatusOr<Errno> Machine::Madvise(Pid pid, Vaddr addr, uint64_t length, Adv
           SplitVma(*p, start);
           SplitVma(*p, seg_end);
           FindVma(*p, start)->mergeable = false;
+          p->gen++;
         }
         break;
       }

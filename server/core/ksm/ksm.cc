@@ -244,12 +244,21 @@ StableNode* Ksm::StableTreeInsert(Pfn kpage) {
 Pfn Ksm::GetMergeablePage(RmapItem* item) {
   Process* mm = item->slot->mm;
   if (mm->exited) return kNoPfn;
+  // The answer depends only on the mm's VMAs and ptes (and the frame's
+  // anon-ness, which cannot change while this pte maps it): reuse it while
+  // the mm is unchanged.
+  if (use_lookup_cache_ && item->cache_gen == mm->gen) return item->cache_pfn;
+  Pfn result = kNoPfn;
   Vma* vma = m_.FindVma(*mm, item->address);
-  if (!vma || !vma->mergeable || !vma->anon_vma) return kNoPfn;
-  auto it = mm->ptes.find(item->address >> kPageShift);
-  if (it == mm->ptes.end() || it->second.pfn == m_.zero_pfn_) return kNoPfn;
-  if (!IsAnon(m_.Frame(it->second.pfn).state)) return kNoPfn;
-  return it->second.pfn;
+  if (vma && vma->mergeable && vma->anon_vma) {
+    auto it = mm->ptes.find(item->address >> kPageShift);
+    if (it != mm->ptes.end() && it->second.pfn != m_.zero_pfn_ &&
+        IsAnon(m_.Frame(it->second.pfn).state))
+      result = it->second.pfn;
+  }
+  item->cache_gen = mm->gen;
+  item->cache_pfn = result;
+  return result;
 }
 
 RmapItem* Ksm::UnstableTreeSearchInsert(RmapItem* item, Pfn page, Pfn* tree_page_out) {
@@ -329,6 +338,7 @@ bool Ksm::TryMergeOnePage(Process& mm, Vma& vma, Vaddr addr, Pfn page, Pfn kpage
   kf.mapcount++;
   kf.refcount++;
   it->second.pfn = kpage;
+  mm.gen++;
   it->second.write = false;
   f.mapcount--;
   m_.PutPage(page);

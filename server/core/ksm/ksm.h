@@ -57,6 +57,8 @@ class Ksm {
   void set_pages_to_scan(uint32_t v) { pages_to_scan_ = v; }
   void set_sleep_millisecs(uint32_t v) { sleep_millisecs_ = v; }
   uint32_t run() const { return run_; }
+  // Tests compare runs with and without the unstable-tree lookup cache.
+  void set_use_lookup_cache(bool on) { use_lookup_cache_ = on; }
   uint32_t pages_to_scan() const { return pages_to_scan_; }
   uint32_t sleep_millisecs() const { return sleep_millisecs_; }
   bool HasSlots() const { return head_.next != &head_; }
@@ -147,6 +149,7 @@ class Ksm {
   uint64_t next_node_id_ = 1;
   bool unmerging_ = false;  // prunes during run=2 are reported as kUnmerge
   bool locked_ = false;     // an offline holds ksm_thread_mutex
+  bool use_lookup_cache_ = true;  // see GetMergeablePage
   absl::btree_multimap<Pfn, StableNode*> by_kpfn_;  // every node, by kpfn
 };
 

@@ -31,6 +31,11 @@ std::optional<uint64_t> ParseStrictUl(absl::string_view text) {
 
 }  // namespace
 
+void Machine::SetKsmLookupCacheForTesting(bool on) {
+  absl::MutexLock lock(&mu_);
+  ksm_->set_use_lookup_cache(on);
+}
+
 KsmInfo Machine::GetKsm() {
   absl::MutexLock lock(&mu_);
   return ksm_->Info();

@@ -36,6 +36,10 @@ struct RmapItem {
   StableNode* head = nullptr;
   RmapItem* hnext = nullptr;
   RmapItem** hpprev = nullptr;
+  // get_mergeable_page's last answer for this item, valid while the mm's
+  // `gen` equals cache_gen (an emulator cache: same results, fewer lookups).
+  uint64_t cache_gen = ~uint64_t{0};
+  Pfn cache_pfn = kNoPfn;
 };
 
 // A node of the stable tree. Identifies its KSM page by pfn only (the seed's
