@@ -7,7 +7,7 @@ PKGS=(
   libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-pytest python3-yaml
-  prometheus-cpp-dev prometheus
+  prometheus-cpp-dev prometheus openssl
 )
 # Node.js and npm (client/node tests, buf via npm in tools/): Debian's
 # packages only when the machine has no node / npm of its own (a node from

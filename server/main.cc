@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -16,6 +17,8 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+#include <grpcpp/security/server_credentials.h>
 #include <prometheus/exposer.h>
 
 #include "absl/flags/flag.h"
@@ -27,6 +30,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "server/metrics/server_metrics.h"
+#include "server/service/auth.h"
 #include "server/service/events_service.h"
 #include "server/service/registry.h"
 #include "server/service/services.h"
@@ -51,6 +55,24 @@ ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
           "with a warning)");
 ABSL_FLAG(uint32_t, event_buffer, 4096, "events buffered per WatchEvents stream before a slow client loses some");
 ABSL_FLAG(uint32_t, max_streams, 16, "limit: concurrent WatchEvents streams");
+// Security and the remaining limits (docs/SECURITY.md).
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of the gRPC port (with --tls_key: TLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: clients must present a certificate it signed (mutual TLS; needs --tls_cert)");
+ABSL_FLAG(std::string, token_file, "",
+          "bearer tokens, one per line as 'token [admin|read]' ('#' comments): every RPC but "
+          "health and reflection then needs 'authorization: Bearer <token>'");
+ABSL_FLAG(bool, allow_insecure_remote, false,
+          "allow a non-loopback --listen without TLS and without tokens");
+ABSL_FLAG(bool, enable_reflection, true, "serve gRPC server reflection (never needs a token)");
+ABSL_FLAG(std::string, metrics_basic_auth_file, "",
+          "file with a line 'user:password': the metrics endpoint then requires HTTP basic auth");
+ABSL_FLAG(uint64_t, max_request_pages, 65536,
+          "limit: pages per TranslateAddresses / ListPageFrames / MovePages call");
+ABSL_FLAG(uint64_t, max_ksm_visits, uint64_t{1} << 24, "limit: visits per StepKsm call");
+ABSL_FLAG(uint32_t, max_processes, 4096, "limit: running processes per machine");
+ABSL_FLAG(uint32_t, max_threads, 256, "limit: gRPC server threads (concurrent calls)");
 
 namespace {
 
@@ -85,7 +107,15 @@ bool ApplyConfig(const std::string& path, const std::vector<char*>& argv) {
     if (on_cmdline(key)) continue;
     bool ok = true;
     uint64_t u;
+    auto boolean = [&val] { return val == "true" || val == "1"; };
     if (key == "listen") absl::SetFlag(&FLAGS_listen, val);
+    else if (key == "tls_cert") absl::SetFlag(&FLAGS_tls_cert, val);
+    else if (key == "tls_key") absl::SetFlag(&FLAGS_tls_key, val);
+    else if (key == "tls_client_ca") absl::SetFlag(&FLAGS_tls_client_ca, val);
+    else if (key == "token_file") absl::SetFlag(&FLAGS_token_file, val);
+    else if (key == "metrics_basic_auth_file") absl::SetFlag(&FLAGS_metrics_basic_auth_file, val);
+    else if (key == "allow_insecure_remote") absl::SetFlag(&FLAGS_allow_insecure_remote, boolean());
+    else if (key == "enable_reflection") absl::SetFlag(&FLAGS_enable_reflection, boolean());
     else if (key == "metrics_address") absl::SetFlag(&FLAGS_metrics_address, val);
     else if (key == "clock") absl::SetFlag(&FLAGS_clock, val);
     else if (key == "state_dir") absl::SetFlag(&FLAGS_state_dir, val);
@@ -100,6 +130,10 @@ bool ApplyConfig(const std::string& path, const std::vector<char*>& argv) {
     else if (key == "max_request_bytes") absl::SetFlag(&FLAGS_max_request_bytes, u);
     else if (key == "event_buffer") absl::SetFlag(&FLAGS_event_buffer, static_cast<uint32_t>(u));
     else if (key == "max_streams") absl::SetFlag(&FLAGS_max_streams, static_cast<uint32_t>(u));
+    else if (key == "max_request_pages") absl::SetFlag(&FLAGS_max_request_pages, u);
+    else if (key == "max_ksm_visits") absl::SetFlag(&FLAGS_max_ksm_visits, u);
+    else if (key == "max_processes") absl::SetFlag(&FLAGS_max_processes, static_cast<uint32_t>(u));
+    else if (key == "max_threads") absl::SetFlag(&FLAGS_max_threads, static_cast<uint32_t>(u));
     else ok = false;
     if (!ok) {
       std::cerr << path << ":" << lineno << ": unknown key or bad value: " << line << "\n";
@@ -107,6 +141,61 @@ bool ApplyConfig(const std::string& path, const std::vector<char*>& argv) {
     }
   }
   return true;
+}
+
+bool ReadWholeFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return true;
+}
+
+// Whether a --listen address only accepts local connections.
+bool IsLoopback(const std::string& listen) {
+  if (absl::StartsWith(listen, "unix:") || absl::StartsWith(listen, "unix-abstract:")) return true;
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (absl::StartsWith(host, "ipv4:")) host = host.substr(5);
+  if (absl::StartsWith(host, "ipv6:")) host = host.substr(5);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+// The credentials of the gRPC port from the TLS flags; nullptr and a message
+// in *error when they are inconsistent or unreadable.
+std::shared_ptr<grpc::ServerCredentials> ListenCredentials(std::string* error, bool* tls) {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert), key = absl::GetFlag(FLAGS_tls_key),
+                    ca = absl::GetFlag(FLAGS_tls_client_ca);
+  *tls = false;
+  if (cert.empty() != key.empty()) {
+    *error = "--tls_cert and --tls_key go together";
+    return nullptr;
+  }
+  if (cert.empty()) {
+    if (!ca.empty()) {
+      *error = "--tls_client_ca needs --tls_cert and --tls_key";
+      return nullptr;
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions opts(
+      ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                 : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  if (!ReadWholeFile(cert, &pair.cert_chain) || pair.cert_chain.empty()) {
+    *error = absl::StrCat("cannot read --tls_cert ", cert);
+    return nullptr;
+  }
+  if (!ReadWholeFile(key, &pair.private_key) || pair.private_key.empty()) {
+    *error = absl::StrCat("cannot read --tls_key ", key);
+    return nullptr;
+  }
+  if (!ca.empty() && (!ReadWholeFile(ca, &opts.pem_root_certs) || opts.pem_root_certs.empty())) {
+    *error = absl::StrCat("cannot read --tls_client_ca ", ca);
+    return nullptr;
+  }
+  opts.pem_key_cert_pairs.push_back(std::move(pair));
+  *tls = true;
+  return grpc::SslServerCredentials(opts);
 }
 
 }  // namespace
@@ -126,11 +215,65 @@ int main(int argc, char** argv) {
       !ApplyConfig(absl::GetFlag(FLAGS_config), std::vector<char*>(argv, argv + argc)))
     return 2;
 
+  // Security configuration first: a server that would be exposed without
+  // protection refuses to start (exit 2).
+  std::string cred_error;
+  bool tls = false;
+  std::shared_ptr<grpc::ServerCredentials> creds = ListenCredentials(&cred_error, &tls);
+  if (!creds) {
+    std::cerr << "memnoded: " << cred_error << "\n";
+    return 2;
+  }
+  std::unique_ptr<memnode::service::Authenticator> authenticator;
+  if (!absl::GetFlag(FLAGS_token_file).empty()) {
+    auto tokens = memnode::service::LoadTokenFile(absl::GetFlag(FLAGS_token_file));
+    if (!tokens.ok()) {
+      std::cerr << "memnoded: --token_file: " << tokens.status().message() << "\n";
+      return 2;
+    }
+    authenticator = std::make_unique<memnode::service::Authenticator>(*tokens);
+  }
+  if (!IsLoopback(absl::GetFlag(FLAGS_listen)) && !tls && !authenticator &&
+      !absl::GetFlag(FLAGS_allow_insecure_remote)) {
+    std::cerr << "memnoded: refusing to listen on " << absl::GetFlag(FLAGS_listen)
+              << " (not a loopback address) without TLS (--tls_cert/--tls_key) or tokens "
+                 "(--token_file); pass --allow_insecure_remote to do it anyway\n";
+    return 2;
+  }
+  std::string metrics_user, metrics_password;
+  if (!absl::GetFlag(FLAGS_metrics_basic_auth_file).empty()) {
+    std::string data, line;
+    if (!ReadWholeFile(absl::GetFlag(FLAGS_metrics_basic_auth_file), &data)) {
+      std::cerr << "memnoded: cannot read --metrics_basic_auth_file\n";
+      return 2;
+    }
+    for (absl::string_view l : absl::StrSplit(data, '\n')) {
+      l = absl::StripAsciiWhitespace(l);
+      if (l.empty() || l[0] == '#') continue;
+      line = std::string(l);
+      break;
+    }
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == line.size()) {
+      std::cerr << "memnoded: --metrics_basic_auth_file needs a line 'user:password'\n";
+      return 2;
+    }
+    metrics_user = line.substr(0, colon);
+    metrics_password = line.substr(colon + 1);
+  }
+  if (absl::GetFlag(FLAGS_max_request_bytes) > (uint64_t{1} << 30)) {
+    std::cerr << "memnoded: --max_request_bytes is at most 1 GiB\n";
+    return 2;
+  }
+
   memnode::service::Limits limits;
   limits.max_machines = absl::GetFlag(FLAGS_max_machines);
   limits.max_machine_bytes = absl::GetFlag(FLAGS_max_machine_bytes);
   limits.max_total_bytes = absl::GetFlag(FLAGS_max_total_bytes);
   limits.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
+  limits.max_request_pages = absl::GetFlag(FLAGS_max_request_pages);
+  limits.max_ksm_visits = absl::GetFlag(FLAGS_max_ksm_visits);
+  limits.max_processes = absl::GetFlag(FLAGS_max_processes);
   memnode::service::Registry registry(limits, absl::GetFlag(FLAGS_state_dir));
   bool default_restored = false;
   if (!registry.state_dir().empty()) {
@@ -193,15 +336,27 @@ int main(int argc, char** argv) {
                 << (is_default ? " (metrics disabled)" : "") << "\n";
       if (!is_default) return 1;
     }
+    if (exposer && !metrics_user.empty())
+      exposer->RegisterAuth(
+          [metrics_user, metrics_password](const std::string& user, const std::string& password) {
+            // Both compared, in constant time, whatever the first says.
+            const bool u = memnode::service::SecretEquals(user, metrics_user);
+            const bool p = memnode::service::SecretEquals(password, metrics_password);
+            return u & p;
+          },
+          "memnode metrics");
     if (exposer)
       for (const auto& c : metrics->Collectables()) exposer->RegisterCollectable(c);
   }
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  if (absl::GetFlag(FLAGS_enable_reflection)) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), creds, &port);
+  grpc::ResourceQuota quota("memnoded");
+  quota.SetMaxThreads(static_cast<int>(std::max<uint32_t>(absl::GetFlag(FLAGS_max_threads), 4)));
+  builder.SetResourceQuota(quota);
   builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_request_bytes + (1 << 20)));
   builder.SetMaxSendMessageSize(static_cast<int>(limits.max_request_bytes + (1 << 20)));
   builder.RegisterService(&machine_service);
@@ -210,10 +365,14 @@ int main(int argc, char** argv) {
   builder.RegisterService(&numa_service);
   builder.RegisterService(&block_service);
   builder.RegisterService(&event_service);
-  if (metrics) {
+  {
+    // The auth interceptor records each call's verdict for Admit() (see
+    // server/service/auth.h for why an interceptor and not an
+    // AuthMetadataProcessor); the metrics interceptor counts every call.
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
-    creators.push_back(metrics->rpc().InterceptorFactory());
-    builder.experimental().SetInterceptorCreators(std::move(creators));
+    if (authenticator) creators.push_back(authenticator->InterceptorFactory());
+    if (metrics) creators.push_back(metrics->rpc().InterceptorFactory());
+    if (!creators.empty()) builder.experimental().SetInterceptorCreators(std::move(creators));
   }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {

@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/service/auth.h"
 #include "server/service/convert.h"
 #include "server/service/services.h"
 #include "server/service/status_mapping.h"
@@ -210,6 +211,7 @@ void EventServiceImpl::Shutdown() {
 grpc::Status EventServiceImpl::WatchEvents(grpc::ServerContext* ctx,
                                            const v1::WatchEventsRequest* req,
                                            grpc::ServerWriter<v1::MachineEvent>* writer) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->name(), &id));
   uint64_t kinds = 0;

@@ -1,5 +1,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/service/auth.h"
 #include "server/service/convert.h"
 #include "server/service/services.h"
 #include "server/service/status_mapping.h"
@@ -49,9 +50,10 @@ grpc::Status Describe(MachineHandle& h, BlockId b, v1::MemoryBlock* out) {
 
 }  // namespace
 
-grpc::Status MemoryBlockServiceImpl::ListMemoryBlocks(grpc::ServerContext*,
+grpc::Status MemoryBlockServiceImpl::ListMemoryBlocks(grpc::ServerContext* ctx,
                                                       const v1::ListMemoryBlocksRequest* req,
                                                       v1::ListMemoryBlocksResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->parent(), &id));
@@ -66,18 +68,20 @@ grpc::Status MemoryBlockServiceImpl::ListMemoryBlocks(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status MemoryBlockServiceImpl::GetMemoryBlock(grpc::ServerContext*,
+grpc::Status MemoryBlockServiceImpl::GetMemoryBlock(grpc::ServerContext* ctx,
                                                     const v1::GetMemoryBlockRequest* req,
                                                     v1::MemoryBlock* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   BlockId b;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
   return Describe(*h, b, resp);
 }
 
-grpc::Status MemoryBlockServiceImpl::OfflineMemoryBlock(grpc::ServerContext*,
+grpc::Status MemoryBlockServiceImpl::OfflineMemoryBlock(grpc::ServerContext* ctx,
                                                         const v1::OfflineMemoryBlockRequest* req,
                                                         v1::OfflineReport* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   BlockId b;
   std::optional<Machine::OfflinePhase> pause;
@@ -87,6 +91,7 @@ grpc::Status MemoryBlockServiceImpl::OfflineMemoryBlock(grpc::ServerContext*,
   opt.pause_after = *pause;
   if (req->timeout_ms()) opt.timeout_ns = req->timeout_ms() * 1000000;
   if (req->pause_ttl_seconds()) opt.pause_ttl = absl::Seconds(req->pause_ttl_seconds());
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
   auto r = h->machine().OfflineBlock(b, opt, absl::Now());
   if (!r.ok()) return ToGrpc(r.status());
   h->Wake();
@@ -94,14 +99,18 @@ grpc::Status MemoryBlockServiceImpl::OfflineMemoryBlock(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status MemoryBlockServiceImpl::ResumeOffline(grpc::ServerContext*,
+grpc::Status MemoryBlockServiceImpl::ResumeOffline(grpc::ServerContext* ctx,
                                                    const v1::ResumeOfflineRequest* req,
                                                    v1::OfflineReport* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   BlockId b;
   std::optional<Machine::OfflinePhase> pause;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
   MEMNODE_RETURN_IF_GRPC_ERROR(PauseAfter(req->pause_after(), &pause));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
+  // An unknown block is NOT_FOUND / BLOCK_NOT_FOUND, not "no paused offline".
+  if (auto bi = h->machine().GetBlock(b); !bi.ok()) return ToGrpc(bi.status());
   auto r = h->machine().ResumeOffline(b, pause, absl::Now());
   if (!r.ok()) return ToGrpc(r.status());
   h->Wake();
@@ -109,12 +118,15 @@ grpc::Status MemoryBlockServiceImpl::ResumeOffline(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status MemoryBlockServiceImpl::CancelOffline(grpc::ServerContext*,
+grpc::Status MemoryBlockServiceImpl::CancelOffline(grpc::ServerContext* ctx,
                                                    const v1::CancelOfflineRequest* req,
                                                    v1::OfflineReport* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   BlockId b;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
+  // An unknown block is NOT_FOUND / BLOCK_NOT_FOUND, not "no paused offline".
+  if (auto bi = h->machine().GetBlock(b); !bi.ok()) return ToGrpc(bi.status());
   auto r = h->machine().CancelOffline(b);
   if (!r.ok()) return ToGrpc(r.status());
   h->Wake();
@@ -122,9 +134,10 @@ grpc::Status MemoryBlockServiceImpl::CancelOffline(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status MemoryBlockServiceImpl::OnlineMemoryBlock(grpc::ServerContext*,
+grpc::Status MemoryBlockServiceImpl::OnlineMemoryBlock(grpc::ServerContext* ctx,
                                                        const v1::OnlineMemoryBlockRequest* req,
                                                        v1::SyscallResult* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   BlockId b;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
@@ -134,9 +147,10 @@ grpc::Status MemoryBlockServiceImpl::OnlineMemoryBlock(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status MemoryBlockServiceImpl::AddMemoryBlock(grpc::ServerContext*,
+grpc::Status MemoryBlockServiceImpl::AddMemoryBlock(grpc::ServerContext* ctx,
                                                     const v1::AddMemoryBlockRequest* req,
                                                     v1::MemoryBlock* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->parent(), &id));
@@ -145,14 +159,21 @@ grpc::Status MemoryBlockServiceImpl::AddMemoryBlock(grpc::ServerContext*,
   if (h->machine().Info().total_pages * kPageSize + block_bytes > reg_.limits().max_machine_bytes)
     return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, "MEMORY_LIMIT",
                  "adding a block would exceed max_machine_bytes");
+  // The server-wide total too (best effort: two concurrent adds may both pass).
+  uint64_t total = block_bytes;
+  for (const auto& m : reg_.List()) total += m->machine().Info().total_pages * kPageSize;
+  if (total > reg_.limits().max_total_bytes)
+    return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, "MEMORY_LIMIT",
+                 "adding a block would exceed max_total_bytes");
   auto b = h->machine().AddBlock(req->node());
   if (!b.ok()) return ToGrpc(b.status());
   return Describe(*h, *b, resp);
 }
 
-grpc::Status MemoryBlockServiceImpl::RemoveMemoryBlock(grpc::ServerContext*,
+grpc::Status MemoryBlockServiceImpl::RemoveMemoryBlock(grpc::ServerContext* ctx,
                                                        const v1::RemoveMemoryBlockRequest* req,
                                                        v1::SyscallResult* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   BlockId b;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
@@ -162,9 +183,10 @@ grpc::Status MemoryBlockServiceImpl::RemoveMemoryBlock(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status MemoryBlockServiceImpl::AllocateKernelPages(grpc::ServerContext*,
+grpc::Status MemoryBlockServiceImpl::AllocateKernelPages(grpc::ServerContext* ctx,
                                                          const v1::AllocateKernelPagesRequest* req,
                                                          v1::KernelPagesResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   BlockId b;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
@@ -175,9 +197,10 @@ grpc::Status MemoryBlockServiceImpl::AllocateKernelPages(grpc::ServerContext*,
   return Describe(*h, b, resp->mutable_memory_block());
 }
 
-grpc::Status MemoryBlockServiceImpl::FreeKernelPages(grpc::ServerContext*,
+grpc::Status MemoryBlockServiceImpl::FreeKernelPages(grpc::ServerContext* ctx,
                                                      const v1::FreeKernelPagesRequest* req,
                                                      v1::KernelPagesResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   BlockId b;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
@@ -188,11 +211,12 @@ grpc::Status MemoryBlockServiceImpl::FreeKernelPages(grpc::ServerContext*,
 }
 
 grpc::Status MemoryBlockServiceImpl::InjectNotifierFailure(
-    grpc::ServerContext*, const v1::InjectNotifierFailureRequest* req,
+    grpc::ServerContext* ctx, const v1::InjectNotifierFailureRequest* req,
     v1::InjectNotifierFailureResponse*) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   std::shared_ptr<MachineHandle> h;
-  Machine::MemEvent ev;
+  Machine::MemEvent ev = Machine::MemEvent::kGoingOffline;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->parent(), &id));
   MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
   MEMNODE_RETURN_IF_GRPC_ERROR(Event(req->event(), &ev));
@@ -203,8 +227,9 @@ grpc::Status MemoryBlockServiceImpl::InjectNotifierFailure(
 }
 
 grpc::Status MemoryBlockServiceImpl::ClearNotifierFailures(
-    grpc::ServerContext*, const v1::ClearNotifierFailuresRequest* req,
+    grpc::ServerContext* ctx, const v1::ClearNotifierFailuresRequest* req,
     v1::InjectNotifierFailureResponse*) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->parent(), &id));

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -5,6 +6,7 @@
 #include "server/core/status.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/service/auth.h"
 #include "server/service/convert.h"
 #include "server/service/services.h"
 #include "server/service/status_mapping.h"
@@ -36,8 +38,9 @@ absl::StatusOr<Errno> WaitWhileKsmLocked(grpc::ServerContext* ctx, F write) {
 
 }  // namespace
 
-grpc::Status KsmServiceImpl::GetKsm(grpc::ServerContext*, const v1::GetKsmRequest* req,
+grpc::Status KsmServiceImpl::GetKsm(grpc::ServerContext* ctx, const v1::GetKsmRequest* req,
                                     v1::Ksm* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveKsm(reg_, req->name(), &h));
   ToProto(h->id(), h->machine().GetKsm(), resp);
@@ -46,6 +49,7 @@ grpc::Status KsmServiceImpl::GetKsm(grpc::ServerContext*, const v1::GetKsmReques
 
 grpc::Status KsmServiceImpl::UpdateKsm(grpc::ServerContext* ctx, const v1::UpdateKsmRequest* req,
                                        v1::UpdateKsmResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveKsm(reg_, req->name(), &h));
   auto opt = [](bool has, uint64_t v) { return has ? std::optional<uint64_t>(v) : std::nullopt; };
@@ -66,6 +70,7 @@ grpc::Status KsmServiceImpl::UpdateKsm(grpc::ServerContext* ctx, const v1::Updat
 grpc::Status KsmServiceImpl::WriteKsmSysfs(grpc::ServerContext* ctx,
                                            const v1::WriteKsmSysfsRequest* req,
                                            v1::UpdateKsmResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveKsm(reg_, req->name(), &h));
   if (req->value().size() > 4096) return InvalidField("value", "a sysfs write is at most 4096 bytes");
@@ -78,18 +83,27 @@ grpc::Status KsmServiceImpl::WriteKsmSysfs(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status KsmServiceImpl::StepKsm(grpc::ServerContext*, const v1::StepKsmRequest* req,
+grpc::Status KsmServiceImpl::StepKsm(grpc::ServerContext* ctx, const v1::StepKsmRequest* req,
                                      v1::StepKsmResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveKsm(reg_, req->name(), &h));
+  // The scan runs under the machine's lock in one core call and cannot be
+  // interrupted: its size is bounded by --max_ksm_visits instead.
+  const uint64_t cap = reg_.limits().max_ksm_visits;
   absl::StatusOr<KsmStepResult> r;
   switch (req->until_case()) {
     case v1::StepKsmRequest::kVisits:
+      if (req->visits() > cap) return OverLimit("VISITS_LIMIT", "visits", req->visits(), cap, "visits");
+      MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
       r = h->machine().KsmStepVisits(req->visits());
       break;
     case v1::StepKsmRequest::kFullScans:
-      r = h->machine().KsmStepPasses(req->full_scans(),
-                                     req->max_visits() ? req->max_visits() : (uint64_t{1} << 32));
+      // max_visits is a safety bound: the server's cap tightens it (clients
+      // such as memnodectl send the documented 2^32).
+      MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
+      r = h->machine().KsmStepPasses(
+          req->full_scans(), req->max_visits() ? std::min(req->max_visits(), cap) : cap);
       break;
     default:
       return InvalidField("until", "one of visits or full_scans is required");
@@ -101,9 +115,10 @@ grpc::Status KsmServiceImpl::StepKsm(grpc::ServerContext*, const v1::StepKsmRequ
   return grpc::Status::OK;
 }
 
-grpc::Status KsmServiceImpl::ListStableNodes(grpc::ServerContext*,
+grpc::Status KsmServiceImpl::ListStableNodes(grpc::ServerContext* ctx,
                                              const v1::ListStableNodesRequest* req,
                                              v1::ListStableNodesResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveKsm(reg_, req->parent(), &h));
   auto all = h->machine().KsmStableNodes();
@@ -116,9 +131,10 @@ grpc::Status KsmServiceImpl::ListStableNodes(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status KsmServiceImpl::ListUnstableItems(grpc::ServerContext*,
+grpc::Status KsmServiceImpl::ListUnstableItems(grpc::ServerContext* ctx,
                                                const v1::ListUnstableItemsRequest* req,
                                                v1::ListUnstableItemsResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveKsm(reg_, req->parent(), &h));
   auto all = h->machine().KsmUnstableItems();
@@ -131,8 +147,9 @@ grpc::Status KsmServiceImpl::ListUnstableItems(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status KsmServiceImpl::ListRmapItems(grpc::ServerContext*, const v1::ListRmapItemsRequest* req,
+grpc::Status KsmServiceImpl::ListRmapItems(grpc::ServerContext* ctx, const v1::ListRmapItemsRequest* req,
                                            v1::ListRmapItemsResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   Pid pid;
   std::shared_ptr<MachineHandle> h;

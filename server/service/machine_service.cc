@@ -1,4 +1,5 @@
 #include "absl/strings/str_cat.h"
+#include "server/service/auth.h"
 #include "server/service/convert.h"
 #include "server/service/services.h"
 #include "server/service/status_mapping.h"
@@ -15,20 +16,23 @@ MachineConfig ConfigFromProto(const v1::Machine& m) {
   return c;
 }
 
-grpc::Status MachineServiceImpl::CreateMachine(grpc::ServerContext*,
+grpc::Status MachineServiceImpl::CreateMachine(grpc::ServerContext* ctx,
                                                const v1::CreateMachineRequest* req,
                                                v1::Machine* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   if (req->machine().clock_mode() != v1::CLOCK_MODE_UNSPECIFIED &&
       !v1::ClockMode_IsValid(req->machine().clock_mode()))
     return InvalidField("machine.clock_mode", "unknown clock mode");
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
   auto h = reg_.Create(req->machine_id(), ConfigFromProto(req->machine()));
   if (!h.ok()) return ToGrpc(h.status());
   ToProto((*h)->machine().Info(), (*h)->id(), resp);
   return grpc::Status::OK;
 }
 
-grpc::Status MachineServiceImpl::GetMachine(grpc::ServerContext*, const v1::GetMachineRequest* req,
+grpc::Status MachineServiceImpl::GetMachine(grpc::ServerContext* ctx, const v1::GetMachineRequest* req,
                                             v1::Machine* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->name(), &id));
@@ -37,9 +41,10 @@ grpc::Status MachineServiceImpl::GetMachine(grpc::ServerContext*, const v1::GetM
   return grpc::Status::OK;
 }
 
-grpc::Status MachineServiceImpl::ListMachines(grpc::ServerContext*,
+grpc::Status MachineServiceImpl::ListMachines(grpc::ServerContext* ctx,
                                               const v1::ListMachinesRequest* req,
                                               v1::ListMachinesResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   auto all = reg_.List();
   size_t b, e;
   std::string next;
@@ -50,21 +55,24 @@ grpc::Status MachineServiceImpl::ListMachines(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status MachineServiceImpl::DeleteMachine(grpc::ServerContext*,
+grpc::Status MachineServiceImpl::DeleteMachine(grpc::ServerContext* ctx,
                                                const v1::DeleteMachineRequest* req,
                                                google::protobuf::Empty*) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->name(), &id));
   return ToGrpc(reg_.Delete(id));
 }
 
-grpc::Status MachineServiceImpl::CheckMachine(grpc::ServerContext*,
+grpc::Status MachineServiceImpl::CheckMachine(grpc::ServerContext* ctx,
                                               const v1::CheckMachineRequest* req,
                                               v1::CheckMachineResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->name(), &id));
   MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
   CheckResult r = h->machine().Check();
   resp->set_ok(r.ok());
   for (const auto& v : r.violations) resp->add_violations(v);
@@ -72,11 +80,13 @@ grpc::Status MachineServiceImpl::CheckMachine(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status MachineServiceImpl::SaveMachineSnapshot(grpc::ServerContext*,
+grpc::Status MachineServiceImpl::SaveMachineSnapshot(grpc::ServerContext* ctx,
                                                      const v1::SaveMachineSnapshotRequest* req,
                                                      v1::SaveMachineSnapshotResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->name(), &id));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
   auto r = reg_.SaveSnapshot(id, req->file());
   if (!r.ok()) return ToGrpc(r.status());
   resp->set_path(r->path);
@@ -85,18 +95,21 @@ grpc::Status MachineServiceImpl::SaveMachineSnapshot(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status MachineServiceImpl::LoadMachineSnapshot(grpc::ServerContext*,
+grpc::Status MachineServiceImpl::LoadMachineSnapshot(grpc::ServerContext* ctx,
                                                      const v1::LoadMachineSnapshotRequest* req,
                                                      v1::Machine* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
   auto h = reg_.LoadSnapshot(req->file(), req->machine_id());
   if (!h.ok()) return ToGrpc(h.status());
   ToProto((*h)->machine().Info(), (*h)->id(), resp);
   return grpc::Status::OK;
 }
 
-grpc::Status MachineServiceImpl::GetPageFrame(grpc::ServerContext*,
+grpc::Status MachineServiceImpl::GetPageFrame(grpc::ServerContext* ctx,
                                               const v1::GetPageFrameRequest* req,
                                               v1::PageFrame* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->machine(), &id));
@@ -107,15 +120,18 @@ grpc::Status MachineServiceImpl::GetPageFrame(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status MachineServiceImpl::ListPageFrames(grpc::ServerContext*,
+grpc::Status MachineServiceImpl::ListPageFrames(grpc::ServerContext* ctx,
                                                 const v1::ListPageFramesRequest* req,
                                                 v1::ListPageFramesResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->machine(), &id));
   MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
-  if (req->count() == 0 || req->count() > 65536)
-    return InvalidField("count", "count must be 1..65536");
+  if (req->count() == 0) return InvalidField("count", "count must be positive");
+  if (req->count() > reg_.limits().max_request_pages)
+    return OverLimit("TOO_MANY_PAGES", "count", req->count(), reg_.limits().max_request_pages,
+                     "pages per request");
   auto frames = h->machine().ListFrames(req->start_pfn(), req->count(), req->skip_free());
   if (!frames.ok()) return ToGrpc(frames.status());
   size_t b, e;

@@ -1,4 +1,5 @@
 #include "absl/strings/str_cat.h"
+#include "server/service/auth.h"
 #include "server/service/convert.h"
 #include "server/service/services.h"
 #include "server/service/status_mapping.h"
@@ -25,8 +26,9 @@ grpc::Status Mode(v1::MempolicyMode m, MemPolicy::Mode* out) {
 
 }  // namespace
 
-grpc::Status NumaServiceImpl::SetMempolicy(grpc::ServerContext*, const v1::SetMempolicyRequest* req,
+grpc::Status NumaServiceImpl::SetMempolicy(grpc::ServerContext* ctx, const v1::SetMempolicyRequest* req,
                                            v1::SyscallResult* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MemPolicy::Mode mode;
@@ -38,8 +40,9 @@ grpc::Status NumaServiceImpl::SetMempolicy(grpc::ServerContext*, const v1::SetMe
   return grpc::Status::OK;
 }
 
-grpc::Status NumaServiceImpl::GetMempolicy(grpc::ServerContext*, const v1::GetMempolicyRequest* req,
+grpc::Status NumaServiceImpl::GetMempolicy(grpc::ServerContext* ctx, const v1::GetMempolicyRequest* req,
                                            v1::GetMempolicyResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
@@ -54,25 +57,29 @@ grpc::Status NumaServiceImpl::GetMempolicy(grpc::ServerContext*, const v1::GetMe
   return grpc::Status::OK;
 }
 
-grpc::Status NumaServiceImpl::Mbind(grpc::ServerContext*, const v1::MbindRequest* req,
+grpc::Status NumaServiceImpl::Mbind(grpc::ServerContext* ctx, const v1::MbindRequest* req,
                                     v1::SyscallResult* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MemPolicy::Mode mode;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
   MEMNODE_RETURN_IF_GRPC_ERROR(Mode(req->mode(), &mode));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
   auto r = h->machine().Mbind(pid, req->address(), req->length(), mode, req->nodes(), req->flags());
   if (!r.ok()) return ToGrpc(r.status());
   resp->set_errnum(ToProto(*r));
   return grpc::Status::OK;
 }
 
-grpc::Status NumaServiceImpl::MigratePages(grpc::ServerContext*, const v1::MigratePagesRequest* req,
+grpc::Status NumaServiceImpl::MigratePages(grpc::ServerContext* ctx, const v1::MigratePagesRequest* req,
                                            v1::MigratePagesResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid caller;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->caller(), &h, &caller));
   if (req->pid() < 0) return InvalidField("pid", "pid must be >= 0");
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
   auto r = h->machine().MigratePages(caller, req->pid(), req->old_nodes(), req->new_nodes());
   if (!r.ok()) return ToGrpc(r.status());
   resp->set_errnum(ToProto(r->err));
@@ -80,19 +87,21 @@ grpc::Status NumaServiceImpl::MigratePages(grpc::ServerContext*, const v1::Migra
   return grpc::Status::OK;
 }
 
-grpc::Status NumaServiceImpl::MovePages(grpc::ServerContext*, const v1::MovePagesRequest* req,
+grpc::Status NumaServiceImpl::MovePages(grpc::ServerContext* ctx, const v1::MovePagesRequest* req,
                                         v1::MovePagesResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid caller;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->caller(), &h, &caller));
   if (req->pid() < 0) return InvalidField("pid", "pid must be >= 0");
-  if (req->addresses_size() > 65536)
-    return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, "TOO_MANY_PAGES",
-                 "at most 65536 addresses per call", {{"field", "addresses"}, {"limit", "65536"}});
+  if (static_cast<uint64_t>(req->addresses_size()) > reg_.limits().max_request_pages)
+    return OverLimit("TOO_MANY_PAGES", "addresses", req->addresses_size(),
+                     reg_.limits().max_request_pages, "pages per request");
   if (req->nodes_size() != 0 && req->nodes_size() != req->addresses_size())
     return InvalidField("nodes", "nodes must be empty (query) or as long as addresses");
   std::vector<Vaddr> addrs(req->addresses().begin(), req->addresses().end());
   std::vector<int32_t> nodes(req->nodes().begin(), req->nodes().end());
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
   auto r = h->machine().MovePages(caller, req->pid(), addrs, nodes, req->flags());
   if (!r.ok()) return ToGrpc(r.status());
   resp->set_errnum(ToProto(r->err));

@@ -1,4 +1,5 @@
 #include "absl/strings/str_cat.h"
+#include "server/service/auth.h"
 #include "server/service/convert.h"
 #include "server/service/services.h"
 #include "server/service/status_mapping.h"
@@ -21,6 +22,26 @@ grpc::Status TooLarge(const char* field, uint64_t n, uint64_t limit) {
                {{"field", field}, {"limit", absl::StrCat(limit)}});
 }
 
+// Operations that visit every page of a range (Fill, Touch, Digest, Pin):
+// a range longer than the whole machine is refused before any work
+// (RANGE_TOO_LARGE), instead of running until the emulated ENOMEM / EFAULT.
+grpc::Status CheckRange(MachineHandle& h, uint64_t length) {
+  const uint64_t machine_bytes = h.machine().Info().total_pages * kPageSize;
+  if (length > machine_bytes)
+    return OverLimit("RANGE_TOO_LARGE", "length", length, machine_bytes,
+                     "bytes (the machine's emulated memory)");
+  return grpc::Status::OK;
+}
+
+// PROCESS_LIMIT before a CreateProcess / ForkProcess.
+grpc::Status CheckProcessRoom(Registry& reg, MachineHandle& h) {
+  const uint64_t n = h.machine().Info().process_count;
+  if (n >= reg.limits().max_processes)
+    return OverLimit("PROCESS_LIMIT", "processes", n + 1, reg.limits().max_processes,
+                     "processes on the machine");
+  return grpc::Status::OK;
+}
+
 grpc::Status Describe(MachineHandle& h, Pid pid, v1::Process* out) {
   auto pi = h.machine().GetProcess(pid);
   if (!pi.ok()) return ToGrpc(pi.status());
@@ -30,9 +51,10 @@ grpc::Status Describe(MachineHandle& h, Pid pid, v1::Process* out) {
 
 }  // namespace
 
-grpc::Status ProcessServiceImpl::CreateProcess(grpc::ServerContext*,
+grpc::Status ProcessServiceImpl::CreateProcess(grpc::ServerContext* ctx,
                                                const v1::CreateProcessRequest* req,
                                                v1::Process* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->parent(), &id));
@@ -41,22 +63,25 @@ grpc::Status ProcessServiceImpl::CreateProcess(grpc::ServerContext*,
   pp.uid = req->process().uid();
   pp.privileged = req->process().privileged();
   pp.home_node = req->process().home_node();
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckProcessRoom(reg_, *h));
   auto pid = h->machine().CreateProcess(pp);
   if (!pid.ok()) return ToGrpc(pid.status());
   return Describe(*h, *pid, resp);
 }
 
-grpc::Status ProcessServiceImpl::GetProcess(grpc::ServerContext*, const v1::GetProcessRequest* req,
+grpc::Status ProcessServiceImpl::GetProcess(grpc::ServerContext* ctx, const v1::GetProcessRequest* req,
                                             v1::Process* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
   return Describe(*h, pid, resp);
 }
 
-grpc::Status ProcessServiceImpl::ListProcesses(grpc::ServerContext*,
+grpc::Status ProcessServiceImpl::ListProcesses(grpc::ServerContext* ctx,
                                                const v1::ListProcessesRequest* req,
                                                v1::ListProcessesResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->parent(), &id));
@@ -71,29 +96,35 @@ grpc::Status ProcessServiceImpl::ListProcesses(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::ForkProcess(grpc::ServerContext*, const v1::ForkProcessRequest* req,
+grpc::Status ProcessServiceImpl::ForkProcess(grpc::ServerContext* ctx, const v1::ForkProcessRequest* req,
                                              v1::Process* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckProcessRoom(reg_, *h));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
   auto child = h->machine().Fork(pid);
   if (!child.ok()) return ToGrpc(child.status());
   return Describe(*h, *child, resp);
 }
 
-grpc::Status ProcessServiceImpl::ExitProcess(grpc::ServerContext*, const v1::ExitProcessRequest* req,
+grpc::Status ProcessServiceImpl::ExitProcess(grpc::ServerContext* ctx, const v1::ExitProcessRequest* req,
                                              v1::ExitProcessResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
   auto freed = h->machine().Exit(pid);
   if (!freed.ok()) return ToGrpc(freed.status());
   resp->set_pages_freed(*freed);
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::Mmap(grpc::ServerContext*, const v1::MmapRequest* req,
+grpc::Status ProcessServiceImpl::Mmap(grpc::ServerContext* ctx, const v1::MmapRequest* req,
                                       v1::MmapResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
@@ -105,8 +136,9 @@ grpc::Status ProcessServiceImpl::Mmap(grpc::ServerContext*, const v1::MmapReques
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::Munmap(grpc::ServerContext*, const v1::MunmapRequest* req,
+grpc::Status ProcessServiceImpl::Munmap(grpc::ServerContext* ctx, const v1::MunmapRequest* req,
                                         v1::SyscallResult* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
@@ -116,8 +148,9 @@ grpc::Status ProcessServiceImpl::Munmap(grpc::ServerContext*, const v1::MunmapRe
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::Mprotect(grpc::ServerContext*, const v1::MprotectRequest* req,
+grpc::Status ProcessServiceImpl::Mprotect(grpc::ServerContext* ctx, const v1::MprotectRequest* req,
                                           v1::SyscallResult* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
@@ -127,8 +160,9 @@ grpc::Status ProcessServiceImpl::Mprotect(grpc::ServerContext*, const v1::Mprote
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::Madvise(grpc::ServerContext*, const v1::MadviseRequest* req,
+grpc::Status ProcessServiceImpl::Madvise(grpc::ServerContext* ctx, const v1::MadviseRequest* req,
                                          v1::SyscallResult* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
@@ -147,9 +181,10 @@ grpc::Status ProcessServiceImpl::Madvise(grpc::ServerContext*, const v1::Madvise
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::WriteMemory(grpc::ServerContext*,
+grpc::Status ProcessServiceImpl::WriteMemory(grpc::ServerContext* ctx,
                                              const v1::WriteMemoryRequest* req,
                                              v1::MemoryAccessResult* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
@@ -163,8 +198,9 @@ grpc::Status ProcessServiceImpl::WriteMemory(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::FillMemory(grpc::ServerContext*, const v1::FillMemoryRequest* req,
+grpc::Status ProcessServiceImpl::FillMemory(grpc::ServerContext* ctx, const v1::FillMemoryRequest* req,
                                             v1::MemoryAccessResult* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
@@ -186,14 +222,17 @@ grpc::Status ProcessServiceImpl::FillMemory(grpc::ServerContext*, const v1::Fill
     default:
       return InvalidField("pattern", "one of byte_value, pattern64, random_seed is required");
   }
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckRange(*h, req->length()));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
   auto r = h->machine().Fill(pid, req->address(), req->length(), fp);
   if (!r.ok()) return ToGrpc(r.status());
   ToProto(*r, resp);
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::ReadMemory(grpc::ServerContext*, const v1::ReadMemoryRequest* req,
+grpc::Status ProcessServiceImpl::ReadMemory(grpc::ServerContext* ctx, const v1::ReadMemoryRequest* req,
                                             v1::ReadMemoryResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
@@ -207,12 +246,15 @@ grpc::Status ProcessServiceImpl::ReadMemory(grpc::ServerContext*, const v1::Read
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::DigestMemory(grpc::ServerContext*,
+grpc::Status ProcessServiceImpl::DigestMemory(grpc::ServerContext* ctx,
                                               const v1::DigestMemoryRequest* req,
                                               v1::DigestMemoryResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckRange(*h, req->length()));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
   auto r = h->machine().Digest(pid, req->address(), req->length());
   if (!r.ok()) return ToGrpc(r.status());
   resp->set_errnum(ToProto(r->err));
@@ -222,23 +264,28 @@ grpc::Status ProcessServiceImpl::DigestMemory(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::TouchMemory(grpc::ServerContext*,
+grpc::Status ProcessServiceImpl::TouchMemory(grpc::ServerContext* ctx,
                                              const v1::TouchMemoryRequest* req,
                                              v1::MemoryAccessResult* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckRange(*h, req->length()));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
   auto r = h->machine().Touch(pid, req->address(), req->length());
   if (!r.ok()) return ToGrpc(r.status());
   ToProto(*r, resp);
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::PinPages(grpc::ServerContext*, const v1::PinPagesRequest* req,
+grpc::Status ProcessServiceImpl::PinPages(grpc::ServerContext* ctx, const v1::PinPagesRequest* req,
                                           v1::PinPagesResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
+  MEMNODE_RETURN_IF_GRPC_ERROR(CheckRange(*h, req->length()));
   if (req->length() > (uint64_t{1} << 32)) return InvalidField("length", "at most 4 GiB per call");
   auto r = h->machine().Pin(pid, req->address(), req->length());
   if (!r.ok()) return ToGrpc(r.status());
@@ -247,8 +294,9 @@ grpc::Status ProcessServiceImpl::PinPages(grpc::ServerContext*, const v1::PinPag
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::UnpinPages(grpc::ServerContext*, const v1::UnpinPagesRequest* req,
+grpc::Status ProcessServiceImpl::UnpinPages(grpc::ServerContext* ctx, const v1::UnpinPagesRequest* req,
                                             v1::PinPagesResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
@@ -259,13 +307,17 @@ grpc::Status ProcessServiceImpl::UnpinPages(grpc::ServerContext*, const v1::Unpi
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::TranslateAddresses(grpc::ServerContext*,
+grpc::Status ProcessServiceImpl::TranslateAddresses(grpc::ServerContext* ctx,
                                                     const v1::TranslateAddressesRequest* req,
                                                     v1::TranslateAddressesResponse* resp) {
+  MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
-  if (req->pages() == 0 || req->pages() > 65536) return InvalidField("pages", "pages must be 1..65536");
+  if (req->pages() == 0) return InvalidField("pages", "pages must be positive");
+  if (req->pages() > reg_.limits().max_request_pages)
+    return OverLimit("TOO_MANY_PAGES", "pages", req->pages(), reg_.limits().max_request_pages,
+                     "pages per request");
   auto r = h->machine().Translate(pid, req->address(), req->pages());
   if (!r.ok()) return ToGrpc(r.status());
   for (const Translation& t : *r) {

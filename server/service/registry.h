@@ -25,6 +25,9 @@ struct Limits {
   uint64_t max_machine_bytes = uint64_t{1} << 40;  // emulated bytes per machine
   uint64_t max_total_bytes = uint64_t{4} << 40;    // emulated bytes per server
   uint64_t max_request_bytes = 4 << 20;            // bytes per read/write call
+  uint64_t max_request_pages = 65536;              // pages per Translate/ListPageFrames/MovePages
+  uint64_t max_ksm_visits = uint64_t{1} << 24;     // visits per StepKsm call
+  uint32_t max_processes = 4096;                   // running processes per machine
 };
 
 // A machine and its thread: ksmd for REALTIME machines, and for every machine

@@ -1,5 +1,6 @@
 #include "server/service/status_mapping.h"
 
+#include "absl/strings/str_cat.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "server/core/status.h"
@@ -22,6 +23,13 @@ grpc::Status Error(grpc::StatusCode code, absl::string_view reason, absl::string
 grpc::Status InvalidField(absl::string_view field, absl::string_view message) {
   return Error(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_FIELD", message,
                {{"field", std::string(field)}});
+}
+
+grpc::Status OverLimit(absl::string_view reason, absl::string_view field, uint64_t value,
+                       uint64_t limit, absl::string_view what) {
+  return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, reason,
+               absl::StrCat(field, " of ", value, " ", what, " exceeds the limit of ", limit),
+               {{"field", std::string(field)}, {"limit", absl::StrCat(limit)}});
 }
 
 grpc::Status ToGrpc(const absl::Status& status) {

@@ -28,6 +28,11 @@ grpc::Status Error(grpc::StatusCode code, absl::string_view reason, absl::string
 // Shorthand for INVALID_ARGUMENT / INVALID_FIELD naming the field.
 grpc::Status InvalidField(absl::string_view field, absl::string_view message);
 
+// RESOURCE_EXHAUSTED with `reason` and metadata {field, limit}: a request
+// above one of the server's limits (docs/SECURITY.md).
+grpc::Status OverLimit(absl::string_view reason, absl::string_view field, uint64_t value,
+                       uint64_t limit, absl::string_view what);
+
 }  // namespace memnode::service
 
 #endif  // MEMNODE_SERVER_SERVICE_STATUS_MAPPING_H_
