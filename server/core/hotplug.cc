@@ -171,7 +171,8 @@ Errno Machine::CallMemoryNotifiers(MemEvent e, BlockId block, std::vector<std::s
           ksm_->Lock();
           break;
         case MemEvent::kOffline:
-          last_pruned_ = ksm_->PruneRange(b.start, b.start + b.pages);
+          last_pruned_ = prune_by_rescan_ ? ksm_->PruneRangeByRescan(b.start, b.start + b.pages)
+                                          : ksm_->PruneRange(b.start, b.start + b.pages);
           ksm_->Unlock();
           break;
         case MemEvent::kCancelOffline:

@@ -306,6 +306,10 @@ class Machine {
 
   // Turns KSM's unstable-tree lookup cache off (differential tests only).
   void SetKsmLookupCacheForTesting(bool on) ABSL_LOCKS_EXCLUDED(mu_);
+  // Makes MEM_OFFLINE prune with the seed's rescan from the tree's first node
+  // for every node (quadratic) instead of the kpfn index: benchmarks and
+  // differential tests compare the two; the results are identical.
+  void SetPruneByRescanForTesting(bool on) ABSL_LOCKS_EXCLUDED(mu_);
 
   // ksmd of a REALTIME machine: one batch of pages_to_scan visits if run has
   // the MERGE bit and some mm is registered. Returns whether ksmd should keep
@@ -571,6 +575,7 @@ class Machine {
   std::vector<NotifierEntry> notifiers_ ABSL_GUARDED_BY(mu_);
   std::optional<PendingOffline> pending_offline_ ABSL_GUARDED_BY(mu_);
   uint64_t last_pruned_ ABSL_GUARDED_BY(mu_) = 0;      // by the last MEM_OFFLINE
+  bool prune_by_rescan_ ABSL_GUARDED_BY(mu_) = false;  // SetPruneByRescanForTesting
   uint64_t migrated_total_ ABSL_GUARDED_BY(mu_) = 0;   // pages moved, ever
   uint64_t migrated_ksm_ ABSL_GUARDED_BY(mu_) = 0;     // KSM pages moved, ever
 };

@@ -31,6 +31,11 @@ std::optional<uint64_t> ParseStrictUl(absl::string_view text) {
 
 }  // namespace
 
+void Machine::SetPruneByRescanForTesting(bool on) {
+  absl::MutexLock lock(&mu_);
+  prune_by_rescan_ = on;
+}
+
 void Machine::SetKsmLookupCacheForTesting(bool on) {
   absl::MutexLock lock(&mu_);
   ksm_->set_use_lookup_cache(on);
