@@ -7,6 +7,7 @@ PKGS=(
   libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-pytest python3-yaml
+  python3-pip python3-setuptools python3-wheel python3-venv python3-matplotlib
   prometheus-cpp-dev prometheus openssl
 )
 # Node.js and npm (client/node tests, buf via npm in tools/): Debian's
