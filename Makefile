@@ -71,3 +71,13 @@ lint: deps
 
 clean:
 	rm -rf build
+
+# RPC load: memnode_loadgen starts memnoded and an echo server from
+# BUILD_DIR, drives LOAD_CLIENTS clients (own REALTIME machine each, ksmd
+# running) for LOAD_SECONDS, prints throughput, latency per method, errors,
+# server RSS and the ratio to echo (docs/RELIABILITY.md).
+LOAD_SECONDS ?= 30
+LOAD_CLIENTS ?= 4
+.PHONY: load
+load: build
+	$(BUILD_DIR)/bench/memnode_loadgen --clients $(LOAD_CLIENTS) --seconds $(LOAD_SECONDS)

@@ -53,6 +53,20 @@ elif [ $rc -ne 0 ]; then
   status=1
 fi
 
+# --- RPC load (memnode_loadgen): a short run, 4 clients for 5 s, against a
+# memnoded and an echo server it starts itself; `make load` runs longer
+# (LOAD_SECONDS). See docs/RELIABILITY.md. Inserted before the final summary
+# (an appended section would sit after `exit` and never run).
+LOADGEN="$BUILD_DIR/bench/memnode_loadgen"
+echo
+echo "### RPC load: memnode_loadgen, 4 clients x 5 s, vs a bare gRPC echo server"
+echo
+if [ -x "$LOADGEN" ]; then
+  "$LOADGEN" --clients 4 --seconds 5 --small_seconds 3 2>&1 || { echo "memnode_loadgen FAILED (exit $?)"; status=1; }
+else
+  echo "memnode_loadgen not built ($LOADGEN): skipped"
+fi
+
 echo
 echo "benchmarks done in $(( $(date +%s) - start )) s"
 exit $status
