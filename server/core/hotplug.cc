@@ -273,7 +273,7 @@ int64_t Machine::DoMigrateRange(MemoryBlock& b, bool* found) {
   if (not_managed) return -16;  // -EBUSY
   const NodeId node = b.node;
   return MigrateList(
-      list, [this, node](Pfn) { return AllocFromOrder(FallbackOrder(node), PageState::kFree, contents_.zero()); },
+      list, [this, node](Pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AllocFromOrder(FallbackOrder(node), PageState::kFree, contents_.zero()); },
       /*offlining=*/true, MigrateReason::kOffline, nullptr);
 }
 
@@ -310,7 +310,7 @@ void Machine::PurgeSpentInjectors() {
 Machine::OfflineReport Machine::ContinueOffline(absl::Time now) {
   PendingOffline& po = *pending_offline_;
   MemoryBlock& b = blocks_[po.block];
-  auto pause_here = [&](OfflinePhase ph) {
+  auto pause_here = [&](OfflinePhase ph) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (po.options.pause_after != ph) return false;
     po.report.paused = true;
     po.paused_at = now;

@@ -366,6 +366,8 @@ CheckResult Machine::Check() {
     bool want = b.state == BlockState::kOnline && b.free_pages > 0;
     if (listed != want) fail(absl::StrFormat("block %d: free-list membership wrong", b.id));
   }
+  if (!processes_.empty() && next_pid_ <= processes_.rbegin()->first)
+    fail(absl::StrFormat("next pid %d not above pid %d", next_pid_, processes_.rbegin()->first));
   ksm_->Check(&r.violations);
 
   // State digest.

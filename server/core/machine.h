@@ -440,7 +440,9 @@ class Machine {
   explicit Machine(const MachineConfig& config);
 
   // Frames and allocator.
-  MemoryBlock& BlockOf(Pfn pfn) { return blocks_[pfn / config_.pages_per_block]; }
+  MemoryBlock& BlockOf(Pfn pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return blocks_[pfn / config_.pages_per_block];
+  }
   // One past the highest pfn (hot-added blocks extend the range).
   uint64_t PfnLimit() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return blocks_.size() * config_.pages_per_block;

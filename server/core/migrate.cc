@@ -138,7 +138,7 @@ int64_t Machine::MigrateList(std::vector<Pfn> pages, const PageAllocator& alloc,
     for (auto& [off, pfn] : obj->pages)
       if (wanted.count(pfn)) shm[pfn] = {obj, off};
 
-  auto emit = [&](Pfn pfn, int32_t result, bool ksm) {
+  auto emit = [&](Pfn pfn, int32_t result, bool ksm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Event e{EventKind::kMigrate};
     e.pfn = pfn;
     e.migrate_reason = reason;
@@ -147,7 +147,7 @@ int64_t Machine::MigrateList(std::vector<Pfn> pages, const PageAllocator& alloc,
     Emit(e);
   };
   // unmap_and_move: 0, -EAGAIN, -ENOMEM or a permanent -errno.
-  auto unmap_and_move = [&](Pfn pfn) -> int {
+  auto unmap_and_move = [&](Pfn pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> int {
     Pfn newpfn = alloc(pfn);
     if (newpfn == kNoPfn) return -kEnomem;
     PageFrame& f = Frame(pfn);
@@ -371,7 +371,7 @@ absl::StatusOr<Errno> Machine::Mbind(Pid pid, Vaddr addr, uint64_t length, MemPo
     Process* proc = p;
     nr_failed = MigrateList(
         queue,
-        [this, proc, &where](Pfn old) {
+        [this, proc, &where](Pfn old) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           uint64_t vpn = where[old];
           return AllocFromOrder(PolicyOrder(*proc, FindVma(*proc, vpn << kPageShift), vpn),
                                 PageState::kFree, contents_.zero());
@@ -438,7 +438,7 @@ absl::StatusOr<Machine::MigratePagesResult> Machine::MigratePages(Pid caller, Pi
     if (queue.empty()) continue;
     NodeId dn = static_cast<NodeId>(dest);
     int64_t rc = MigrateList(
-        queue, [this, dn](Pfn) { return AllocFromOrder({dn}, PageState::kFree, contents_.zero()); },
+        queue, [this, dn](Pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AllocFromOrder({dn}, PageState::kFree, contents_.zero()); },
         false, MigrateReason::kMigratePages, nullptr);
     if (rc < 0) {
       r.err = static_cast<Errno>(-rc);
@@ -560,7 +560,7 @@ absl::StatusOr<Machine::MovePagesResult> Machine::MovePages(Pid caller, Pid targ
       absl::flat_hash_map<Pfn, int32_t> results;
       int64_t rc = MigrateList(
           queue,
-          [this, &entry_of, &nodes, cs](Pfn old) {
+          [this, &entry_of, &nodes, cs](Pfn old) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
             NodeId n = static_cast<NodeId>(nodes[cs + entry_of[old]]);
             return AllocFromOrder({n}, PageState::kFree, contents_.zero());  // GFP_THISNODE
           },

@@ -49,6 +49,7 @@ MemPolicy GetPolicy(SnapshotReader& r) {
 // KSM
 
 void Ksm::Save(SnapshotWriter& w) const {
+  m_.mu_.AssertHeld();
   w.U64(run_);
   w.U64(pages_to_scan_);
   w.U64(sleep_millisecs_);
@@ -121,6 +122,7 @@ void Ksm::Save(SnapshotWriter& w) const {
 
 bool Ksm::Load(SnapshotReader& r, const std::map<Pid, Process*>& procs,
                std::map<uint64_t, StableNode*>* by_id) {
+  m_.mu_.AssertHeld();
   run_ = static_cast<uint32_t>(r.U64());
   pages_to_scan_ = static_cast<uint32_t>(r.U64());
   sleep_millisecs_ = static_cast<uint32_t>(r.U64());
@@ -266,7 +268,7 @@ absl::StatusOr<std::string> Machine::Snapshot() {
   }
   w.U64(contents.size());
   for (Content* c : contents) w.Bytes(c->bytes, kPageSize);
-  auto cid = [&](Content* c) -> uint64_t {
+  auto cid = [&](Content* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> uint64_t {
     if (!c) return 0;
     if (c == contents_.zero()) return 1;
     return content_id[c];
@@ -547,6 +549,10 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Restore(absl::string_view byte
     n.remaining = static_cast<uint32_t>(r.U64());
     M.notifiers_.push_back(n);
   }
+  // Every pid must be below the next one handed out, or a later create or
+  // fork would reuse a live pid.
+  if (!M.processes_.empty() && M.next_pid_ <= M.processes_.rbegin()->first)
+    return Corrupt("next pid not above every process");
   M.ksm_ = std::make_unique<Ksm>(M);
   std::map<uint64_t, StableNode*> by_id;
   if (!M.ksm_->Load(r, procs, &by_id) || !r.ok() || !r.done()) {

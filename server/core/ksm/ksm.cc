@@ -75,6 +75,7 @@ Ksm::~Ksm() {
 // Registration
 
 void Ksm::Enter(Process& mm) {
+  m_.mu_.AssertHeld();
   MmSlot* slot = new MmSlot;
   slot->mm = &mm;
   // Just behind the cursor: before cur_slot_ in the circular list (1.3 r11).
@@ -87,6 +88,7 @@ void Ksm::Enter(Process& mm) {
 }
 
 void Ksm::Exit(Process& mm) {
+  m_.mu_.AssertHeld();
   MmSlot* slot = mm.ksm_slot;
   if (!slot || slot == cur_slot_) return;
   // Unlink, then either free (no items) or re-add right after the cursor.
@@ -105,6 +107,7 @@ void Ksm::Exit(Process& mm) {
 }
 
 void Ksm::UnregisterSlot(MmSlot* slot) {
+  m_.mu_.AssertHeld();
   slot->prev->next = slot->next;
   slot->next->prev = slot->prev;
   Process* mm = slot->mm;
@@ -118,6 +121,7 @@ void Ksm::UnregisterSlot(MmSlot* slot) {
 // Trees and nodes
 
 bool Ksm::NodeValid(const StableNode* node) const {
+  m_.mu_.AssertHeld();
   PageFrame* f = m_.FrameIfPopulated(node->kpfn);
   if (!f) return false;
   if (m_.BlockOf(node->kpfn).state == BlockState::kOffline) return false;
@@ -125,12 +129,14 @@ bool Ksm::NodeValid(const StableNode* node) const {
 }
 
 Pfn Ksm::GetKsmPage(StableNode* node) {
+  m_.mu_.AssertHeld();
   if (NodeValid(node)) return node->kpfn;
   RemoveNode(node, unmerging_ ? PruneReason::kUnmerge : PruneReason::kStale);
   return kNoPfn;
 }
 
 void Ksm::RemoveNode(StableNode* node, PruneReason reason) {
+  m_.mu_.AssertHeld();
   uint64_t stripped = 0;
   // 5.3 rule 10: every item still listed loses its flag; counters follow.
   for (RmapItem* item = node->hlist; item;) {
@@ -165,6 +171,7 @@ void Ksm::RemoveNode(StableNode* node, PruneReason reason) {
 }
 
 void Ksm::RemoveFromTree(RmapItem* item) {
+  m_.mu_.AssertHeld();
   if (item->state == RmapState::kStable) {
     StableNode* node = item->head;
     if (GetKsmPage(node) == kNoPfn) return;  // pruned: item already flagless
@@ -195,6 +202,7 @@ void Ksm::RemoveFromTree(RmapItem* item) {
 }
 
 Pfn Ksm::StableTreeSearch(Pfn page) {
+  m_.mu_.AssertHeld();
   PageFrame& pf = m_.Frame(page);
   if (pf.state == PageState::kKsm && pf.ksm_node) return page;  // KSM page forked
   RbNode* n = stable_.root();
@@ -214,6 +222,7 @@ Pfn Ksm::StableTreeSearch(Pfn page) {
 }
 
 StableNode* Ksm::StableTreeInsert(Pfn kpage) {
+  m_.mu_.AssertHeld();
   Content* c = m_.Frame(kpage).content;
   RbNode** link = stable_.root_link();
   RbNode* parent = nullptr;
@@ -242,6 +251,7 @@ StableNode* Ksm::StableTreeInsert(Pfn kpage) {
 }
 
 Pfn Ksm::GetMergeablePage(RmapItem* item) {
+  m_.mu_.AssertHeld();
   Process* mm = item->slot->mm;
   if (mm->exited) return kNoPfn;
   // The answer depends only on the mm's VMAs and ptes (and the frame's
@@ -262,6 +272,7 @@ Pfn Ksm::GetMergeablePage(RmapItem* item) {
 }
 
 RmapItem* Ksm::UnstableTreeSearchInsert(RmapItem* item, Pfn page, Pfn* tree_page_out) {
+  m_.mu_.AssertHeld();
   Content* c = m_.Frame(page).content;
   RbNode** link = unstable_.root_link();
   RbNode* parent = nullptr;
@@ -291,6 +302,7 @@ RmapItem* Ksm::UnstableTreeSearchInsert(RmapItem* item, Pfn page, Pfn* tree_page
 }
 
 void Ksm::StableTreeAppend(RmapItem* item, StableNode* node, bool new_node) {
+  m_.mu_.AssertHeld();
   item->head = node;
   item->state = RmapState::kStable;
   item->hnext = node->hlist;
@@ -314,6 +326,7 @@ void Ksm::StableTreeAppend(RmapItem* item, StableNode* node, bool new_node) {
 // Merging (2.3 rule 11)
 
 bool Ksm::TryMergeOnePage(Process& mm, Vma& vma, Vaddr addr, Pfn page, Pfn kpage) {
+  m_.mu_.AssertHeld();
   if (page == kpage) return true;  // KSM page forked
   if (!vma.mergeable) return false;
   PageFrame& f = m_.Frame(page);
@@ -346,6 +359,7 @@ bool Ksm::TryMergeOnePage(Process& mm, Vma& vma, Vaddr addr, Pfn page, Pfn kpage
 }
 
 bool Ksm::TryMergeWithKsmPage(RmapItem* item, Pfn page, Pfn kpage) {
+  m_.mu_.AssertHeld();
   Process* mm = item->slot->mm;
   if (mm->exited) return false;
   Vma* vma = m_.FindVma(*mm, item->address);
@@ -354,6 +368,7 @@ bool Ksm::TryMergeWithKsmPage(RmapItem* item, Pfn page, Pfn kpage) {
 }
 
 void Ksm::BreakCow(RmapItem* item) {
+  m_.mu_.AssertHeld();
   Process* mm = item->slot->mm;
   if (mm->exited) return;
   Vma* vma = m_.FindVma(*mm, item->address);
@@ -362,6 +377,7 @@ void Ksm::BreakCow(RmapItem* item) {
 }
 
 Pfn Ksm::TryMergeTwoPages(RmapItem* item, Pfn page, RmapItem* tree_item, Pfn tree_page) {
+  m_.mu_.AssertHeld();
   // linux-2.6.33 profile: no max_kernel_pages gate (SPEC Decisions 1).
   if (!TryMergeWithKsmPage(item, page, kNoPfn)) return kNoPfn;
   if (!TryMergeWithKsmPage(tree_item, tree_page, page)) {
@@ -372,6 +388,7 @@ Pfn Ksm::TryMergeTwoPages(RmapItem* item, Pfn page, RmapItem* tree_item, Pfn tre
 }
 
 void Ksm::CmpAndMergePage(Pfn page, RmapItem* item) {
+  m_.mu_.AssertHeld();
   RemoveFromTree(item);  // 2.3 rule 9a
   // 9b-c: stable tree first.
   Pfn kpage = StableTreeSearch(page);
@@ -409,12 +426,14 @@ void Ksm::CmpAndMergePage(Pfn page, RmapItem* item) {
 // The scanner (2.2)
 
 void Ksm::FreeItem(RmapItem* item) {
+  m_.mu_.AssertHeld();
   RemoveFromTree(item);
   rmap_items_--;
   delete item;
 }
 
 void Ksm::RemoveItemsBelow(MmSlot* slot, Vaddr from, Vaddr to) {
+  m_.mu_.AssertHeld();
   auto it = slot->items.lower_bound(from);
   while (it != slot->items.end() && it->first < to) {
     RmapItem* item = it->second;
@@ -424,6 +443,7 @@ void Ksm::RemoveItemsBelow(MmSlot* slot, Vaddr from, Vaddr to) {
 }
 
 RmapItem* Ksm::NextRmapItem(MmSlot* slot, Vaddr addr) {
+  m_.mu_.AssertHeld();
   // Items between the cursor and addr no longer match a mergeable page
   // (get_next_rmap_item); one search finds both those and the item at addr.
   auto it = slot->items.lower_bound(rmap_floor_);
@@ -443,11 +463,13 @@ RmapItem* Ksm::NextRmapItem(MmSlot* slot, Vaddr addr) {
 }
 
 void Ksm::ResetUnstable() {
+  m_.mu_.AssertHeld();
   for (RbNode* n = unstable_.First(); n; n = RbTree::Next(n)) Container<RmapItem>(n)->in_tree = false;
   unstable_.Reset();
 }
 
 RmapItem* Ksm::ScanNext(Pfn* page) {
+  m_.mu_.AssertHeld();
   if (!HasSlots()) return nullptr;
   MmSlot* slot = cur_slot_;
   if (slot == &head_) {
@@ -502,6 +524,7 @@ RmapItem* Ksm::ScanNext(Pfn* page) {
 }
 
 uint64_t Ksm::DoScan(uint64_t visits, bool* pass_ended) {
+  m_.mu_.AssertHeld();
   uint64_t done = 0;
   *pass_ended = false;
   while (done < visits) {
@@ -522,6 +545,7 @@ uint64_t Ksm::DoScan(uint64_t visits, bool* pass_ended) {
 }
 
 KsmStepResult Ksm::StepVisits(uint64_t visits) {
+  m_.mu_.AssertHeld();
   KsmStepResult r;
   uint64_t since_pass = 1;  // visits since the last pass end (unknown: assume some)
   while (r.visits < visits && HasSlots()) {
@@ -541,6 +565,7 @@ KsmStepResult Ksm::StepVisits(uint64_t visits) {
 }
 
 KsmStepResult Ksm::StepPasses(uint64_t passes, uint64_t max_visits) {
+  m_.mu_.AssertHeld();
   KsmStepResult r;
   const uint64_t target = seqnr_ + passes;
   while (seqnr_ < target && r.visits < max_visits && HasSlots()) {
@@ -558,6 +583,7 @@ KsmStepResult Ksm::StepPasses(uint64_t passes, uint64_t max_visits) {
 // run (9.1) and run=2 (4.3 rule 15)
 
 Errno Ksm::WriteRun(uint64_t value) {
+  m_.mu_.AssertHeld();
   if (value > 2) return Errno::kEINVAL;
   if (run_ == value) return Errno::kOk;  // equal: no-op
   run_ = static_cast<uint32_t>(value);
@@ -572,6 +598,7 @@ Errno Ksm::WriteRun(uint64_t value) {
 }
 
 Errno Ksm::UnmergeAll() {
+  m_.mu_.AssertHeld();
   unmerging_ = true;
   cur_slot_ = head_.next;
   for (MmSlot* slot = cur_slot_; slot != &head_; slot = cur_slot_) {
@@ -605,6 +632,7 @@ Errno Ksm::UnmergeAll() {
 // Hot-remove support (7.3)
 
 void Ksm::MigratedNode(StableNode* node, Pfn new_kpfn) {
+  m_.mu_.AssertHeld();
   for (auto it = by_kpfn_.lower_bound(node->kpfn); it != by_kpfn_.end() && it->first == node->kpfn; ++it)
     if (it->second == node) {
       by_kpfn_.erase(it);
@@ -640,6 +668,7 @@ bool InOrderLess(const std::vector<bool>& a, const std::vector<bool>& b) {
 }  // namespace
 
 uint64_t Ksm::PruneRange(Pfn start, Pfn end) {
+  m_.mu_.AssertHeld();
   std::vector<std::pair<std::vector<bool>, StableNode*>> hits;
   for (auto it = by_kpfn_.lower_bound(start); it != by_kpfn_.end() && it->first < end; ++it)
     hits.emplace_back(PathOf(&it->second->rb), it->second);
@@ -652,6 +681,7 @@ uint64_t Ksm::PruneRange(Pfn start, Pfn end) {
 }
 
 uint64_t Ksm::PruneRangeByRescan(Pfn start, Pfn end) {
+  m_.mu_.AssertHeld();
   uint64_t pruned = 0;
   for (;;) {
     StableNode* found = nullptr;
@@ -672,6 +702,7 @@ uint64_t Ksm::PruneRangeByRescan(Pfn start, Pfn end) {
 // Inspection
 
 KsmInfo Ksm::Info() const {
+  m_.mu_.AssertHeld();
   KsmInfo i;
   i.run = run_;
   i.pages_to_scan = pages_to_scan_;
@@ -694,6 +725,7 @@ KsmInfo Ksm::Info() const {
 }
 
 std::vector<StableNodeInfo> Ksm::StableNodes() {
+  m_.mu_.AssertHeld();
   std::vector<StableNodeInfo> out;
   for (RbNode* n = stable_.First(); n; n = RbTree::Next(n)) {
     StableNode* node = Container<StableNode>(n);
@@ -716,6 +748,7 @@ std::vector<StableNodeInfo> Ksm::StableNodes() {
 }
 
 RmapItemInfo Ksm::DescribeItem(const RmapItem* item) {
+  m_.mu_.AssertHeld();
   RmapItemInfo ri;
   ri.pid = item->slot->mm->pid;
   ri.address = item->address;
@@ -736,6 +769,7 @@ RmapItemInfo Ksm::DescribeItem(const RmapItem* item) {
 }
 
 std::vector<RmapItemInfo> Ksm::UnstableItems() {
+  m_.mu_.AssertHeld();
   std::vector<RmapItemInfo> out;
   for (RbNode* n = unstable_.First(); n; n = RbTree::Next(n))
     out.push_back(DescribeItem(Container<RmapItem>(n)));
@@ -748,6 +782,7 @@ std::vector<RmapItemInfo> Ksm::UnstableItems() {
 }
 
 std::vector<RmapItemInfo> Ksm::RmapItems(const Process& mm) {
+  m_.mu_.AssertHeld();
   std::vector<RmapItemInfo> out;
   if (!mm.ksm_slot) return out;
   for (const auto& [a, item] : mm.ksm_slot->items) out.push_back(DescribeItem(item));
@@ -755,6 +790,7 @@ std::vector<RmapItemInfo> Ksm::RmapItems(const Process& mm) {
 }
 
 void Ksm::Check(std::vector<std::string>* out) {
+  m_.mu_.AssertHeld();
   auto fail = [out](std::string s) {
     if (out->size() < 100) out->push_back("ksm: " + std::move(s));
   };
@@ -837,6 +873,7 @@ void Ksm::Check(std::vector<std::string>* out) {
 }
 
 void Ksm::AddToDigest(const std::function<void(uint64_t)>& add) const {
+  m_.mu_.AssertHeld();
   add(run_);
   add(pages_to_scan_);
   add(sleep_millisecs_);
