@@ -13,7 +13,8 @@ if [ -z "$BUILD_DIR" ]; then
 fi
 CORE="$BUILD_DIR/bench/memnode_core_bench"
 KSM="$BUILD_DIR/bench/memnode_ksm_bench"
-for b in "$CORE" "$KSM"; do
+HOTPLUG="$BUILD_DIR/bench/memnode_hotplug_bench"
+for b in "$CORE" "$KSM" "$HOTPLUG"; do
   if [ ! -x "$b" ]; then
     echo "bench.sh: $b not found; build first (make bench builds it; Google Benchmark" >&2
     echo "          must be installed: libbenchmark-dev)" >&2
@@ -36,12 +37,12 @@ echo "=================================================================="
 
 status=0
 echo
-echo "### 1/2 memnode_core_bench: fill/read/digest throughput, host memory"
+echo "### 1/3 memnode_core_bench: fill/read/digest throughput, host memory"
 echo
 "$CORE" --benchmark_color=false 2>&1 || { echo "memnode_core_bench FAILED (exit $?)"; status=1; }
 
 echo
-echo "### 2/2 memnode_ksm_bench: ksmd emulation vs the host kernel's ksmd"
+echo "### 2/3 memnode_ksm_bench: ksmd emulation vs the host kernel's ksmd"
 echo
 "$KSM" 2>&1
 rc=$?
@@ -52,6 +53,11 @@ elif [ $rc -ne 0 ]; then
   echo "memnode_ksm_bench FAILED (exit $rc)"
   status=1
 fi
+
+echo
+echo "### 3/3 memnode_hotplug_bench: offline of a full block; MEM_OFFLINE prune, kpfn index vs rescan"
+echo
+"$HOTPLUG" 2>&1 || { echo "memnode_hotplug_bench FAILED (exit $?)"; status=1; }
 
 # --- RPC load (memnode_loadgen): a short run, 4 clients for 5 s, against a
 # memnoded and an echo server it starts itself; `make load` runs longer
