@@ -61,13 +61,17 @@ const std::map<std::string, FlagKind>& KnownFlags() {
       {"timeout-ms", FlagKind::kValue},
       {"pause-ttl", FlagKind::kValue},
       {"unmovable", FlagKind::kSwitch},
-      // notifier inject.
+      // notifier inject, watch.
       {"count", FlagKind::kValue},
       // mempolicy get / mbind / move-pages.
       {"node", FlagKind::kSwitch},
       {"strict", FlagKind::kSwitch},
       {"move", FlagKind::kSwitch},
       {"move-all", FlagKind::kSwitch},
+      // watch / top.
+      {"kinds", FlagKind::kValue},
+      {"interval", FlagKind::kValue},
+      {"iterations", FlagKind::kValue},
   };
   return *kFlags;
 }

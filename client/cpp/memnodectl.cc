@@ -17,20 +17,30 @@
 //
 // Thread safety: single-threaded.
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -46,9 +56,11 @@
 #include "client/cpp/args.h"
 #include "client/cpp/format.h"
 #include "google/protobuf/empty.pb.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "memnode/v1/events.grpc.pb.h"
 #include "memnode/v1/hotplug.grpc.pb.h"
 #include "memnode/v1/ksm.grpc.pb.h"
 #include "memnode/v1/machine.grpc.pb.h"
@@ -357,6 +369,8 @@ class Cli {
   int Mbind();
   int MigratePages();
   int MovePages();
+  int Watch();
+  int Top();
   int Completion();
 
  private:
@@ -449,6 +463,7 @@ class Cli {
   std::unique_ptr<v1::KsmService::Stub> ksm_;
   std::unique_ptr<v1::NumaService::Stub> numa_;
   std::unique_ptr<v1::MemoryBlockService::Stub> blocks_;
+  std::unique_ptr<v1::EventService::Stub> events_;
 };
 
 // ---------------------------------------------------------------------------
@@ -626,6 +641,7 @@ void Cli::Connect() {
   ksm_ = v1::KsmService::NewStub(channel_);
   numa_ = v1::NumaService::NewStub(channel_);
   blocks_ = v1::MemoryBlockService::NewStub(channel_);
+  events_ = v1::EventService::NewStub(channel_);
 }
 
 template <typename Stub, typename Request, typename Response>
@@ -2431,6 +2447,571 @@ int Cli::MovePages() {
 }
 
 // ---------------------------------------------------------------------------
+// Event stream: watch and top.
+
+// Ctrl-C (SIGINT), SIGTERM and SIGHUP end `watch` and `top` cleanly. The
+// handler only writes a byte to a pipe (async-signal-safe); a thread or a
+// poll() on the pipe's read end turns that into a cancelled RPC or a loop
+// exit. Installed once, by the command that needs it.
+class StopSignal {
+ public:
+  // Installs the handlers; false (with a message) when the pipe fails.
+  static bool Install() {
+    if (fds_[0] >= 0) return true;
+    if (pipe(fds_) != 0) {
+      std::cerr << "error: pipe: " << std::strerror(errno) << "\n";
+      return false;
+    }
+    for (int fd : fds_) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    fcntl(fds_[1], F_SETFL, O_NONBLOCK);
+    struct sigaction sa {};
+    sa.sa_handler = &StopSignal::Handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+    // A closed stdout (`watch | head`) shows as a failed write, not a signal.
+    signal(SIGPIPE, SIG_IGN);
+    return true;
+  }
+  // Wakes a waiter as a signal would (the byte tells it not to stop).
+  static void Wake() {
+    const char b = 'w';
+    (void)!write(fds_[1], &b, 1);
+  }
+  // Waits up to `timeout_ms` (-1: forever). Returns true when a signal
+  // arrived (then and ever after), false on timeout or Wake().
+  static bool Wait(int timeout_ms) {
+    if (stopped_) return true;
+    struct pollfd p {fds_[0], POLLIN, 0};
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+    for (;;) {
+      int wait_ms = -1;
+      if (timeout_ms >= 0) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        wait_ms = std::max<int64_t>(0, left.count());
+      }
+      int n = poll(&p, 1, wait_ms);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      char b;
+      if (read(fds_[0], &b, 1) == 1) {
+        if (b == 's') stopped_ = true;
+        return stopped_;
+      }
+    }
+  }
+  static bool stopped() { return stopped_; }
+
+ private:
+  static void Handler(int) {
+    const char b = 's';
+    (void)!write(fds_[1], &b, 1);
+  }
+  static inline int fds_[2] = {-1, -1};
+  static inline bool stopped_ = false;  // read and written by waiters only
+};
+
+// "merge" for EVENT_KIND_MERGE: the enum name without its prefix, lower
+// case, '-' for '_'.
+std::string KindWord(v1::EventKind kind) {
+  std::string name =
+      EnumName(v1::EventKind_Name(kind), "EVENT_KIND_", static_cast<int>(kind));
+  name = absl::AsciiStrToLower(name);
+  std::replace(name.begin(), name.end(), '_', '-');
+  return name;
+}
+
+// The kinds `watch --kinds` accepts, in enum order (DROPPED is always
+// delivered, so it is not a choice).
+std::vector<v1::EventKind> FilterableKinds() {
+  std::vector<v1::EventKind> kinds;
+  const auto* desc = v1::EventKind_descriptor();
+  for (int i = 0; i < desc->value_count(); ++i) {
+    auto k = static_cast<v1::EventKind>(desc->value(i)->number());
+    if (k != v1::EVENT_KIND_UNSPECIFIED && k != v1::EVENT_KIND_DROPPED) {
+      kinds.push_back(k);
+    }
+  }
+  return kinds;
+}
+
+std::string KindWords() {
+  std::vector<std::string> words;
+  for (v1::EventKind k : FilterableKinds()) words.push_back(KindWord(k));
+  return absl::StrJoin(words, " ");
+}
+
+// "merge", "cow-break", "COW_BREAK", "EVENT_KIND_PRUNE" or a number.
+bool ParseKind(const std::string& text, v1::EventKind* kind) {
+  std::string t = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(text));
+  std::replace(t.begin(), t.end(), '-', '_');
+  if (!absl::StartsWith(t, "EVENT_KIND_")) t = "EVENT_KIND_" + t;
+  int n = 0;
+  if (!v1::EventKind_Parse(t, kind)) {
+    if (!absl::SimpleAtoi(text, &n) || !v1::EventKind_IsValid(n)) return false;
+    *kind = static_cast<v1::EventKind>(n);
+  }
+  return *kind != v1::EVENT_KIND_UNSPECIFIED && *kind != v1::EVENT_KIND_DROPPED;
+}
+
+// "ok" or the errno name.
+std::string ResultWord(v1::Errno errnum) {
+  return errnum == v1::ERRNO_OK ? std::string("ok") : ErrnoName(errnum);
+}
+
+std::string MigrateReasonWord(v1::MigrateReason reason) {
+  return absl::AsciiStrToLower(EnumName(v1::MigrateReason_Name(reason),
+                                        "MIGRATE_REASON_", reason));
+}
+
+// Emulated nanoseconds as seconds with 9 decimals ("12.000500000").
+std::string EmulatedSeconds(uint64_t ns) {
+  return absl::StrFormat("%d.%09d", ns / 1000000000, ns % 1000000000);
+}
+
+// One human line per event: sequence, emulated time, kind, fields.
+std::string EventLine(const v1::MachineEvent& e) {
+  if (e.kind() == v1::EVENT_KIND_DROPPED) {
+    return absl::StrFormat(
+        "%-8s %-15s %-15s lost %d events here (this client read too slowly)",
+        "-", "-", KindWord(e.kind()), e.dropped());
+  }
+  std::string fields;
+  switch (e.kind()) {
+    case v1::EVENT_KIND_MERGE:
+      fields = absl::StrCat("pid=", e.pid(), " address=", Hex(e.address()),
+                            " pfn=", e.pfn(), " stable_node=", e.stable_node_id(),
+                            e.new_node() ? " new_node" : "");
+      break;
+    case v1::EVENT_KIND_COW_BREAK:
+      fields = absl::StrCat("pid=", e.pid(), " address=", Hex(e.address()),
+                            " pfn=", e.pfn());
+      break;
+    case v1::EVENT_KIND_PRUNE:
+      fields = absl::StrCat(
+          "pfn=", e.pfn(), " stable_node=", e.stable_node_id(), " reason=",
+          absl::AsciiStrToLower(EnumName(v1::PruneReason_Name(e.prune_reason()),
+                                         "PRUNE_REASON_", e.prune_reason())),
+          " items=", e.value());
+      break;
+    case v1::EVENT_KIND_PASS_END:
+      fields = absl::StrCat("full_scans=", e.value());
+      break;
+    case v1::EVENT_KIND_PROCESS_EXIT:
+      fields = absl::StrCat("pid=", e.pid());
+      break;
+    case v1::EVENT_KIND_MIGRATE:
+      fields = absl::StrCat("reason=", MigrateReasonWord(e.migrate_reason()),
+                            " pfn=", e.pfn(), " ksm=", YesNo(e.ksm()),
+                            " result=", ResultWord(e.errnum()));
+      break;
+    case v1::EVENT_KIND_MEMORY_NOTIFY:
+      // Like the offline report's notifier_calls lines.
+      fields = absl::StrCat(
+          "block=", e.block(), " ",
+          EnumName(v1::MemoryNotifierEvent_Name(e.memory_event()), "",
+                   e.memory_event()),
+          " ", e.notifier(), "(", e.notifier_priority(), ") ",
+          ResultWord(e.errnum()));
+      break;
+    case v1::EVENT_KIND_OFFLINE_PHASE:
+      fields = absl::StrCat("block=", e.block(), " phase=",
+                            PhaseName(e.offline_phase()));
+      break;
+    case v1::EVENT_KIND_OFFLINE_RESULT:
+      fields = absl::StrCat("block=", e.block(),
+                            " result=", ResultWord(e.errnum()),
+                            " duration=", Duration(e.duration_ns()));
+      break;
+    case v1::EVENT_KIND_KSM_BATCH_HELD:
+      fields = "ksmd batch waited for ksm_thread_mutex (offline)";
+      break;
+    default:
+      break;
+  }
+  return absl::StrFormat("%-8d %-15s %-15s %s", e.sequence(),
+                         EmulatedSeconds(e.emulated_time_ns()), KindWord(e.kind()),
+                         fields);
+}
+
+// Whether a stream that ended with `status` was ended by the server in the
+// ordinary way (its machine deleted, the server shutting down); prints why.
+bool EndedByServer(const grpc::Status& status, const std::string& machine) {
+  std::string reason;
+  if (!status.error_details().empty()) {
+    google::rpc::Status details;
+    google::rpc::ErrorInfo info;
+    if (details.ParseFromString(status.error_details())) {
+      for (const auto& any : details.details()) {
+        if (any.UnpackTo(&info)) reason = info.reason();
+      }
+    }
+  }
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND &&
+      reason == "MACHINE_NOT_FOUND") {
+    std::cerr << "stream ended: " << machine << " was deleted\n";
+    return true;
+  }
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      reason == "SHUTTING_DOWN") {
+    std::cerr << "stream ended: the server is shutting down\n";
+    return true;
+  }
+  return false;
+}
+
+int Cli::Watch() {
+  args_.Expect(0, 0, {"kinds", "count"});
+  v1::WatchEventsRequest request;
+  request.set_name(MachineName());
+  if (args_.HasFlag("kinds")) {
+    std::string list = args_.FlagString("kinds", "");
+    for (absl::string_view word : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
+      v1::EventKind kind;
+      if (!ParseKind(std::string(word), &kind)) {
+        args_.Fail(absl::StrCat("--kinds: unknown event kind \"", word,
+                                "\" (one of: ", KindWords(), ")"));
+        break;
+      }
+      request.add_kinds(kind);
+    }
+    if (request.kinds_size() == 0 && args_.status().ok()) {
+      args_.Fail("--kinds: give at least one kind");
+    }
+  }
+  const uint64_t count = args_.FlagUint("count", 0);
+  if (args_.HasFlag("count") && count == 0) args_.Fail("--count must be at least 1");
+  if (int rc = CheckUsage(*command_)) return rc;
+  if (!StopSignal::Install()) return kExitUsage;
+  Connect();
+
+  // A missing machine is an error of the call (exit 3); once the stream is
+  // open, NOT_FOUND means the machine was deleted while watched (exit 0).
+  {
+    v1::GetMachineRequest get;
+    get.set_name(MachineName());
+    v1::Machine machine;
+    if (int rc = Call(machines_.get(), &v1::MachineService::Stub::GetMachine, get,
+                      &machine)) {
+      return rc;
+    }
+  }
+
+  grpc::ClientContext context;
+  // A watch has no deadline unless --timeout is given explicitly.
+  if (args_.HasFlag("timeout") && timeout_seconds_ > 0) {
+    context.set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::duration<double>(timeout_seconds_)));
+  }
+  std::unique_ptr<grpc::ClientReader<v1::MachineEvent>> reader =
+      events_->WatchEvents(&context, request);
+
+  // Ctrl-C cancels the call; the Read below then returns false.
+  std::atomic<bool> done{false};
+  std::thread canceller([&] {
+    while (!done.load()) {
+      if (StopSignal::Wait(-1)) {
+        context.TryCancel();
+        return;
+      }
+    }
+  });
+
+  // The server sends its headers once the stream is subscribed: from then on
+  // no event of the machine is missed. Said on stderr, so that scripts can
+  // wait for it before they drive the machine.
+  reader->WaitForInitialMetadata();
+  std::cerr << "watching " << MachineName() << " (Ctrl-C to stop)\n"
+            << std::flush;
+
+  uint64_t seen = 0, lost = 0;
+  bool out_closed = false;
+  v1::MachineEvent event;
+  while ((count == 0 || seen < count) && reader->Read(&event)) {
+    if (event.kind() == v1::EVENT_KIND_DROPPED) {
+      lost += event.dropped();
+    } else {
+      seen++;
+    }
+    std::cout << (json_ ? ToJson(event) : EventLine(event)) << "\n" << std::flush;
+    if (!std::cout) {
+      out_closed = true;  // stdout closed (`watch | head`): stop quietly
+      break;
+    }
+  }
+  const bool stopped_by_us = (count != 0 && seen >= count) || out_closed;
+  if (stopped_by_us) context.TryCancel();
+  grpc::Status status = reader->Finish();
+  done.store(true);
+  StopSignal::Wake();
+  canceller.join();
+
+  if (lost > 0) {
+    std::cerr << "watch: " << lost
+              << " events lost (the server's per-stream buffer was full)\n";
+  }
+  if (stopped_by_us || StopSignal::stopped() || status.ok()) return kExitOk;
+  if (EndedByServer(status, MachineName())) return kExitOk;
+  return ReportRpcError(status);
+}
+
+// Tallies of the events `top` watches (migration outcomes, offline results).
+struct EventTally {
+  std::mutex mu;
+  // (reason, result) -> pages.
+  std::map<std::pair<std::string, std::string>, uint64_t> migrations;
+  uint64_t ksm_moved = 0;
+  std::map<std::string, uint64_t> offlines;  // result -> requests
+  uint64_t held_batches = 0;
+  uint64_t lost = 0;
+  bool subscribed = false;  // the server's headers arrived
+  bool ended = false;
+  std::string end_message;  // why the stream ended (shown in the view)
+  std::condition_variable changed;  // subscribed or ended
+};
+
+int Cli::Top() {
+  args_.Expect(0, 0, {"interval", "iterations"});
+  double interval = 1;
+  std::string interval_text = args_.FlagString("interval", "1");
+  if (!absl::SimpleAtod(interval_text, &interval) || !(interval >= 0.05) ||
+      interval > 86400) {
+    args_.Fail(absl::StrCat("--interval: seconds between 0.05 and 86400, not \"",
+                            interval_text, "\""));
+  }
+  const uint64_t iterations = args_.FlagUint("iterations", 0);
+  if (args_.HasFlag("iterations") && iterations == 0) {
+    args_.Fail("--iterations must be at least 1");
+  }
+  if (int rc = CheckUsage(*command_)) return rc;
+  if (!StopSignal::Install()) return kExitUsage;
+  Connect();
+  const bool tty = !json_ && isatty(STDOUT_FILENO) != 0;
+
+  // Migration outcomes come from the event stream (MIGRATE, OFFLINE_RESULT,
+  // KSM_BATCH_HELD), counted from the moment top started.
+  EventTally tally;
+  grpc::ClientContext stream_context;
+  v1::WatchEventsRequest watch;
+  watch.set_name(MachineName());
+  watch.add_kinds(v1::EVENT_KIND_MIGRATE);
+  watch.add_kinds(v1::EVENT_KIND_OFFLINE_RESULT);
+  watch.add_kinds(v1::EVENT_KIND_KSM_BATCH_HELD);
+  std::unique_ptr<grpc::ClientReader<v1::MachineEvent>> reader =
+      events_->WatchEvents(&stream_context, watch);
+  std::thread stream_thread([&] {
+    reader->WaitForInitialMetadata();
+    {
+      std::lock_guard<std::mutex> lock(tally.mu);
+      tally.subscribed = true;
+    }
+    tally.changed.notify_all();
+    v1::MachineEvent e;
+    while (reader->Read(&e)) {
+      std::lock_guard<std::mutex> lock(tally.mu);
+      switch (e.kind()) {
+        case v1::EVENT_KIND_MIGRATE:
+          tally.migrations[{MigrateReasonWord(e.migrate_reason()),
+                            absl::AsciiStrToLower(ResultWord(e.errnum()))}]++;
+          if (e.ksm() && e.errnum() == v1::ERRNO_OK) tally.ksm_moved++;
+          break;
+        case v1::EVENT_KIND_OFFLINE_RESULT:
+          tally.offlines[absl::AsciiStrToLower(ResultWord(e.errnum()))]++;
+          break;
+        case v1::EVENT_KIND_KSM_BATCH_HELD:
+          tally.held_batches++;
+          break;
+        case v1::EVENT_KIND_DROPPED:
+          tally.lost += e.dropped();
+          break;
+        default:
+          break;
+      }
+    }
+    grpc::Status status = reader->Finish();
+    std::lock_guard<std::mutex> lock(tally.mu);
+    tally.ended = true;
+    if (status.error_code() != grpc::StatusCode::CANCELLED) {
+      tally.end_message = absl::StrCat(CodeName(status.error_code()), ": ",
+                                       status.error_message());
+    }
+    tally.changed.notify_all();
+  });
+  {
+    // Counting starts when the stream is in place (bounded by --timeout).
+    std::unique_lock<std::mutex> lock(tally.mu);
+    tally.changed.wait_for(
+        lock,
+        std::chrono::duration<double>(timeout_seconds_ > 0 ? timeout_seconds_ : 30),
+        [&] { return tally.subscribed || tally.ended; });
+  }
+  auto stop_stream = [&] {
+    stream_context.TryCancel();
+    stream_thread.join();
+  };
+
+  std::vector<std::pair<const char*, uint64_t>> previous;
+  int rc = kExitOk;
+  for (uint64_t i = 1;; ++i) {
+    v1::GetKsmRequest ksm_request;
+    ksm_request.set_name(KsmName());
+    v1::Ksm ksm;
+    if ((rc = Call(ksm_.get(), &v1::KsmService::Stub::GetKsm, ksm_request, &ksm))) {
+      break;
+    }
+    v1::ListMemoryBlocksResponse blocks;
+    if ((rc = FetchAll(&blocks, [&](const std::string& token,
+                                    v1::ListMemoryBlocksResponse* page) {
+          v1::ListMemoryBlocksRequest request;
+          request.set_parent(MachineName());
+          request.set_page_size(4096);
+          request.set_page_token(token);
+          return Call(blocks_.get(), &v1::MemoryBlockService::Stub::ListMemoryBlocks,
+                      request, page);
+        }))) {
+      break;
+    }
+    const std::vector<std::pair<const char*, uint64_t>> counters = {
+        {"pages_shared", ksm.pages_shared()},
+        {"pages_sharing", ksm.pages_sharing()},
+        {"pages_unshared", ksm.pages_unshared()},
+        {"pages_volatile", ksm.pages_volatile()},
+        {"full_scans", ksm.full_scans()},
+        {"stable_nodes", ksm.stable_nodes()},
+        {"rmap_items", ksm.rmap_items()},
+        {"mm_slots", ksm.mm_slots()},
+        {"visits_total", ksm.visits_total()},
+    };
+    // node -> state -> blocks
+    std::map<uint32_t, std::map<v1::MemoryBlockState, uint64_t>> per_node;
+    const std::vector<v1::MemoryBlockState> states = {
+        v1::MEMORY_BLOCK_STATE_ONLINE, v1::MEMORY_BLOCK_STATE_GOING_OFFLINE,
+        v1::MEMORY_BLOCK_STATE_OFFLINE, v1::MEMORY_BLOCK_STATE_REMOVED};
+    for (const v1::MemoryBlock& b : blocks.memory_blocks()) per_node[b.node()][b.state()]++;
+    std::map<std::pair<std::string, std::string>, uint64_t> migrations;
+    std::map<std::string, uint64_t> offlines;
+    uint64_t ksm_moved, held, lost;
+    bool ended;
+    std::string end_message;
+    {
+      std::lock_guard<std::mutex> lock(tally.mu);
+      migrations = tally.migrations;
+      offlines = tally.offlines;
+      ksm_moved = tally.ksm_moved;
+      held = tally.held_batches;
+      lost = tally.lost;
+      ended = tally.ended;
+      end_message = tally.end_message;
+    }
+
+    if (json_) {
+      google::protobuf::Struct doc;
+      auto& f = *doc.mutable_fields();
+      f["machine"].set_string_value(MachineName());
+      f["iteration"].set_number_value(static_cast<double>(i));
+      f["run"].set_number_value(ksm.run());
+      f["locked_by_offline"].set_bool_value(ksm.locked_by_offline());
+      auto& kf = *f["ksm"].mutable_struct_value()->mutable_fields();
+      auto& df = *f["ksm_delta"].mutable_struct_value()->mutable_fields();
+      for (size_t c = 0; c < counters.size(); ++c) {
+        kf[counters[c].first].set_number_value(static_cast<double>(counters[c].second));
+        if (!previous.empty()) {
+          df[counters[c].first].set_number_value(
+              static_cast<double>(counters[c].second) -
+              static_cast<double>(previous[c].second));
+        }
+      }
+      auto& nodes = *f["blocks"].mutable_list_value();
+      for (const auto& [node, by_state] : per_node) {
+        auto& nf = *nodes.add_values()->mutable_struct_value()->mutable_fields();
+        nf["node"].set_number_value(node);
+        for (v1::MemoryBlockState s : states) {
+          auto it = by_state.find(s);
+          nf[absl::AsciiStrToLower(BlockStateName(s))].set_number_value(
+              it == by_state.end() ? 0 : static_cast<double>(it->second));
+        }
+      }
+      auto& mig = *f["migrations"].mutable_list_value();
+      for (const auto& [key, n] : migrations) {
+        auto& mf = *mig.add_values()->mutable_struct_value()->mutable_fields();
+        mf["reason"].set_string_value(key.first);
+        mf["result"].set_string_value(key.second);
+        mf["pages"].set_number_value(static_cast<double>(n));
+      }
+      f["ksm_pages_migrated"].set_number_value(static_cast<double>(ksm_moved));
+      auto& off = *f["offlines"].mutable_struct_value()->mutable_fields();
+      for (const auto& [result, n] : offlines) off[result].set_number_value(static_cast<double>(n));
+      f["ksm_batches_held"].set_number_value(static_cast<double>(held));
+      f["events_lost"].set_number_value(static_cast<double>(lost));
+      std::cout << ToJson(doc) << "\n";
+    } else {
+      std::ostringstream out;
+      if (tty) out << "\033[H\033[2J";  // home, clear screen
+      out << "memnodectl top: " << MachineName() << "  iteration " << i;
+      if (iterations != 0) out << "/" << iterations;
+      out << "  every " << interval_text << " s  run=" << ksm.run()
+          << "  locked_by_offline=" << YesNo(ksm.locked_by_offline()) << "\n\n";
+      Table kt({"KSM", "VALUE", "DELTA"});
+      for (size_t c = 0; c < counters.size(); ++c) {
+        std::string delta = "-";
+        if (!previous.empty()) {
+          const int64_t d = static_cast<int64_t>(counters[c].second - previous[c].second);
+          delta = d > 0 ? absl::StrCat("+", d) : absl::StrCat(d);
+        }
+        kt.AddRow({counters[c].first, absl::StrCat(counters[c].second), delta});
+      }
+      kt.Print(out);
+      out << "\n";
+      Table bt({"NODE", "ONLINE", "GOING_OFFLINE", "OFFLINE", "REMOVED", "TOTAL"});
+      for (const auto& [node, by_state] : per_node) {
+        std::vector<std::string> row = {absl::StrCat(node)};
+        uint64_t total = 0;
+        for (v1::MemoryBlockState s : states) {
+          auto it = by_state.find(s);
+          const uint64_t n = it == by_state.end() ? 0 : it->second;
+          total += n;
+          row.push_back(absl::StrCat(n));
+        }
+        row.push_back(absl::StrCat(total));
+        bt.AddRow(row);
+      }
+      bt.Print(out);
+      out << "\nmigrations since top started (from the event stream):\n";
+      if (migrations.empty()) {
+        out << "  none\n";
+      } else {
+        Table mt({"REASON", "RESULT", "PAGES"});
+        for (const auto& [key, n] : migrations) {
+          mt.AddRow({key.first, key.second, absl::StrCat(n)});
+        }
+        mt.Print(out, "  ");
+      }
+      std::vector<std::string> off;
+      for (const auto& [result, n] : offlines) off.push_back(absl::StrCat(result, "=", n));
+      out << "  ksm_pages_migrated=" << ksm_moved << "  offlines: "
+          << (off.empty() ? std::string("none") : absl::StrJoin(off, " "))
+          << "  ksm_batches_held=" << held << "\n";
+      if (lost > 0) out << "  (" << lost << " events lost: tallies are low)\n";
+      if (ended && !end_message.empty()) {
+        out << "  (event stream ended: " << end_message << ")\n";
+      }
+      if (!tty) out << "\n";
+      std::cout << out.str() << std::flush;
+    }
+    if (!std::cout) break;  // stdout closed
+    previous = counters;
+    if (iterations != 0 && i >= iterations) break;
+    if (StopSignal::Wait(static_cast<int>(interval * 1000))) break;
+  }
+  stop_stream();
+  return rc;
+}
+
+// ---------------------------------------------------------------------------
 // Shell completion.
 
 // Words offered for positional argument `index` (0-based, after the command
@@ -2465,6 +3046,10 @@ const char* FlagValueWords(const std::string& flag) {
   if (flag == "pause-after") return "isolated going-offline migrated";
   if (flag == "clock") return "manual realtime";
   if (flag == "prot") return "rw r w none";
+  if (flag == "kinds") {
+    return "merge cow-break prune pass-end process-exit migrate memory-notify "
+           "offline-phase offline-result ksm-batch-held";
+  }
   return "";
 }
 
@@ -2554,6 +3139,12 @@ int Cli::Completion() {
     }
   }
   out << "    esac\n"
+         "    # Comma-separated lists (--kinds): complete the last element.\n"
+         "    if [[ $flag == --kinds && $cur == *,* ]]; then\n"
+         "      COMPREPLY=($(compgen -P \"${cur%,*},\" -W \"$values\" -- "
+         "\"${cur##*,}\"))\n"
+         "      return 0\n"
+         "    fi\n"
          "    COMPREPLY=($(compgen -W \"$values\" -- \"$cur\"))\n"
          "    return 0\n"
          "  fi\n"
@@ -2815,6 +3406,29 @@ const Command kCommands[] = {
      "                    without it, query mode\n"
      "  --move-all        MPOL_MF_MOVE_ALL (default MPOL_MF_MOVE)\n",
      &Cli::MovePages},
+    {"watch", "[--kinds KIND[,KIND...]] [--count N]",
+     "Stream the machine's events, one line (or, with --json, one JSON "
+     "object) per event, until Ctrl-C.",
+     "  --kinds K,...  only these kinds: merge, cow-break, prune, pass-end,\n"
+     "                 process-exit, migrate, memory-notify, offline-phase,\n"
+     "                 offline-result, ksm-batch-held (default: all)\n"
+     "  --count N      stop after N events (dropped markers not counted)\n"
+     "Lines: SEQUENCE EMULATED_SECONDS KIND FIELDS. Lost events (a reader too\n"
+     "slow for the server's buffer) show as a `dropped` line and are summed on\n"
+     "stderr at the end. Exits 0 on Ctrl-C, after --count events, and when the\n"
+     "server ends the stream (machine deleted, server shutting down). No\n"
+     "deadline unless --timeout is given (then exit 4 when it expires).\n",
+     &Cli::Watch},
+    {"top", "[--interval S] [--iterations N]",
+     "Live view of KSM counters (with deltas), blocks per node and state, and "
+     "migration outcomes.",
+     "  --interval S     seconds between refreshes (default 1)\n"
+     "  --iterations N   stop after N refreshes (default: until Ctrl-C)\n"
+     "KSM counters and blocks come from GetKsm and ListMemoryBlocks at each\n"
+     "refresh; migrations, offline results and held ksmd batches are counted\n"
+     "from the event stream since top started. Redraws in place on a terminal;\n"
+     "plain text blocks (or one JSON object per refresh with --json) otherwise.\n",
+     &Cli::Top},
     {"completion", "bash",
      "Print a bash completion script: source <(memnodectl completion bash).",
      "", &Cli::Completion},

@@ -5,7 +5,8 @@
 # (processes, mmap, fill, digest, read, translate, madvise, KSM stepping and
 # dumping, error paths; memory blocks, offline with a merged page, a paused
 # offline and resume, notifier failure injection, mempolicy, mbind,
-# migrate_pages, move_pages; shell completion), checks exit codes and a few
+# migrate_pages, move_pages; the event stream with watch and top; shell
+# completion), checks exit codes and a few
 # outputs, and prints "N passed, M failed". Exits non-zero when any check
 # fails.
 #
@@ -400,6 +401,101 @@ expect 0 --json --machine=hpb ksm get
 if [[ "${OUT/machines\/hpb/}" == "$KSM_A" ]]; then pass; else fail "ksm state differs"; fi
 for m in hp hpa hpb; do expect 0 machine delete "$m"; done
 
+# --- Event stream (watch) and live view (top) on a MANUAL machine. ---------
+# wait_for FILE ERE: waits up to 20 s for FILE to match.
+wait_for() {
+  local _
+  for _ in $(seq 1 200); do
+    grep -qE -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+# bg_ctl NAME ARGS...: memnodectl in the background, output in $TMP/NAME.*,
+# pid in BG_PIDS[NAME].
+declare -A BG_PIDS
+bg_ctl() {
+  local name=$1
+  shift
+  "$MEMNODECTL" --server="$ADDRESS" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  BG_PIDS[$name]=$!
+}
+# bg_done NAME WANT_RC: waits for NAME; checks its exit code; sets OUT/ERR.
+bg_done() {
+  wait "${BG_PIDS[$1]}"
+  RC=$?
+  OUT=$(cat "$TMP/$1.out")
+  ERR=$(cat "$TMP/$1.err")
+  if [[ "$RC" -eq "$2" ]]; then pass; else fail "background $1 exited $RC, want $2"; fi
+}
+subscribed() {
+  if wait_for "$TMP/$1.err" '^watching machines/'; then pass; else fail "$1 did not subscribe"; fi
+}
+
+expect 0 machine create ev --nodes 2 --blocks-per-node 4 --pages-per-block 64 --clock manual
+merged_pair ev
+E=--machine=ev
+# watch --count 2 while another call makes the merges of kernel-semantics
+# 10.1: the node is created with A's item (new_node), then B's joins.
+bg_ctl watch $E --timeout 60 watch --kinds merge --count 2
+subscribed watch
+expect 0 $E ksm step --full-scans 2
+has stdout '^pages_sharing: +1$'
+bg_done watch 0
+has stdout "^[0-9]+ +[0-9]+\.[0-9]{9} +merge +pid=$PA address=$AA pfn=[0-9]+ stable_node=[0-9]+ new_node$"
+has stdout "^[0-9]+ +[0-9]+\.[0-9]{9} +merge +pid=$PB address=$AB pfn=[0-9]+ stable_node=[0-9]+$"
+if [[ $(wc -l <<<"$OUT") -eq 2 ]]; then pass; else fail "watch --count 2 printed $(wc -l <<<"$OUT") lines"; fi
+# --json: one object per line.
+bg_ctl watchj $E --timeout 60 --json watch --kinds pass-end --count 1
+subscribed watchj
+expect 0 $E ksm step --full-scans 1
+bg_done watchj 0
+has stdout '^\{"sequence":"[0-9]+","kind":"EVENT_KIND_PASS_END",.*"value":"3"'
+
+# top, not a TTY: plain text blocks; an offline between the two refreshes
+# shows as a migration outcome (kernel-semantics 10.8: the KSM page moves).
+bg_ctl top $E top --iterations 2 --interval 3
+if wait_for "$TMP/top.out" '^memnodectl top: machines/ev +iteration 1/2'; then pass; else fail "top did not draw"; fi
+# The hot-remove events, all of them, while top runs.
+bg_ctl watchh $E --timeout 60 watch --kinds migrate,memory-notify,offline-phase,offline-result --count 8
+subscribed watchh
+expect 0 $E translate "$PA" "$AA"
+KPFN=$(awk 'NR == 2 {print $4}' <<<"$OUT")
+expect 0 $E page get "$KPFN"
+BLK=$(awk '/^block:/ {print $2}' <<<"$OUT")
+expect 0 $E block offline "$BLK"
+has stdout '^ksm_pages_migrated: +1$'
+bg_done top 0
+has stdout '^memnodectl top: machines/ev +iteration 2/2'
+has stdout '^pages_shared +1 +-$'
+has stdout '^pages_shared +1 +0$'
+has stdout '^NODE +ONLINE +GOING_OFFLINE +OFFLINE +REMOVED +TOTAL$'
+has stdout '^ +1 +3 +0 +1 +0 +4$'
+has stdout '^  memory_offline +ok +1$'
+has stdout '^  ksm_pages_migrated=1  offlines: ok=1 '
+bg_done watchh 0
+has stdout " offline-phase +block=$BLK phase=ISOLATED$"
+has stdout " memory-notify +block=$BLK MEM_GOING_OFFLINE ksm\(100\) ok$"
+has stdout " migrate +reason=memory_offline pfn=$KPFN ksm=yes result=ok$"
+has stdout " memory-notify +block=$BLK MEM_OFFLINE ksm\(100\) ok$"
+has stdout " offline-result +block=$BLK result=ok duration="
+if [[ $(awk '{print $3}' <<<"$OUT" | tr '\n' ' ') == "offline-phase memory-notify offline-phase migrate offline-phase memory-notify offline-phase offline-result " ]]; then
+  pass; else fail "hot-remove events out of order"; fi
+expect 0 --json $E top --iterations 1
+has stdout '"ksm_pages_migrated":0'
+# Ctrl-C ends a watch cleanly; so does the deletion of its machine.
+bg_ctl watchc $E watch
+subscribed watchc
+kill -INT "${BG_PIDS[watchc]}"
+bg_done watchc 0
+bg_ctl watchd $E watch
+subscribed watchd
+expect 0 machine delete ev
+bg_done watchd 0
+has stderr 'stream ended: machines/ev was deleted'
+expect 3 --machine=ev watch
+has stderr '^error: NOT_FOUND: '
+
 # Usage errors of the new commands.
 expect 2 block offline 4 --pause-after sideways
 expect 2 block offline
@@ -410,6 +506,11 @@ expect 2 notifier inject going-offline 100 EOK
 expect 2 notifier inject sideways 100 EBUSY
 expect 2 move-pages 1 0 0x1000,0x2000 --nodes 0,1,0
 expect 2 completion zsh
+expect 2 watch --kinds merge,sideways
+expect 2 watch --count 0
+expect 2 top --interval 0
+expect 2 top --iterations 0
+expect 2 top extra
 
 # Shell completion.
 expect 0 completion bash
@@ -435,5 +536,9 @@ want_completion "--move --move-all" memnodectl mbind 1 0x1000 4K bind 0 --mov
 want_completion "EBUSY" memnodectl notifier inject going-offline 100 EB
 want_completion "migrate-pages" memnodectl mi
 want_completion "bash" memnodectl completion ""
+want_completion "watch" memnodectl wa
+want_completion "merge,memory-notify" memnodectl watch --kinds merge,mem
+want_completion "offline-phase offline-result" memnodectl watch --kinds off
+want_completion "--interval --iterations" memnodectl top --i
 echo "$PASSED passed, $FAILED failed"
 [[ "$FAILED" -eq 0 ]]

@@ -40,6 +40,48 @@ v1::PruneReason ToProto(PruneReason r) {
   return v1::PRUNE_REASON_UNSPECIFIED;
 }
 
+v1::MigrateReason ToProto(MigrateReason r) {
+  switch (r) {
+    case MigrateReason::kOffline: return v1::MIGRATE_REASON_MEMORY_OFFLINE;
+    case MigrateReason::kMbind: return v1::MIGRATE_REASON_MBIND;
+    case MigrateReason::kMigratePages: return v1::MIGRATE_REASON_MIGRATE_PAGES;
+    case MigrateReason::kMovePages: return v1::MIGRATE_REASON_MOVE_PAGES;
+  }
+  return v1::MIGRATE_REASON_UNSPECIFIED;
+}
+
+// Machine::MemEvent (carried as an int by the core event) -> proto.
+v1::MemoryNotifierEvent MemEventToProto(int e) {
+  switch (static_cast<Machine::MemEvent>(e)) {
+    case Machine::MemEvent::kGoingOnline: return v1::MEM_GOING_ONLINE;
+    case Machine::MemEvent::kCancelOnline: return v1::MEM_CANCEL_ONLINE;
+    case Machine::MemEvent::kOnline: return v1::MEM_ONLINE;
+    case Machine::MemEvent::kGoingOffline: return v1::MEM_GOING_OFFLINE;
+    case Machine::MemEvent::kCancelOffline: return v1::MEM_CANCEL_OFFLINE;
+    case Machine::MemEvent::kOffline: return v1::MEM_OFFLINE;
+  }
+  return v1::MEMORY_NOTIFIER_EVENT_UNSPECIFIED;
+}
+
+// Machine::OfflinePhase (carried as an int) -> proto.
+v1::OfflinePhase PhaseToProto(int p) {
+  switch (static_cast<Machine::OfflinePhase>(p)) {
+    case Machine::OfflinePhase::kNone: return v1::OFFLINE_PHASE_NONE;
+    case Machine::OfflinePhase::kIsolated: return v1::OFFLINE_PHASE_ISOLATED;
+    case Machine::OfflinePhase::kGoingOffline: return v1::OFFLINE_PHASE_GOING_OFFLINE;
+    case Machine::OfflinePhase::kMigrated: return v1::OFFLINE_PHASE_MIGRATED;
+    case Machine::OfflinePhase::kDone: return v1::OFFLINE_PHASE_DONE;
+  }
+  return v1::OFFLINE_PHASE_NONE;
+}
+
+// The core's results are 0 or -errno (Linux numbers, like v1::Errno's). An
+// errno the enum does not name (a notifier veto may choose any) is kept as
+// its number: proto3 enums are open.
+v1::Errno ResultToErrno(int32_t result) {
+  return static_cast<v1::Errno>(result < 0 ? -static_cast<int64_t>(result) : 0);
+}
+
 void ToProto(const QueuedEvent& q, uint64_t time_ns, v1::MachineEvent* out) {
   const Event& e = q.event;
   out->set_sequence(q.sequence);
@@ -70,8 +112,29 @@ void ToProto(const QueuedEvent& q, uint64_t time_ns, v1::MachineEvent* out) {
     case EventKind::kProcessExit:
       out->set_pid(e.pid);
       break;
-    default:
-      // HOT-REMOVE HOOK: fields of the hot-remove kinds (proto numbers 20-39).
+    case EventKind::kMigrate:
+      out->set_pfn(e.pfn);
+      out->set_migrate_reason(ToProto(e.migrate_reason));
+      out->set_errnum(ResultToErrno(e.result));
+      out->set_ksm(e.ksm);
+      break;
+    case EventKind::kNotifier:
+      out->set_memory_event(MemEventToProto(e.mem_event));
+      out->set_notifier_priority(e.priority);
+      out->set_notifier(e.notifier != nullptr ? e.notifier : "");
+      out->set_block(e.block);
+      out->set_errnum(ResultToErrno(e.result));
+      break;
+    case EventKind::kOfflinePhase:
+      out->set_block(e.block);
+      out->set_offline_phase(PhaseToProto(e.phase));
+      break;
+    case EventKind::kOfflineResult:
+      out->set_block(e.block);
+      out->set_errnum(ResultToErrno(e.result));
+      out->set_duration_ns(e.duration_ns);
+      break;
+    case EventKind::kKsmdHeld:
       break;
   }
 }
@@ -85,11 +148,13 @@ v1::EventKind ToProtoKind(EventKind k) {
     case EventKind::kPrune: return v1::EVENT_KIND_PRUNE;
     case EventKind::kPassEnd: return v1::EVENT_KIND_PASS_END;
     case EventKind::kProcessExit: return v1::EVENT_KIND_PROCESS_EXIT;
-    default:
-      // HOT-REMOVE HOOK: map the core's migration / notifier / offline kinds to
-      // EVENT_KIND_MIGRATE .. EVENT_KIND_KSM_BATCH_HELD (reserved in events.proto).
-      return v1::EVENT_KIND_UNSPECIFIED;
+    case EventKind::kMigrate: return v1::EVENT_KIND_MIGRATE;
+    case EventKind::kNotifier: return v1::EVENT_KIND_MEMORY_NOTIFY;
+    case EventKind::kOfflinePhase: return v1::EVENT_KIND_OFFLINE_PHASE;
+    case EventKind::kOfflineResult: return v1::EVENT_KIND_OFFLINE_RESULT;
+    case EventKind::kKsmdHeld: return v1::EVENT_KIND_KSM_BATCH_HELD;
   }
+  return v1::EVENT_KIND_UNSPECIFIED;
 }
 
 // --- EventQueue ---------------------------------------------------------------
@@ -137,7 +202,7 @@ void EventHub::OnEvent(const Event& e) {
   const uint64_t seq = ++sequence_;
   if (queues_.empty()) return;
   const int kind = ToProtoKind(e.kind);
-  if (kind == v1::EVENT_KIND_UNSPECIFIED) return;  // not carried by the API yet
+  if (kind == v1::EVENT_KIND_UNSPECIFIED) return;  // a kind the API does not carry
   for (EventQueue* q : queues_)
     if (q->Wants(kind)) q->Push(seq, e);
 }

@@ -87,8 +87,8 @@ class EventHub final : public Observer {
   EventQueue::End closed_ ABSL_GUARDED_BY(mu_) = EventQueue::End::kOpen;
 };
 
-// The proto kind of a core event kind; EVENT_KIND_UNSPECIFIED for a kind the
-// API does not carry yet.
+// The proto kind of a core event kind (every core kind has one; a kind added to
+// the core without one maps to EVENT_KIND_UNSPECIFIED and is not streamed).
 v1::EventKind ToProtoKind(EventKind k);
 
 class EventServiceImpl final : public v1::EventService::Service, public RegistryListener {

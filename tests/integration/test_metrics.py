@@ -32,6 +32,7 @@ from conftest import BUILD_DIR, REPO  # also puts the stubs on sys.path
 
 from memnode import Client, MemnodeError, PAGE_SIZE
 from memnode.v1 import events_pb2, events_pb2_grpc
+from memnode.v1 import hotplug_pb2 as H
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -435,6 +436,121 @@ def test_event_stream_kind_filter(events, new_machine):
     assert [e.kind for e in got] == [events_pb2.EVENT_KIND_MERGE] * 2
     # Sequence numbers are the machine's: pass 1's end is number 1, filtered out.
     assert [e.sequence for e in got] == [2, 3]
+
+
+def _merged_pair_on_node_1(m):
+    """ks 10.1's state on node 1 (away from the zero page in block 0): A then
+    B, one identical page each, merged by two passes. Returns (a, va, b, vb,
+    kpfn, block id); the KSM page is B's original page (ks 2.3 r10)."""
+    procs = []
+    for _ in range(2):
+        p = m.create_process(home_node=1)
+        r = p.mmap(PAGE_SIZE, "rw")
+        assert r.ok, r
+        assert p.fill(r.address, PAGE_SIZE, byte=0x5A).ok
+        procs.append((p, r.address))
+    for p, va in procs:
+        assert p.madvise(va, PAGE_SIZE, "mergeable").ok
+    (a, va), (b, vb) = procs
+    kpfn = b.translate(vb, 1)[0].pfn
+    resp = _passes(m, 2)
+    assert (resp.ksm.pages_shared, resp.ksm.pages_sharing) == (1, 1)
+    assert [n.kpfn for n in m.ksm.stable_nodes()] == [kpfn]
+    return a, va, b, vb, kpfn, m.page(kpfn).block
+
+
+def _until_marker(call, marker_pid):
+    """Events up to (not including) the PROCESS_EXIT of marker_pid."""
+    got = []
+    for e in call:
+        if e.kind == events_pb2.EVENT_KIND_PROCESS_EXIT and e.pid == marker_pid:
+            return got
+        got.append(e)
+    raise AssertionError("stream ended before the marker")
+
+
+def test_event_stream_offline_of_a_live_ksm_page_in_order(events, new_machine):
+    """ks 10.8 scripted: offline the block holding a live KSM page shared by
+    two processes, watching every event of the machine."""
+    E = events_pb2
+    m = new_machine()
+    a, va, b, vb, kpfn, block = _merged_pair_on_node_1(m)
+    marker = m.create_process()
+    call = _watch(events, m)
+    rep = m.block(block).offline()
+    assert rep.ok, rep
+    marker.exit()  # ends the script: everything before it is the offline's
+    got = _until_marker(call, marker.pid)
+    call.cancel()
+
+    kinds = [e.kind for e in got]
+    assert kinds == [
+        E.EVENT_KIND_OFFLINE_PHASE,   # ks 7.2 r7: isolation succeeds (the page is movable)
+        E.EVENT_KIND_MEMORY_NOTIFY,   # ks 7.2 r8 / 7.3 r15: MEM_GOING_OFFLINE to ksm(100)
+        E.EVENT_KIND_OFFLINE_PHASE,   # going_offline: the notifiers all said NOTIFY_OK
+        E.EVENT_KIND_MIGRATE,         # ks 7.2 r9, 7.2 r13, 6.1 r4-5: the KSM page moves
+        E.EVENT_KIND_OFFLINE_PHASE,   # migrated: no LRU page left, every page free
+        E.EVENT_KIND_MEMORY_NOTIFY,   # ks 7.2 r10 / 7.3 r16: MEM_OFFLINE to ksm(100)
+        E.EVENT_KIND_OFFLINE_PHASE,   # done (after MEM_OFFLINE, hotplug.proto)
+        E.EVENT_KIND_OFFLINE_RESULT,  # ks 7.2 r10: return 0
+    ], got
+    # Phases in order (ks 7.2 r7-10), all of this block.
+    phases = [e.offline_phase for e in got if e.kind == E.EVENT_KIND_OFFLINE_PHASE]
+    assert phases == [H.OFFLINE_PHASE_ISOLATED, H.OFFLINE_PHASE_GOING_OFFLINE,
+                      H.OFFLINE_PHASE_MIGRATED, H.OFFLINE_PHASE_DONE]
+    for e in got:
+        if e.kind != E.EVENT_KIND_MIGRATE:
+            assert e.block == block, e
+    # ks 7.3 r14, r18: KSM's callback at priority 100, always NOTIFY_OK; it is
+    # the only memory notifier of the era (no injected one here).
+    notes = [e for e in got if e.kind == E.EVENT_KIND_MEMORY_NOTIFY]
+    assert [(e.memory_event, e.notifier, e.notifier_priority, e.errnum) for e in notes] == [
+        (H.MEM_GOING_OFFLINE, "ksm", 100, 0), (H.MEM_OFFLINE, "ksm", 100, 0)]
+    # ks 10.8 / 6.1 r4-5: the one page in use in the block is the KSM page (A's
+    # original page was freed by the merge, ks 10.1); hot-remove migrates it
+    # with offlining=1, so it moves (result 0) although it is PageKsm.
+    [mig] = [e for e in got if e.kind == E.EVENT_KIND_MIGRATE]
+    assert mig.migrate_reason == E.MIGRATE_REASON_MEMORY_OFFLINE
+    assert mig.ksm and mig.errnum == 0 and mig.pfn == kpfn
+    # ks 7.3 r16 / 10.8: MEM_OFFLINE finds no node in range: no PRUNE event
+    # (the kinds above); kpfn followed the page out of the block (6.1 r4).
+    [node] = m.ksm.stable_nodes()
+    assert node.kpfn != kpfn and m.page(node.kpfn).block != block
+    assert a.translate(va, 1)[0].pfn == b.translate(vb, 1)[0].pfn == node.kpfn
+    # ks 7.2 r10: the offline returns 0; its duration is the report's.
+    res = got[-1]
+    assert res.errnum == 0 and res.duration_ns == rep.emulated_ns
+    # Every event of the machine, numbered consecutively (nothing filtered).
+    seqs = [e.sequence for e in got]
+    assert seqs == list(range(seqs[0], seqs[0] + len(got)))
+
+
+def test_event_stream_offline_filters_by_kind(events, new_machine):
+    """Kind filter on the hot-remove kinds, and ks 10.10 (a): an unmovable
+    pageblock fails the offline with EBUSY at isolation, before any memory
+    notifier and before any migration."""
+    E = events_pb2
+    m = new_machine()
+    _, _, _, _, _, block = _merged_pair_on_node_1(m)
+    kinds = [E.EVENT_KIND_MIGRATE, E.EVENT_KIND_MEMORY_NOTIFY, E.EVENT_KIND_OFFLINE_RESULT]
+    call = _watch(events, m, kinds=kinds)
+    assert m.block(block).kernel_pages(1, unmovable=True).pages == 1
+    rep = m.block(block).offline()
+    assert not rep.ok
+    # An empty block of node 1: free pages need no work (ks 7.2 r12), so no
+    # migration; both notifier calls (7.2 r8, r10); the phases are filtered out.
+    other = next(b.proto.block for b in m.blocks()
+                 if b.proto.node == 1 and b.proto.block != block)
+    assert m.block(other).offline().ok
+    got = [next(call) for _ in range(1 + 2 + 1)]
+    call.cancel()
+    EBUSY = 16
+    # ks 10.10 (a) / 7.2 r7: no notifier event, no migration; EBUSY.
+    assert (got[0].kind, got[0].block, got[0].errnum) == (E.EVENT_KIND_OFFLINE_RESULT, block, EBUSY)
+    assert [e.kind for e in got[1:]] == [E.EVENT_KIND_MEMORY_NOTIFY, E.EVENT_KIND_MEMORY_NOTIFY,
+                                         E.EVENT_KIND_OFFLINE_RESULT]
+    assert all(e.block == other for e in got[1:])
+    assert got[3].errnum == 0
 
 
 def test_slow_reader_loses_events_and_is_told(events, mclient, new_machine):
