@@ -29,6 +29,11 @@ const char* EventKindName(EventKind k) {
     case EventKind::kPrune: return "prune";
     case EventKind::kPassEnd: return "pass_end";
     case EventKind::kProcessExit: return "process_exit";
+    case EventKind::kMigrate: return "migrate";
+    case EventKind::kNotifier: return "notifier";
+    case EventKind::kOfflinePhase: return "offline_phase";
+    case EventKind::kOfflineResult: return "offline_result";
+    case EventKind::kKsmdHeld: return "ksmd_held";
   }
   return "?";
 }

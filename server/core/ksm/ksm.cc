@@ -669,15 +669,30 @@ bool InOrderLess(const std::vector<bool>& a, const std::vector<bool>& b) {
 
 uint64_t Ksm::PruneRange(Pfn start, Pfn end) {
   m_.mu_.AssertHeld();
-  std::vector<std::pair<std::vector<bool>, StableNode*>> hits;
-  for (auto it = by_kpfn_.lower_bound(start); it != by_kpfn_.end() && it->first < end; ++it)
-    hits.emplace_back(PathOf(&it->second->rb), it->second);
   // The seed removes, each time, the first node in tree order within the
-  // range; removing one does not reorder the others.
-  std::sort(hits.begin(), hits.end(),
-            [](const auto& x, const auto& y) { return InOrderLess(x.first, y.first); });
-  for (auto& [path, node] : hits) RemoveNode(node, PruneReason::kOffline);
-  return hits.size();
+  // range; removing one does not reorder the others, so the nodes can be
+  // collected in tree order first and removed in that order.
+  auto lo = by_kpfn_.lower_bound(start), hi = by_kpfn_.lower_bound(end);
+  const size_t k = static_cast<size_t>(std::distance(lo, hi));
+  std::vector<StableNode*> order;
+  order.reserve(k);
+  if (k * 32 >= stable_nodes_) {
+    // Many of the tree's nodes: one in-order walk is cheaper than sorting.
+    for (RbNode* n = stable_.First(); n; n = RbTree::Next(n)) {
+      StableNode* node = Container<StableNode>(n);
+      if (node->kpfn >= start && node->kpfn < end) order.push_back(node);
+    }
+  } else {
+    // Few: sort them by their in-order position (root paths), O(k log k).
+    std::vector<std::pair<std::vector<bool>, StableNode*>> hits;
+    hits.reserve(k);
+    for (auto it = lo; it != hi; ++it) hits.emplace_back(PathOf(&it->second->rb), it->second);
+    std::sort(hits.begin(), hits.end(),
+              [](const auto& x, const auto& y) { return InOrderLess(x.first, y.first); });
+    for (auto& [path, node] : hits) order.push_back(node);
+  }
+  for (StableNode* node : order) RemoveNode(node, PruneReason::kOffline);
+  return order.size();
 }
 
 uint64_t Ksm::PruneRangeByRescan(Pfn start, Pfn end) {
