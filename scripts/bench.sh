@@ -73,6 +73,21 @@ else
   echo "memnode_loadgen not built ($LOADGEN): skipped"
 fi
 
+# --- Cost of metrics and event streams (memnode_metrics_cost_bench): KSM scan
+# with/without the metrics observer and a drained event queue, and a 3 s
+# memnode_loadgen run against memnoded with/without metrics and a stream.
+# See docs/OBSERVABILITY.md ("Cost"). Inserted before the final summary.
+METRICS_COST="$BUILD_DIR/bench/memnode_metrics_cost_bench"
+echo
+echo "### Cost of metrics and events: memnode_metrics_cost_bench (target: under 5%)"
+echo
+if [ -x "$METRICS_COST" ]; then
+  "$METRICS_COST" --blocks 2 --rpc_rounds 1 --rpc_seconds 3 --rpc_small_seconds 2 2>&1 \
+    || { echo "memnode_metrics_cost_bench FAILED (exit $?)"; status=1; }
+else
+  echo "memnode_metrics_cost_bench not built ($METRICS_COST): skipped"
+fi
+
 echo
 echo "benchmarks done in $(( $(date +%s) - start )) s"
 exit $status
