@@ -524,6 +524,10 @@ class Machine {
                  std::vector<Pfn>* queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Errno ValidatePolicy(MemPolicy::Mode mode, uint64_t nodes, MemPolicy* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The target of migrate_pages/move_pages (0 = the caller): null with
+  // ESRCH (no such live process) or EPERM (another uid, not privileged).
+  Process* MigrationTarget(Process& caller, Pid target, Errno* err)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Hotplug (hotplug.cc).
   struct NotifierEntry {

@@ -383,27 +383,34 @@ absl::StatusOr<Errno> Machine::Mbind(Pid pid, Vaddr addr, uint64_t length, MemPo
   return applied;
 }
 
+Process* Machine::MigrationTarget(Process& caller, Pid target, Errno* err) {
+  Process* t = &caller;
+  if (target != 0 && target != caller.pid) {
+    auto it = processes_.find(target);
+    if (it == processes_.end() || it->second->exited) {
+      *err = Errno::kESRCH;  // find_task_by_vpid failed
+      return nullptr;
+    }
+    t = it->second.get();
+  }
+  // The caller must own the target (uid) unless it has CAP_SYS_NICE.
+  if (caller.uid != t->uid && !caller.privileged) {
+    *err = Errno::kEPERM;
+    return nullptr;
+  }
+  return t;
+}
+
 absl::StatusOr<Machine::MigratePagesResult> Machine::MigratePages(Pid caller, Pid target,
                                                                  uint64_t old_nodes,
                                                                  uint64_t new_nodes) {
   absl::MutexLock lock(&mu_);
   MEMNODE_ASSIGN_OR_RETURN(Process * c, LiveProcess(caller));
   MigratePagesResult r;
-  Process* t = c;
-  if (target != 0 && target != caller) {
-    auto it = processes_.find(target);
-    if (it == processes_.end() || it->second->exited) {
-      r.err = Errno::kESRCH;
-      return r;
-    }
-    t = it->second.get();
-  }
   // 6.4 rule 14 (new nodes without memory, nonexistent ones included, are
   // EINVAL below; extra bits in old_nodes select nothing).
-  if (c->uid != t->uid && !c->privileged) {
-    r.err = Errno::kEPERM;
-    return r;
-  }
+  Process* t = MigrationTarget(*c, target, &r.err);
+  if (!t) return r;
   if ((new_nodes & ~MemoryNodes()) != 0) {
     r.err = Errno::kEINVAL;
     return r;
@@ -466,19 +473,8 @@ absl::StatusOr<Machine::MovePagesResult> Machine::MovePages(Pid caller, Pid targ
     r.err = Errno::kEPERM;
     return r;
   }
-  Process* t = c;
-  if (target != 0 && target != caller) {
-    auto it = processes_.find(target);
-    if (it == processes_.end() || it->second->exited) {
-      r.err = Errno::kESRCH;
-      return r;
-    }
-    t = it->second.get();
-  }
-  if (c->uid != t->uid && !c->privileged) {
-    r.err = Errno::kEPERM;
-    return r;
-  }
+  Process* t = MigrationTarget(*c, target, &r.err);
+  if (!t) return r;
   if (nodes.empty()) {
     // Query mode (do_pages_stat), 6.2 rule 7.
     for (Vaddr a : addresses) {
