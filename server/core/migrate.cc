@@ -78,7 +78,7 @@ std::vector<NodeId> Machine::FallbackOrder(NodeId first) {
 
 Pfn Machine::AllocFromOrder(const std::vector<NodeId>& order, PageState state, Content* content) {
   for (NodeId n : order) {
-    if (free_blocks_[n].empty()) continue;
+    if (n >= free_blocks_.size() || free_blocks_[n].empty()) continue;
     Pfn pfn = AllocOnNode(n);
     PageFrame& f = Frame(pfn);
     MEMNODE_CHECK(f.state == PageState::kFree && f.refcount == 0, "allocated a busy frame");

@@ -35,11 +35,24 @@ void PutPolicy(SnapshotWriter& w, const MemPolicy& p) {
   w.U64(p.mode);
   w.U64(p.nodes);
 }
-MemPolicy GetPolicy(SnapshotReader& r) {
+// A policy as set_mempolicy/mbind could have left it: BIND and INTERLEAVE
+// name some existing node, PREFERRED at most one, DEFAULT none. Anything else
+// poisons the reader (it would send allocations to nodes that do not exist).
+MemPolicy GetPolicy(SnapshotReader& r, uint32_t nodes) {
   MemPolicy p;
   uint64_t m = r.U64();
-  p.mode = m <= 3 ? static_cast<MemPolicy::Mode>(m) : MemPolicy::kDefault;
   p.nodes = r.U64();
+  const uint64_t all = nodes >= 64 ? ~uint64_t{0} : (uint64_t{1} << nodes) - 1;
+  const int bits = __builtin_popcountll(p.nodes);
+  bool ok = m <= 3 && (p.nodes & ~all) == 0;
+  if (ok) p.mode = static_cast<MemPolicy::Mode>(m);
+  if (ok && p.mode == MemPolicy::kDefault) ok = bits == 0;
+  if (ok && p.mode == MemPolicy::kPreferred) ok = bits <= 1;
+  if (ok && (p.mode == MemPolicy::kBind || p.mode == MemPolicy::kInterleave)) ok = bits >= 1;
+  if (!ok) {
+    r.Poison();
+    return MemPolicy();
+  }
   return p;
 }
 
@@ -493,7 +506,7 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Restore(absl::string_view byte
     p->privileged = r.U64() != 0;
     p->home_node = static_cast<NodeId>(r.U64());
     p->exited = r.U64() != 0;
-    p->policy = GetPolicy(r);
+    p->policy = GetPolicy(r, c.nodes);
     if (p->home_node >= c.nodes || p->pid <= 0) return Corrupt("process");
     uint64_t nv = r.Count(7);
     for (uint64_t j = 0; j < nv && r.ok(); ++j) {
@@ -511,7 +524,7 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Restore(absl::string_view byte
         return Corrupt("vma");
       v.shm = sid ? shms[sid - 1] : nullptr;
       v.shm_pgoff = r.U64();
-      v.policy = GetPolicy(r);
+      v.policy = GetPolicy(r, c.nodes);
       p->vmas[v.start] = v;
     }
     uint64_t npte = r.Count(3);
@@ -555,10 +568,8 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Restore(absl::string_view byte
     return Corrupt("next pid not above every process");
   M.ksm_ = std::make_unique<Ksm>(M);
   std::map<uint64_t, StableNode*> by_id;
-  if (!M.ksm_->Load(r, procs, &by_id) || !r.ok() || !r.done()) {
-    M.processes_.clear();
-    return Corrupt("KSM state");
-  }
+  if (!M.ksm_->Load(r, procs, &by_id) || !r.ok() || !r.done())
+    return Corrupt("KSM state");  // ~Machine frees KSM before the processes
   for (const auto& [pfn, id] : ksm_refs) {
     auto it = by_id.find(id);
     if (it == by_id.end()) return Corrupt("stable node reference");
