@@ -39,7 +39,7 @@ test: build
 	MEMNODED=$(abspath $(BUILD_DIR))/server/memnoded scripts/test-node.sh
 	$(MAKE) test-asan
 	$(MAKE) test-sanitizers
-	scripts/fuzz.sh 15
+	FUZZ_SEED=1 scripts/fuzz.sh 15
 
 test-asan: deps
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMEMNODE_SANITIZE=ON -DMEMNODE_BUILD_SERVICE=OFF $(CMAKE_FLAGS)

@@ -7,6 +7,8 @@
 #   scripts/fuzz.sh [SECONDS]        build, then run each target SECONDS (default 15)
 #   scripts/fuzz.sh --write-corpus   regenerate tests/fuzz/corpus/* deterministically
 # Env: FUZZ_DIR (default build/fuzz), FUZZ_TARGETS (default: all three),
+#      FUZZ_SEED (libFuzzer -seed; 0 = random, make test uses 1 so CI explores
+#      the same inputs on every run),
 #      FUZZ_JOBS (parallel builds, default nproc).
 # A crash leaves its input in $FUZZ_DIR/artifacts/<target>/ and fails.
 set -euo pipefail
@@ -51,7 +53,7 @@ for t in $TARGETS; do
   esac
   log="$FUZZ_DIR/$t.log"
   echo "== $t: ${SECS}s"
-  if "$FUZZ_DIR/tests/fuzz/$t" -max_total_time="$SECS" -timeout=25 -rss_limit_mb=2048 \
+  if "$FUZZ_DIR/tests/fuzz/$t" -max_total_time="$SECS" -seed="${FUZZ_SEED:-0}" -timeout=25 -rss_limit_mb=2048 \
       -max_len="$max_len" -print_final_stats=1 -artifact_prefix="$art/" \
       "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
