@@ -311,6 +311,12 @@ CheckResult Machine::Check() {
       if (!v) fail(absl::StrFormat("pid %d: pte at 0x%x outside any vma", pid, vpn << kPageShift));
     }
     for (const auto& [addr, pfn] : p->pins) pins[pfn]++;
+    Vaddr prev_end = 0;
+    for (const auto& [s, v] : p->vmas) {
+      if (v.start != s || v.start >= v.end || v.start < prev_end || v.end > kTaskSize)
+        fail(absl::StrFormat("pid %d: vma [0x%x, 0x%x) malformed or overlapping", pid, v.start, v.end));
+      prev_end = v.end;
+    }
   }
   absl::btree_map<Content*, uint32_t> content_refs;
   for (const MemoryBlock& b : blocks_) {

@@ -522,6 +522,10 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Restore(absl::string_view byte
       uint64_t sid = r.U64();
       if (sid > shms.size() || v.start >= v.end || !PageAligned(v.start) || !PageAligned(v.end))
         return Corrupt("vma");
+      // VMAs come in address order and never overlap or leave user space.
+      if (v.end > kTaskSize ||
+          (!p->vmas.empty() && v.start < p->vmas.rbegin()->second.end))
+        return Corrupt("vma overlaps another or leaves the address space");
       v.shm = sid ? shms[sid - 1] : nullptr;
       v.shm_pgoff = r.U64();
       v.policy = GetPolicy(r, c.nodes);
