@@ -523,17 +523,13 @@ RmapItem* Ksm::ScanNext(Pfn* page) {
   return nullptr;
 }
 
-uint64_t Ksm::DoScan(uint64_t visits, bool* pass_ended) {
+uint64_t Ksm::DoScan(uint64_t visits) {
   m_.mu_.AssertHeld();
   uint64_t done = 0;
-  *pass_ended = false;
   while (done < visits) {
     Pfn page = kNoPfn;
     RmapItem* item = ScanNext(&page);
-    if (!item) {
-      *pass_ended = true;
-      break;
-    }
+    if (!item) break;  // end of a pass (seqnr_ grew) or nothing registered
     done++;
     visits_total_++;
     PageFrame& f = m_.Frame(page);
@@ -550,8 +546,7 @@ KsmStepResult Ksm::StepVisits(uint64_t visits) {
   uint64_t since_pass = 1;  // visits since the last pass end (unknown: assume some)
   while (r.visits < visits && HasSlots()) {
     uint64_t before_seq = seqnr_;
-    bool ended = false;
-    uint64_t n = DoScan(visits - r.visits, &ended);
+    uint64_t n = DoScan(visits - r.visits);
     r.visits += n;
     since_pass += n;
     if (seqnr_ != before_seq) {
@@ -570,8 +565,7 @@ KsmStepResult Ksm::StepPasses(uint64_t passes, uint64_t max_visits) {
   const uint64_t target = seqnr_ + passes;
   while (seqnr_ < target && r.visits < max_visits && HasSlots()) {
     uint64_t before_seq = seqnr_;
-    bool ended = false;
-    uint64_t n = DoScan(std::min<uint64_t>(max_visits - r.visits, 1u << 20), &ended);
+    uint64_t n = DoScan(std::min<uint64_t>(max_visits - r.visits, 1u << 20));
     r.visits += n;
     r.passes += seqnr_ - before_seq;
     if (n == 0 && seqnr_ == before_seq) break;

@@ -42,8 +42,8 @@ class Ksm {
   void Exit(Process& mm);
 
   // ksm_do_scan: up to `visits` visits; stops at the end of a pass.
-  // Returns the visits made; *pass_ended tells whether a pass completed.
-  uint64_t DoScan(uint64_t visits, bool* pass_ended);
+  // Returns the visits made (a pass end shows as a grown full_scans).
+  uint64_t DoScan(uint64_t visits);
   // Visits across pass boundaries until `visits` are done, or a pass ends
   // without a single visit, or no mm is registered.
   KsmStepResult StepVisits(uint64_t visits);

@@ -130,8 +130,7 @@ Machine::KsmdTick Machine::KsmdBatch() {
     if (ksm_->locked()) {
       Emit(Event{EventKind::kKsmdHeld});  // ksmd waits on ksm_thread_mutex
     } else {
-      bool ended = false;
-      ksm_->DoScan(ksm_->pages_to_scan(), &ended);
+      ksm_->DoScan(ksm_->pages_to_scan());
     }
   }
   t.should_run = (ksm_->run() & 1) && ksm_->HasSlots();
