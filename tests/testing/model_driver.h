@@ -227,6 +227,8 @@ class ModelDriver {
                         absl::StrJoin(history_, "\n    "));
   }
   Machine* machine() { return m_.get(); }
+  // The machine's state digest after every verified step (golden tests).
+  const std::vector<std::string>& digests() const { return digests_; }
 
  private:
   using Phase = Machine::OfflinePhase;
@@ -1123,6 +1125,7 @@ class ModelDriver {
     }
     CheckResult c = m_->Check();
     MD_ASSERT(c.ok()) << absl::StrJoin(c.violations, "\n");
+    digests_.push_back(c.state_digest);
     auto blocks = m_->ListBlocks();
     uint64_t shared = 0, sharing = 0;
     for (const StableNodeInfo& n : m_->KsmStableNodes()) {
@@ -1165,6 +1168,7 @@ class ModelDriver {
   int step_ = 0;
   std::string op_;
   std::vector<std::string> history_;
+  std::vector<std::string> digests_;
   bool failed_ = false;
   std::string failure_;
 };
