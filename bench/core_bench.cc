@@ -33,7 +33,7 @@ namespace {
 
 constexpr uint64_t kGiB = uint64_t{1} << 30;
 constexpr uint64_t kMiB = uint64_t{1} << 20;
-constexpr uint64_t kRegion = kGiB;          // emulated bytes per operation
+constexpr uint64_t kRegion = kGiB;  // emulated bytes per operation
 constexpr uint64_t kBaselineBytes = 256 * kMiB;
 
 [[noreturn]] void Die(const std::string& what) {
@@ -188,8 +188,7 @@ void BM_Digest(benchmark::State& state, FillKind kind, bool cold) {
 // usual console output.
 class CollectingReporter : public benchmark::ConsoleReporter {
  public:
-  explicit CollectingReporter(bool color)
-      : ConsoleReporter(color ? OO_ColorTabular : OO_Tabular) {}
+  explicit CollectingReporter(bool color) : ConsoleReporter(color ? OO_ColorTabular : OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& run : runs) {
       if (run.error_occurred) continue;
@@ -262,16 +261,16 @@ void PrintHostMemory() {
     std::unique_ptr<Machine> m = Must(Machine::Create(c), "Machine::Create(1 TiB)");
     const uint64_t rss1 = RssBytes();
     HostMemory hm = m->HostMemoryUsage();
-    std::printf(
-        "Untouched machine, %u nodes x %u blocks x %" PRIu64 " pages = %s emulated:\n"
-        "  frame_bytes %s (block 0 holds the zero page), block_bytes %s,\n"
-        "  frame+block %s; process RSS delta %s (%.4f%% of emulated size)\n",
-        c.nodes, c.blocks_per_node, c.pages_per_block,
-        Bytes(c.total_pages() * kPageSize).c_str(), Bytes(hm.frame_bytes).c_str(),
-        Bytes(hm.block_bytes).c_str(), Bytes(hm.frame_bytes + hm.block_bytes).c_str(),
-        Bytes(rss1 > rss0 ? rss1 - rss0 : 0).c_str(),
-        100.0 * static_cast<double>(rss1 > rss0 ? rss1 - rss0 : 0) /
-            static_cast<double>(c.total_pages() * kPageSize));
+    std::printf("Untouched machine, %u nodes x %u blocks x %" PRIu64
+                " pages = %s emulated:\n"
+                "  frame_bytes %s (block 0 holds the zero page), block_bytes %s,\n"
+                "  frame+block %s; process RSS delta %s (%.4f%% of emulated size)\n",
+                c.nodes, c.blocks_per_node, c.pages_per_block,
+                Bytes(c.total_pages() * kPageSize).c_str(), Bytes(hm.frame_bytes).c_str(),
+                Bytes(hm.block_bytes).c_str(), Bytes(hm.frame_bytes + hm.block_bytes).c_str(),
+                Bytes(rss1 > rss0 ? rss1 - rss0 : 0).c_str(),
+                100.0 * static_cast<double>(rss1 > rss0 ? rss1 - rss0 : 0) /
+                    static_cast<double>(c.total_pages() * kPageSize));
   }
   malloc_trim(0);
 
@@ -301,8 +300,7 @@ void PrintHostMemory() {
     std::printf("  %-20s %10" PRIu64 " %12.1f %12" PRIu64 " %12.1f %14s %12.1f\n", cs.name,
                 hm.populated_frames, Per(hm.frame_bytes, hm.populated_frames),
                 static_cast<uint64_t>(info.distinct_contents),
-                Per(hm.content_bytes, hm.populated_frames), Bytes(drss).c_str(),
-                Per(drss, pages));
+                Per(hm.content_bytes, hm.populated_frames), Bytes(drss).c_str(), Per(drss, pages));
   }
   malloc_trim(0);
   std::printf(
@@ -331,13 +329,11 @@ void RegisterAll() {
       [](benchmark::State& s) { BM_FillOverwrite(s, FillKind::kPattern64); });
   reg("fill_random/first_touch",
       [](benchmark::State& s) { BM_FillFirstTouch(s, FillKind::kRandom); });
-  reg("fill_random/overwrite",
-      [](benchmark::State& s) { BM_FillOverwrite(s, FillKind::kRandom); });
+  reg("fill_random/overwrite", [](benchmark::State& s) { BM_FillOverwrite(s, FillKind::kRandom); });
   reg("read/byte_filled", [](benchmark::State& s) { BM_Read(s, FillKind::kByte); });
   reg("read/random_filled", [](benchmark::State& s) { BM_Read(s, FillKind::kRandom); });
   reg("digest/byte_filled", [](benchmark::State& s) { BM_Digest(s, FillKind::kByte, false); });
-  reg("digest/random_cached",
-      [](benchmark::State& s) { BM_Digest(s, FillKind::kRandom, false); });
+  reg("digest/random_cached", [](benchmark::State& s) { BM_Digest(s, FillKind::kRandom, false); });
   reg("digest/random_cold", [](benchmark::State& s) { BM_Digest(s, FillKind::kRandom, true); });
 }
 

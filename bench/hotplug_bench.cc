@@ -79,8 +79,8 @@ void MustFill(Machine& m, Pid pid, Vaddr a, uint64_t pages, FillPattern fp) {
 }
 
 Vaddr MustMmap(Machine& m, Pid pid, uint64_t pages) {
-  MmapResult r = Must(m.Mmap(pid, 0, pages * kPageSize, kProtRead | kProtWrite, false, false),
-                      "Mmap");
+  MmapResult r =
+      Must(m.Mmap(pid, 0, pages * kPageSize, kProtRead | kProtWrite, false, false), "Mmap");
   if (r.err != Errno::kOk) Die(std::string("Mmap: errno ") + ErrnoName(r.err));
   return r.address;
 }
@@ -209,7 +209,8 @@ OfflineRun RunOfflineOnce(Mix mix, int rep) {
   if (freed > 0) {
     const Pid p2 = Must(m->CreateProcess(pp), "CreateProcess");
     const Vaddr a2 = MustMmap(*m, p2, freed);
-    MustFill(*m, p2, a2, freed, FillPattern{FillPattern::kRandom, 3003 + static_cast<uint64_t>(rep)});
+    MustFill(*m, p2, a2, freed,
+             FillPattern{FillPattern::kRandom, 3003 + static_cast<uint64_t>(rep)});
   }
   Machine::BlockInfo bi = Must(m->GetBlock(kTargetBlock), "GetBlock");
   out.anon = bi.count[static_cast<int>(PageState::kAnon)];
@@ -219,8 +220,8 @@ OfflineRun RunOfflineOnce(Mix mix, int rep) {
   out.build_s = WallNow() - b0;
 
   const double w0 = WallNow(), c0 = ThreadCpuNow();
-  out.report = Must(m->OfflineBlock(kTargetBlock, Machine::OfflineOptions{}, absl::Now()),
-                    "OfflineBlock");
+  out.report =
+      Must(m->OfflineBlock(kTargetBlock, Machine::OfflineOptions{}, absl::Now()), "OfflineBlock");
   out.cpu_s = ThreadCpuNow() - c0;
   out.wall_s = WallNow() - w0;
   if (rep == 0) out.check_ok = m->Check().ok();  // once per mix, untimed
@@ -250,17 +251,19 @@ void RunOfflineSection(const Options& opt) {
   std::printf("machine 2 nodes x 4 blocks x 32768 pages; block %u (node 1, pfns %" PRIu64
               "..%" PRIu64 ") filled in allocation order\n",
               kTargetBlock, kTargetBlock * kBlockPages, (kTargetBlock + 1) * kBlockPages - 1);
-  std::printf("by process 1 (half its pages merged by ksmd) and process 2 (refilling the\n"
-              "frames the merges freed with distinct data); median of %d repetitions, each\n"
-              "on a freshly built machine\n\n",
-              opt.reps);
+  std::printf(
+      "by process 1 (half its pages merged by ksmd) and process 2 (refilling the\n"
+      "frames the merges freed with distinct data); median of %d repetitions, each\n"
+      "on a freshly built machine\n\n",
+      opt.reps);
   const auto [mc_wall, mc_cpu] = MemcpyBaseline(kBlockPages * kPageSize, 2 * opt.reps + 1);
   const double mc_pages_per_s = mc_cpu > 0 ? static_cast<double>(kBlockPages) / mc_cpu : 0;
-  std::printf("baseline memcpy 128 MiB (pre-faulted host buffers): wall %.2f ms, CPU %.2f ms "
-              "= %.2f GiB/s = %s pages/CPU-s\n\n",
-              mc_wall * 1e3, mc_cpu * 1e3,
-              mc_cpu > 0 ? static_cast<double>(kBlockPages * kPageSize) / mc_cpu / (1 << 30) : 0,
-              Human(mc_pages_per_s).c_str());
+  std::printf(
+      "baseline memcpy 128 MiB (pre-faulted host buffers): wall %.2f ms, CPU %.2f ms "
+      "= %.2f GiB/s = %s pages/CPU-s\n\n",
+      mc_wall * 1e3, mc_cpu * 1e3,
+      mc_cpu > 0 ? static_cast<double>(kBlockPages * kPageSize) / mc_cpu / (1 << 30) : 0,
+      Human(mc_pages_per_s).c_str());
 
   std::printf("  %-15s %6s %5s %8s | %8s %6s %6s %9s | %8s %8s %11s %9s %9s\n", "mix", "anon",
               "ksm", "sharing", "migrated", "ksm_mg", "rounds", "emul ms", "wall ms", "CPU ms",
@@ -297,7 +300,8 @@ void RunOfflineSection(const Options& opt) {
                 rp.ksm_pages_migrated, rp.rounds, static_cast<double>(rp.emulated_ns) / 1e6,
                 w * 1e3, cp * 1e3, Human(rate).c_str(), mc_cpu > 0 ? cp / mc_cpu : 0,
                 rp.pages_migrated ? cp * 1e9 / static_cast<double>(rp.pages_migrated) : 0);
-    std::printf("  %-15s free before %" PRIu64 "; build %.2f s (untimed); CPU min/max %.2f/%.2f ms"
+    std::printf("  %-15s free before %" PRIu64
+                "; build %.2f s (untimed); CPU min/max %.2f/%.2f ms"
                 "%s%s\n",
                 "", first.free, first.build_s, *std::min_element(cpu.begin(), cpu.end()) * 1e3,
                 *std::max_element(cpu.begin(), cpu.end()) * 1e3,
@@ -348,9 +352,8 @@ PruneMachine BuildPruneMachine(uint64_t n, uint64_t k) {
   c.nodes = 2;
   c.pages_per_block = kPrunePagesPerBlock;
   const uint64_t node0_pages = 2 * (n - k) + 1;  // + the zero page
-  c.blocks_per_node =
-      static_cast<uint32_t>(std::max<uint64_t>(1, (node0_pages + c.pages_per_block - 1) /
-                                                      c.pages_per_block));
+  c.blocks_per_node = static_cast<uint32_t>(
+      std::max<uint64_t>(1, (node0_pages + c.pages_per_block - 1) / c.pages_per_block));
   pm.target = c.blocks_per_node;  // node 1's first block
   pm.m = Must(Machine::Create(c), "Machine::Create");
   Machine& m = *pm.m;
@@ -365,7 +368,8 @@ PruneMachine BuildPruneMachine(uint64_t n, uint64_t k) {
   const Vaddr a = MustMmap(m, pid, 2 * n);
   for (uint64_t i = 0; i < n; ++i) {
     if (i == k) MustErrno(m.SetMempolicy(pid, MemPolicy::kBind, uint64_t{1} << 0), "SetMempolicy");
-    MustFill(m, pid, a + 2 * i * kPageSize, 2, FillPattern{FillPattern::kPattern64, PairPattern(i)});
+    MustFill(m, pid, a + 2 * i * kPageSize, 2,
+             FillPattern{FillPattern::kPattern64, PairPattern(i)});
   }
   MustErrno(m.Madvise(pid, a, 2 * n * kPageSize, Advice::kMergeable), "Madvise");
   // Pass 1 records checksums; pass 2 merges page 2i+1 with page 2i (the
@@ -398,8 +402,8 @@ PruneTiming OfflineTimed(PruneMachine& pm, bool rescan) {
   PruneTiming t;
   pm.m->SetPruneByRescanForTesting(rescan);
   const double w0 = WallNow(), c0 = ThreadCpuNow();
-  t.report = Must(pm.m->OfflineBlock(pm.target, Machine::OfflineOptions{}, absl::Now()),
-                  "OfflineBlock");
+  t.report =
+      Must(pm.m->OfflineBlock(pm.target, Machine::OfflineOptions{}, absl::Now()), "OfflineBlock");
   t.cpu_s = ThreadCpuNow() - c0;
   t.wall_s = WallNow() - w0;
   t.after = pm.m->GetKsm();
@@ -408,8 +412,9 @@ PruneTiming OfflineTimed(PruneMachine& pm, bool rescan) {
 
 // The rescan's work: for each stale node removed, the nodes it walks from the
 // tree's first node (the live ones before the first stale node left, plus that
-// one), then a last walk over the N - K live nodes that finds none. Stable-tree order is memcmp order of the contents, i.e. of each page's
-// first 8 bytes read big-endian (no two of these random pages share them).
+// one), then a last walk over the N - K live nodes that finds none. Stable-tree order is memcmp
+// order of the contents, i.e. of each page's first 8 bytes read big-endian (no two of these random
+// pages share them).
 uint64_t RescanSteps(uint64_t n, uint64_t k) {
   std::vector<std::pair<uint64_t, bool>> keys;
   keys.reserve(n);
@@ -449,7 +454,7 @@ struct PruneCase {
   double idx_wall = 0, idx_cpu = 0;  // medians
   bool rescan_run = false;
   int rescan_reps = 0;
-  std::string rescan_note;           // "skipped (estimated X s)" etc.
+  std::string rescan_note;  // "skipped (estimated X s)" etc.
   double rs_wall = 0, rs_cpu = 0;
   uint64_t steps = 0;
   uint64_t pruned = 0;
@@ -463,16 +468,16 @@ class PruneSection {
 
   void Run() {
     std::printf("== 2. MEM_OFFLINE prune against the stable tree's size ==\n");
-    std::printf(
-        "machine 2 nodes x B blocks x %" PRIu64 " pages (B = what node 0 needs); one process\n"
-        "(home node 1) maps 2N pages, pages 2i and 2i+1 filled with pattern i (N distinct\n"
-        "contents, random order); pairs [0,K) on node 1's first block, the others bound\n"
-        "to node 0; 2 ksmd passes merge every pair (N stable nodes); the process unmaps\n"
-        "pairs [0,K): K stale nodes with their kpfn in node 1's first block, which is\n"
-        "then offlined (nothing left in it to migrate). indexed = default (kpfn index);\n"
-        "rescan = SetPruneByRescanForTesting(true) on a second machine built the same\n"
-        "way. Rescan cases estimated above %.0f s are skipped.\n\n",
-        kPrunePagesPerBlock, opt_.rescan_limit_s);
+    std::printf("machine 2 nodes x B blocks x %" PRIu64
+                " pages (B = what node 0 needs); one process\n"
+                "(home node 1) maps 2N pages, pages 2i and 2i+1 filled with pattern i (N distinct\n"
+                "contents, random order); pairs [0,K) on node 1's first block, the others bound\n"
+                "to node 0; 2 ksmd passes merge every pair (N stable nodes); the process unmaps\n"
+                "pairs [0,K): K stale nodes with their kpfn in node 1's first block, which is\n"
+                "then offlined (nothing left in it to migrate). indexed = default (kpfn index);\n"
+                "rescan = SetPruneByRescanForTesting(true) on a second machine built the same\n"
+                "way. Rescan cases estimated above %.0f s are skipped.\n\n",
+                kPrunePagesPerBlock, opt_.rescan_limit_s);
     std::vector<PruneCase> cases;
     // Fixed K = 1000, N growing (N = 10^6 last: its estimate uses the others).
     // Fixed N = 10^5, K growing.
@@ -582,7 +587,8 @@ class PruneSection {
           std::printf("  SETUP PROBLEM (rescan machine) N=%" PRIu64 " K=%" PRIu64 ": %s\n", c.n,
                       c.k, b.problem.c_str());
         if (b.m && a.m && !SameCounters(a.before, b.before)) {
-          std::printf("  MISMATCH N=%" PRIu64 " K=%" PRIu64 ": the two machines differ before the "
+          std::printf("  MISMATCH N=%" PRIu64 " K=%" PRIu64
+                      ": the two machines differ before the "
                       "offline\n",
                       c.n, c.k);
           c.mismatch = true;
@@ -642,10 +648,10 @@ class PruneSection {
       std::printf("%s %s %14s", rs_w, rs_c, Human(static_cast<double>(c.steps)).c_str());
     else
       std::printf("%-25s %14s", c.rescan_note.c_str(), Human(static_cast<double>(c.steps)).c_str());
-    std::printf(" | %8" PRIu64 " %8.1f%s%s\n", c.pruned, c.build_s,
-                c.mismatch ? "  MISMATCH" : "",
-                c.rescan_run && !c.rescan_note.empty() ? ("  (rescan: " + c.rescan_note + ")").c_str()
-                                                       : "");
+    std::printf(" | %8" PRIu64 " %8.1f%s%s\n", c.pruned, c.build_s, c.mismatch ? "  MISMATCH" : "",
+                c.rescan_run && !c.rescan_note.empty()
+                    ? ("  (rescan: " + c.rescan_note + ")").c_str()
+                    : "");
   }
 
   void Summary(const std::vector<PruneCase>& cases) {
@@ -678,9 +684,10 @@ class PruneSection {
       std::printf("  indexed cost per node pruned (N=10^5, K=10^5 minus K=0): %.0f ns\n",
                   (kbig->idx_cpu - k0->idx_cpu) * 1e9 / static_cast<double>(kbig->k));
     if (!last_after_.empty())
-      std::printf("  counters after the offline agree in every case run with both (e.g. the last: "
-                  "%s)\n",
-                  last_after_.c_str());
+      std::printf(
+          "  counters after the offline agree in every case run with both (e.g. the last: "
+          "%s)\n",
+          last_after_.c_str());
     bool any_mismatch = false;
     for (const PruneCase& c : cases) any_mismatch |= c.mismatch;
     std::printf("  %s\n\n", any_mismatch ? "*** MISMATCH between indexed and rescan, see above ***"

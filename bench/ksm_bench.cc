@@ -132,9 +132,7 @@ void HostPage(Pattern p, uint64_t page, uint8_t* dst) {
     case Pattern::kRandom:
       for (uint64_t i = 0; i < kWords; ++i) w[i] = SplitmixOutput(kRandomSeed, page * kWords + i);
       break;
-    case Pattern::kZero:
-      std::memset(dst, 0, kPageSize);
-      break;
+    case Pattern::kZero: std::memset(dst, 0, kPageSize); break;
   }
 }
 
@@ -146,14 +144,14 @@ struct Counters {
 };
 
 struct RunResult {
-  bool done = false;        // reached stable counters
-  std::string note;         // why not, or remarks
+  bool done = false;  // reached stable counters
+  std::string note;   // why not, or remarks
   uint64_t passes = 0;
   uint64_t visits = 0;
   double cpu_s = 0;
   double wall_s = 0;
   Counters final;
-  std::string extra;        // kernel-only counters
+  std::string extra;  // kernel-only counters
   // Cumulative (visits, CPU seconds) at the end of pass 1, 2, ...
   std::vector<std::pair<uint64_t, double>> at_pass;
   double rate() const { return cpu_s > 0 ? static_cast<double>(visits) / cpu_s : 0; }
@@ -199,9 +197,7 @@ RunResult RunMemnode(Pattern pat, uint64_t pages) {
     case Pattern::kRandom:
       MustFill(*m, pid, a, len, FillPattern{FillPattern::kRandom, kRandomSeed});
       break;
-    case Pattern::kZero:
-      MustFill(*m, pid, a, len, FillPattern{FillPattern::kByte, 0});
-      break;
+    case Pattern::kZero: MustFill(*m, pid, a, len, FillPattern{FillPattern::kByte, 0}); break;
   }
   Errno e = Must(m->Madvise(pid, a, len, Advice::kMergeable), "Madvise");
   if (e != Errno::kOk) Die(std::string("Madvise: ") + ErrnoName(e));
@@ -234,8 +230,8 @@ RunResult RunMemnode(Pattern pat, uint64_t pages) {
   {
     KsmInfo k = m->GetKsm();
     char buf[160];
-    std::snprintf(buf, sizeof buf, "stable_nodes=%" PRIu64 " rmap_items=%" PRIu64,
-                  k.stable_nodes, k.rmap_items);
+    std::snprintf(buf, sizeof buf, "stable_nodes=%" PRIu64 " rmap_items=%" PRIu64, k.stable_nodes,
+                  k.rmap_items);
     res.extra = buf;
   }
   return res;
@@ -248,9 +244,7 @@ const char* const kKsmDir = "/sys/kernel/mm/ksm/";
 const char* const kStateFile = "/var/tmp/memnode_ksm_bench.saved_knobs";
 const char* const kLockFile = "/var/tmp/memnode_ksm_bench.lock";
 
-bool KsmFileExists(const std::string& name) {
-  return access((kKsmDir + name).c_str(), F_OK) == 0;
-}
+bool KsmFileExists(const std::string& name) { return access((kKsmDir + name).c_str(), F_OK) == 0; }
 
 std::optional<uint64_t> ReadKsm(const std::string& name) {
   std::ifstream f(kKsmDir + name);
@@ -401,7 +395,8 @@ std::string KernelUnavailable() {
     return std::string("/sys/kernel/mm/ksm/run is not writable (") + strerror(errno) +
            "; run as root)";
   int fd = open((std::string(kKsmDir) + "run").c_str(), O_WRONLY);
-  if (fd < 0) return std::string("cannot open /sys/kernel/mm/ksm/run for writing: ") + strerror(errno);
+  if (fd < 0)
+    return std::string("cannot open /sys/kernel/mm/ksm/run for writing: ") + strerror(errno);
   close(fd);
   return "";
 }
@@ -463,9 +458,9 @@ RunResult RunKernel(Pattern pat, uint64_t pages, long ksmd, double timeout_s) {
     ends.push_back(s);
     const uint64_t passes = s.full_scans - s0.full_scans;
     if (passes == res.at_pass.size() + 1)
-      res.at_pass.emplace_back(have_scanned ? s.scanned - s0.scanned : pages * passes,
-                               static_cast<double>(s.ticks - s0.ticks) /
-                                   static_cast<double>(sysconf(_SC_CLK_TCK)));
+      res.at_pass.emplace_back(
+          have_scanned ? s.scanned - s0.scanned : pages * passes,
+          static_cast<double>(s.ticks - s0.ticks) / static_cast<double>(sysconf(_SC_CLK_TCK)));
     if (passes >= 3 && ends.size() >= 2 && ends[ends.size() - 2].c == s.c) {
       fin = s;
       res.done = true;
@@ -473,8 +468,10 @@ RunResult RunKernel(Pattern pat, uint64_t pages, long ksmd, double timeout_s) {
     }
   }
   if (g_stop && res.note.empty()) res.note = "interrupted";
-  if (!res.done && ends.empty()) fin = SampleKernel(ksmd);
-  else if (!res.done) fin = ends.back();
+  if (!res.done && ends.empty())
+    fin = SampleKernel(ksmd);
+  else if (!res.done)
+    fin = ends.back();
   // Chains/dups as ksmd left them, before unmerging.
   const uint64_t chains = ReadKsmOr0("stable_node_chains"), dups = ReadKsmOr0("stable_node_dups");
   // Stop scanning (unmerge) before anything else competes for the CPU.
@@ -545,8 +542,8 @@ Options ParseArgs(int argc, char** argv) {
       std::string p;
       while (std::getline(ss, p, ',')) {
         bool found = false;
-        for (Pattern q : {Pattern::kIdentical, Pattern::kDistinct16, Pattern::kRandom,
-                          Pattern::kZero})
+        for (Pattern q :
+             {Pattern::kIdentical, Pattern::kDistinct16, Pattern::kRandom, Pattern::kZero})
           if (p == PatternName(q)) {
             o.patterns.push_back(q);
             found = true;
@@ -581,8 +578,10 @@ int Main(int argc, char** argv) {
   long ksmd = -1;
   if (skip.empty()) {
     ksmd = FindKsmd();
-    if (ksmd < 0) skip = "no ksmd thread found in /proc/*/comm";
-    else if (ThreadTicks(ksmd) < 0) skip = "cannot read /proc/<ksmd>/stat";
+    if (ksmd < 0)
+      skip = "no ksmd thread found in /proc/*/comm";
+    else if (ThreadTicks(ksmd) < 0)
+      skip = "cannot read /proc/<ksmd>/stat";
   }
   std::unique_ptr<KnobGuard> guard;
   if (skip.empty()) {
@@ -591,8 +590,8 @@ int Main(int argc, char** argv) {
     if (!skip.empty()) guard.reset();
   }
   if (skip.empty()) {
-    const uint64_t busy = ReadKsmOr0("pages_shared") + ReadKsmOr0("pages_sharing") +
-                          ReadKsmOr0("pages_unshared");
+    const uint64_t busy =
+        ReadKsmOr0("pages_shared") + ReadKsmOr0("pages_sharing") + ReadKsmOr0("pages_unshared");
     std::printf("host ksmd: pid %ld, kernel counters before: shared+sharing+unshared=%" PRIu64
                 "%s\n",
                 ksmd, busy, busy ? " (other KSM users on this host: counters include them)" : "");
@@ -642,11 +641,11 @@ int Main(int argc, char** argv) {
       if (ker_rate > 0) {
         const double ratio = mem_rate / ker_rate;
         ratios.push_back(ratio);
-        std::printf("  ratio memnode/kernel visits per CPU-second over the first %zu passes: "
-                    "%.1fx (%s vs %s; target >= 10x)%s\n",
-                    n, ratio, Human(mem_rate).c_str(), Human(ker_rate).c_str(),
-                    r.mem.final == r.ker.final ? "; counters equal"
-                                               : "; counters differ (see note)");
+        std::printf(
+            "  ratio memnode/kernel visits per CPU-second over the first %zu passes: "
+            "%.1fx (%s vs %s; target >= 10x)%s\n",
+            n, ratio, Human(mem_rate).c_str(), Human(ker_rate).c_str(),
+            r.mem.final == r.ker.final ? "; counters equal" : "; counters differ (see note)");
       } else {
         std::printf("  ratio: n/a (kernel CPU time not measurable)\n");
       }

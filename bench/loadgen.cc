@@ -61,16 +61,23 @@
 #include "memnode/v1/numa.grpc.pb.h"
 #include "memnode/v1/process.grpc.pb.h"
 
-ABSL_FLAG(std::string, server, "", "memnoded address (host:port); empty: start --memnoded on 127.0.0.1:0");
-ABSL_FLAG(std::string, memnoded, "", "memnoded binary to start when --server is empty (default: ../server/memnoded next to this binary)");
+ABSL_FLAG(std::string, server, "",
+          "memnoded address (host:port); empty: start --memnoded on 127.0.0.1:0");
+ABSL_FLAG(std::string, memnoded, "",
+          "memnoded binary to start when --server is empty (default: ../server/memnoded next to "
+          "this binary)");
 ABSL_FLAG(int, server_pid, 0, "pid of the --server process, to sample its RSS");
-ABSL_FLAG(std::string, echo_server, "", "memnode_echo_server binary (default: next to this binary)");
-ABSL_FLAG(std::string, echo_address, "", "an already running echo server (host:port) instead of starting one");
+ABSL_FLAG(std::string, echo_server, "",
+          "memnode_echo_server binary (default: next to this binary)");
+ABSL_FLAG(std::string, echo_address, "",
+          "an already running echo server (host:port) instead of starting one");
 ABSL_FLAG(bool, echo, true, "run the echo baseline");
 ABSL_FLAG(int, clients, 4, "concurrent clients (one machine each, one call in flight each)");
 ABSL_FLAG(double, seconds, 10, "duration of the mixed phase");
-ABSL_FLAG(double, small_seconds, -1, "duration of the small-call and echo phases (default: seconds/3, 2..10)");
-ABSL_FLAG(std::string, token, "", "bearer token for memnoded started with --token_file (admin role)");
+ABSL_FLAG(double, small_seconds, -1,
+          "duration of the small-call and echo phases (default: seconds/3, 2..10)");
+ABSL_FLAG(std::string, token, "",
+          "bearer token for memnoded started with --token_file (admin role)");
 ABSL_FLAG(uint64_t, seed, 1, "random seed of the call mix");
 ABSL_FLAG(int, deadline_ms, 30000, "deadline of each call");
 
@@ -157,8 +164,10 @@ std::string StopChild(Child* child, double* seconds) {
   for (;;) {
     pid_t r = waitpid(child->pid, &st, WNOHANG);
     if (r == child->pid) {
-      if (WIFEXITED(st)) result = absl::StrCat("exit ", WEXITSTATUS(st));
-      else if (WIFSIGNALED(st)) result = absl::StrCat("killed by signal ", WTERMSIG(st));
+      if (WIFEXITED(st))
+        result = absl::StrCat("exit ", WEXITSTATUS(st));
+      else if (WIFSIGNALED(st))
+        result = absl::StrCat("killed by signal ", WTERMSIG(st));
       break;
     }
     if (Seconds(Clock::now() - t0) > 15) {
@@ -313,7 +322,8 @@ class LoadClient {
       v1::UpdateKsmResponse resp;
       grpc::Status s = ksm_->UpdateKsm(&ctx, req, &resp);
       if (!s.ok()) return Fail("UpdateKsm", s, error);
-      if (resp.errnum() != v1::ERRNO_OK) return FailText("UpdateKsm errno " + ErrnoName(resp.errnum()), error);
+      if (resp.errnum() != v1::ERRNO_OK)
+        return FailText("UpdateKsm errno " + ErrnoName(resp.errnum()), error);
     }
     {
       grpc::ClientContext ctx;
@@ -337,7 +347,8 @@ class LoadClient {
       v1::MmapResponse resp;
       grpc::Status s = processes_->Mmap(&ctx, req, &resp);
       if (!s.ok()) return Fail("Mmap", s, error);
-      if (resp.errnum() != v1::ERRNO_OK) return FailText("Mmap errno " + ErrnoName(resp.errnum()), error);
+      if (resp.errnum() != v1::ERRNO_OK)
+        return FailText("Mmap errno " + ErrnoName(resp.errnum()), error);
       base_ = resp.address();
     }
     for (uint64_t p = 0; p < kRegionPages; ++p) {
@@ -351,7 +362,8 @@ class LoadClient {
       v1::MemoryAccessResult resp;
       grpc::Status s = processes_->FillMemory(&ctx, req, &resp);
       if (!s.ok()) return Fail("FillMemory", s, error);
-      if (resp.errnum() != v1::ERRNO_OK) return FailText("FillMemory errno " + ErrnoName(resp.errnum()), error);
+      if (resp.errnum() != v1::ERRNO_OK)
+        return FailText("FillMemory errno " + ErrnoName(resp.errnum()), error);
       std::memset(&shadow_[p * kPage], 0x11 * (1 + p % 4), kPage);
     }
     {
@@ -399,7 +411,8 @@ class LoadClient {
     v1::ReadMemoryResponse resp;
     grpc::Status s = processes_->ReadMemory(&ctx, req, &resp);
     bool ok = true;
-    if (!s.ok() || resp.errnum() != v1::ERRNO_OK || resp.data() != std::string(shadow_.begin(), shadow_.end())) {
+    if (!s.ok() || resp.errnum() != v1::ERRNO_OK ||
+        resp.data() != std::string(shadow_.begin(), shadow_.end())) {
       *note = absl::StrCat(machine_, ": final read of the region differs from what was written (",
                            s.ok() ? ErrnoName(resp.errnum()) : s.error_message(), ")");
       ok = false;
@@ -412,9 +425,10 @@ class LoadClient {
     s = machines_->CheckMachine(&cctx, creq, &cresp);
     if (!s.ok() || !cresp.ok()) {
       absl::StrAppend(note, ok ? "" : "; ", machine_, ": CheckMachine ",
-                      s.ok() ? absl::StrCat(cresp.violations_size(), " violations",
-                                            cresp.violations_size() ? ": " + cresp.violations(0) : "")
-                             : s.error_message());
+                      s.ok()
+                          ? absl::StrCat(cresp.violations_size(), " violations",
+                                         cresp.violations_size() ? ": " + cresp.violations(0) : "")
+                          : s.error_message());
       ok = false;
     }
     *digest = cresp.state_digest();
@@ -468,7 +482,8 @@ class LoadClient {
     Prepare(&c->ctx);
     c->t0 = Clock::now();
     start(&c->ctx, &c->req, &c->resp, [this, c, method, on_ok](grpc::Status s) {
-      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - c->t0).count();
+      const auto us =
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - c->t0).count();
       MethodStats& m = stats_.methods[method];
       m.lat_us.push_back(static_cast<uint32_t>(std::min<int64_t>(us, UINT32_MAX)));
       ++stats_.calls;
@@ -533,9 +548,12 @@ class LoadClient {
     req.set_data(std::move(data));
     Issue<v1::WriteMemoryRequest, v1::MemoryAccessResult>(
         "WriteMemory", std::move(req),
-        [this](auto* ctx, auto* q, auto* p, auto cb) { processes_->async()->WriteMemory(ctx, q, p, cb); },
+        [this](auto* ctx, auto* q, auto* p, auto cb) {
+          processes_->async()->WriteMemory(ctx, q, p, cb);
+        },
         [this](const v1::WriteMemoryRequest& q, const v1::MemoryAccessResult& p) {
-          Shadow(q.address(), p.bytes_done(), [&q](uint64_t k) { return static_cast<uint8_t>(q.data()[k]); });
+          Shadow(q.address(), p.bytes_done(),
+                 [&q](uint64_t k) { return static_cast<uint8_t>(q.data()[k]); });
           return static_cast<int>(p.errnum());
         });
   }
@@ -549,7 +567,9 @@ class LoadClient {
     req.set_length(len);
     Issue<v1::ReadMemoryRequest, v1::ReadMemoryResponse>(
         "ReadMemory", std::move(req),
-        [this](auto* ctx, auto* q, auto* p, auto cb) { processes_->async()->ReadMemory(ctx, q, p, cb); },
+        [this](auto* ctx, auto* q, auto* p, auto cb) {
+          processes_->async()->ReadMemory(ctx, q, p, cb);
+        },
         [this](const v1::ReadMemoryRequest& q, const v1::ReadMemoryResponse& p) {
           if (p.errnum() == v1::ERRNO_OK) {
             const uint64_t off = q.address() - base_;
@@ -557,8 +577,9 @@ class LoadClient {
                 std::memcmp(p.data().data(), &shadow_[off], q.length()) != 0) {
               ++stats_.mismatches;
               if (stats_.mismatch_notes.size() < 20)
-                stats_.mismatch_notes.push_back(absl::StrFormat(
-                    "%s: ReadMemory 0x%x +%d differs from the last write", machine_, q.address(), q.length()));
+                stats_.mismatch_notes.push_back(
+                    absl::StrFormat("%s: ReadMemory 0x%x +%d differs from the last write", machine_,
+                                    q.address(), q.length()));
             }
           }
           return static_cast<int>(p.errnum());
@@ -573,17 +594,23 @@ class LoadClient {
     req.set_address(base_ + page * kPage);
     req.set_length(pages * kPage);
     // Mostly the four contents of the set-up (merge candidates again).
-    if (Rand(4) != 0) req.set_byte_value(0x11 * (1 + Rand(4)));
-    else req.set_pattern64(rng_());
+    if (Rand(4) != 0)
+      req.set_byte_value(0x11 * (1 + Rand(4)));
+    else
+      req.set_pattern64(rng_());
     Issue<v1::FillMemoryRequest, v1::MemoryAccessResult>(
         "FillMemory", std::move(req),
-        [this](auto* ctx, auto* q, auto* p, auto cb) { processes_->async()->FillMemory(ctx, q, p, cb); },
+        [this](auto* ctx, auto* q, auto* p, auto cb) {
+          processes_->async()->FillMemory(ctx, q, p, cb);
+        },
         [this](const v1::FillMemoryRequest& q, const v1::MemoryAccessResult& p) {
           if (q.has_byte_value())
-            Shadow(q.address(), p.bytes_done(), [&q](uint64_t) { return static_cast<uint8_t>(q.byte_value()); });
-          else
             Shadow(q.address(), p.bytes_done(),
-                   [&q](uint64_t k) { return static_cast<uint8_t>(q.pattern64() >> (8 * (k % 8))); });
+                   [&q](uint64_t) { return static_cast<uint8_t>(q.byte_value()); });
+          else
+            Shadow(q.address(), p.bytes_done(), [&q](uint64_t k) {
+              return static_cast<uint8_t>(q.pattern64() >> (8 * (k % 8)));
+            });
           return static_cast<int>(p.errnum());
         });
   }
@@ -595,8 +622,12 @@ class LoadClient {
     req.set_length(4 * kPage);
     Issue<v1::DigestMemoryRequest, v1::DigestMemoryResponse>(
         "DigestMemory", std::move(req),
-        [this](auto* ctx, auto* q, auto* p, auto cb) { processes_->async()->DigestMemory(ctx, q, p, cb); },
-        [](const v1::DigestMemoryRequest&, const v1::DigestMemoryResponse& p) { return static_cast<int>(p.errnum()); });
+        [this](auto* ctx, auto* q, auto* p, auto cb) {
+          processes_->async()->DigestMemory(ctx, q, p, cb);
+        },
+        [](const v1::DigestMemoryRequest&, const v1::DigestMemoryResponse& p) {
+          return static_cast<int>(p.errnum());
+        });
   }
 
   void Translate() {
@@ -606,8 +637,12 @@ class LoadClient {
     req.set_pages(8);
     Issue<v1::TranslateAddressesRequest, v1::TranslateAddressesResponse>(
         "TranslateAddresses", std::move(req),
-        [this](auto* ctx, auto* q, auto* p, auto cb) { processes_->async()->TranslateAddresses(ctx, q, p, cb); },
-        [](const v1::TranslateAddressesRequest&, const v1::TranslateAddressesResponse&) { return 0; });
+        [this](auto* ctx, auto* q, auto* p, auto cb) {
+          processes_->async()->TranslateAddresses(ctx, q, p, cb);
+        },
+        [](const v1::TranslateAddressesRequest&, const v1::TranslateAddressesResponse&) {
+          return 0;
+        });
   }
 
   void GetKsm() {
@@ -635,8 +670,12 @@ class LoadClient {
     }
     Issue<v1::MadviseRequest, v1::SyscallResult>(
         "Madvise", std::move(req),
-        [this](auto* ctx, auto* q, auto* p, auto cb) { processes_->async()->Madvise(ctx, q, p, cb); },
-        [](const v1::MadviseRequest&, const v1::SyscallResult& p) { return static_cast<int>(p.errnum()); });
+        [this](auto* ctx, auto* q, auto* p, auto cb) {
+          processes_->async()->Madvise(ctx, q, p, cb);
+        },
+        [](const v1::MadviseRequest&, const v1::SyscallResult& p) {
+          return static_cast<int>(p.errnum());
+        });
   }
 
   void StepKsm() {
@@ -676,8 +715,12 @@ class LoadClient {
     req.set_new_nodes(uint64_t{1} << (1 - from));
     Issue<v1::MigratePagesRequest, v1::MigratePagesResponse>(
         "MigratePages", std::move(req),
-        [this](auto* ctx, auto* q, auto* p, auto cb) { numa_->async()->MigratePages(ctx, q, p, cb); },
-        [](const v1::MigratePagesRequest&, const v1::MigratePagesResponse& p) { return static_cast<int>(p.errnum()); });
+        [this](auto* ctx, auto* q, auto* p, auto cb) {
+          numa_->async()->MigratePages(ctx, q, p, cb);
+        },
+        [](const v1::MigratePagesRequest&, const v1::MigratePagesResponse& p) {
+          return static_cast<int>(p.errnum());
+        });
   }
 
   void Mbind() {
@@ -691,7 +734,9 @@ class LoadClient {
     Issue<v1::MbindRequest, v1::SyscallResult>(
         "Mbind", std::move(req),
         [this](auto* ctx, auto* q, auto* p, auto cb) { numa_->async()->Mbind(ctx, q, p, cb); },
-        [](const v1::MbindRequest&, const v1::SyscallResult& p) { return static_cast<int>(p.errnum()); });
+        [](const v1::MbindRequest&, const v1::SyscallResult& p) {
+          return static_cast<int>(p.errnum());
+        });
   }
 
   // At most one of node 1's blocks offline at a time: offline one, then
@@ -703,7 +748,9 @@ class LoadClient {
       req.set_name(absl::StrCat(machine_, "/memoryBlocks/", block));
       Issue<v1::OfflineMemoryBlockRequest, v1::OfflineReport>(
           "OfflineMemoryBlock", std::move(req),
-          [this](auto* ctx, auto* q, auto* p, auto cb) { blocks_->async()->OfflineMemoryBlock(ctx, q, p, cb); },
+          [this](auto* ctx, auto* q, auto* p, auto cb) {
+            blocks_->async()->OfflineMemoryBlock(ctx, q, p, cb);
+          },
           [this, block](const v1::OfflineMemoryBlockRequest&, const v1::OfflineReport& p) {
             if (p.errnum() == v1::ERRNO_OK) offline_block_ = block;
             stats_.offline_pages_migrated += p.pages_migrated();
@@ -716,7 +763,9 @@ class LoadClient {
       req.set_name(absl::StrCat(machine_, "/memoryBlocks/", offline_block_));
       Issue<v1::OnlineMemoryBlockRequest, v1::SyscallResult>(
           "OnlineMemoryBlock", std::move(req),
-          [this](auto* ctx, auto* q, auto* p, auto cb) { blocks_->async()->OnlineMemoryBlock(ctx, q, p, cb); },
+          [this](auto* ctx, auto* q, auto* p, auto cb) {
+            blocks_->async()->OnlineMemoryBlock(ctx, q, p, cb);
+          },
           [this](const v1::OnlineMemoryBlockRequest&, const v1::SyscallResult& p) {
             if (p.errnum() == v1::ERRNO_OK) offline_block_ = -1;
             return static_cast<int>(p.errnum());
@@ -734,7 +783,8 @@ class LoadClient {
                         std::chrono::milliseconds(absl::GetFlag(FLAGS_deadline_ms)));
     c->t0 = Clock::now();
     echo_->async()->Echo(&c->ctx, &c->req, &c->resp, [this, c](grpc::Status s) {
-      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - c->t0).count();
+      const auto us =
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - c->t0).count();
       MethodStats& m = stats_.methods["Echo"];
       m.lat_us.push_back(static_cast<uint32_t>(us));
       ++stats_.calls;
@@ -743,7 +793,8 @@ class LoadClient {
         if (c->resp.payload() != c->req.payload()) ++stats_.mismatches;
       } else {
         stats_.grpc_errors[s.error_code()]++;
-        if (stats_.first_errors.size() < 20) stats_.first_errors.push_back({"Echo", s.error_code(), s.error_message()});
+        if (stats_.first_errors.size() < 20)
+          stats_.first_errors.push_back({"Echo", s.error_code(), s.error_message()});
       }
       delete c;
       Next();
@@ -803,10 +854,11 @@ double Percentile(std::vector<uint32_t>& v, double q) {
 }
 
 uint64_t PrintPhase(const char* title, ClientStats& s, double elapsed) {
-  std::cout << "\n## " << title << ": " << s.calls << " calls in " << absl::StrFormat("%.2f", elapsed)
+  std::cout << "\n## " << title << ": " << s.calls << " calls in "
+            << absl::StrFormat("%.2f", elapsed)
             << " s = " << absl::StrFormat("%.0f", s.calls / elapsed) << " calls/s\n\n";
-  std::cout << absl::StrFormat("%-24s %9s %9s %9s %9s  %s\n", "method", "calls", "calls/s", "p50 ms", "p99 ms",
-                               "emulated errnos (data, not errors)");
+  std::cout << absl::StrFormat("%-24s %9s %9s %9s %9s  %s\n", "method", "calls", "calls/s",
+                               "p50 ms", "p99 ms", "emulated errnos (data, not errors)");
   for (auto& [name, m] : s.methods) {
     std::string errnos;
     for (const auto& [e, n] : m.errnos)
@@ -887,8 +939,8 @@ int main(int argc, char** argv) {
   char host[256] = "?";
   gethostname(host, sizeof host);
   std::cout << "==================================================================\n"
-            << "memnode_loadgen: " << nclients << " clients, mixed " << seconds << " s, small calls and echo "
-            << small_seconds << " s each\n"
+            << "memnode_loadgen: " << nclients << " clients, mixed " << seconds
+            << " s, small calls and echo " << small_seconds << " s each\n"
             << "memnoded " << address << (memnoded.pid ? " (started here, pid " : " (pid ")
             << (server_pid ? std::to_string(server_pid) : std::string("unknown")) << ")"
             << (echo_address.empty() ? "" : ", echo server " + echo_address) << "\n"
@@ -909,7 +961,8 @@ int main(int argc, char** argv) {
           std::lock_guard<std::mutex> l(rss_mu);
           rss.push_back({Seconds(Clock::now() - start), k});
         }
-        for (int i = 0; i < 20 && sampling.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        for (int i = 0; i < 20 && sampling.load(); ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
     });
   }
@@ -920,12 +973,14 @@ int main(int argc, char** argv) {
   int status = 0;
   for (int i = 0; i < nclients; ++i) {
     grpc::ChannelArguments ch_args;
-    ch_args.SetInt("memnode.loadgen.client", i);  // distinct args: no subchannel (connection) sharing
+    ch_args.SetInt("memnode.loadgen.client",
+                   i);  // distinct args: no subchannel (connection) sharing
     ch_args.SetMaxReceiveMessageSize(8 << 20);
     auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), ch_args);
     clients.push_back(std::make_unique<LoadClient>(i, channel, absl::GetFlag(FLAGS_seed)));
     if (!echo_address.empty())
-      clients.back()->SetEchoChannel(grpc::CreateCustomChannel(echo_address, grpc::InsecureChannelCredentials(), ch_args));
+      clients.back()->SetEchoChannel(
+          grpc::CreateCustomChannel(echo_address, grpc::InsecureChannelCredentials(), ch_args));
     if (!clients.back()->Setup(prefix + std::to_string(i), &error)) {
       std::cerr << "memnode_loadgen: set-up of client " << i << ": " << error << "\n";
       status = 2;
@@ -984,8 +1039,8 @@ int main(int argc, char** argv) {
               << " full scans, pages_shared " << shared << ", pages_sharing " << sharing << "\n";
     std::cout << "offlines of the mixed phase: " << offline_migrated << " pages migrated, of which "
               << offline_ksm << " KSM pages; " << offline_pruned << " stable nodes pruned\n";
-    std::cout << "final region read == shadow copy and CheckMachine ok: " << (nclients - broken) << "/"
-              << nclients << " machines\n";
+    std::cout << "final region read == shadow copy and CheckMachine ok: " << (nclients - broken)
+              << "/" << nclients << " machines\n";
     if (broken) status = 1;
   }
   for (auto& c : clients) c->Delete();
@@ -1027,7 +1082,8 @@ int main(int argc, char** argv) {
       const double growth = static_cast<double>(last - at_third) / 1024.0;
       const bool grew = last > at_third + std::max<long>(at_third / 10, 4096);
       std::cout << absl::StrFormat(
-          "RSS at 1/3 of the mixed phase %.1f MiB, max after %.1f MiB, at the end %.1f MiB (%+.1f MiB): %s\n",
+          "RSS at 1/3 of the mixed phase %.1f MiB, max after %.1f MiB, at the end %.1f MiB (%+.1f "
+          "MiB): %s\n",
           at_third / 1024.0, max_after / 1024.0, last / 1024.0, growth,
           grew ? "GREW (more than 10% and 4 MiB)" : "no growth beyond 10% / 4 MiB");
     }

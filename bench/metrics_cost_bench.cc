@@ -15,8 +15,8 @@
 // with a scrape (ServerMetrics::Scrape) every --scrape_ms from another
 // thread, plus a service::EventHub with one subscribed EventQueue (a
 // WatchEvents stream's queue, --event_buffer events) drained by another
-// thread (--attach=metrics or events: only one of the two). Blocks go off,on,on,off,... so a drift hits both. Figure: visits
-// per CPU-second of the scanning thread (CLOCK_THREAD_CPUTIME_ID around
+// thread (--attach=metrics or events: only one of the two). Blocks go off,on,on,off,... so a drift
+// hits both. Figure: visits per CPU-second of the scanning thread (CLOCK_THREAD_CPUTIME_ID around
 // KsmStepPasses only); the churn (Fill calls, also emitting events) is shown
 // apart, and the process CPU (the drainer and scraper included) too.
 //
@@ -70,16 +70,20 @@
 #include "server/service/events_service.h"
 
 ABSL_FLAG(std::string, part, "all", "all, ksm (part 1) or rpc (part 2)");
-ABSL_FLAG(uint64_t, pages, uint64_t{1} << 18, "part 1: pages of the mergeable region (multiple of 1024)");
+ABSL_FLAG(uint64_t, pages, uint64_t{1} << 18,
+          "part 1: pages of the mergeable region (multiple of 1024)");
 ABSL_FLAG(std::string, attach, "all", "part 1: what \"on\" attaches: all, metrics or events");
 ABSL_FLAG(int, blocks, 4, "part 1: blocks of 32 rounds, half off and half on (even)");
 ABSL_FLAG(int, scrape_ms, 1000, "interval of the metrics scrape while metrics are on (0: none)");
-ABSL_FLAG(uint32_t, event_buffer, 4096, "part 1: events queued for the stream (memnoded --event_buffer)");
+ABSL_FLAG(uint32_t, event_buffer, 4096,
+          "part 1: events queued for the stream (memnoded --event_buffer)");
 ABSL_FLAG(int, rpc_rounds, 2, "part 2: rounds of (off, on) runs; 0 skips part 2");
 ABSL_FLAG(double, rpc_seconds, 5, "part 2: memnode_loadgen --seconds (mixed calls) per run");
-ABSL_FLAG(double, rpc_small_seconds, 2, "part 2: memnode_loadgen --small_seconds (GetKsm only) per run");
+ABSL_FLAG(double, rpc_small_seconds, 2,
+          "part 2: memnode_loadgen --small_seconds (GetKsm only) per run");
 ABSL_FLAG(int, rpc_clients, 4, "part 2: memnode_loadgen --clients");
-ABSL_FLAG(std::string, memnoded, "", "memnoded binary (default: ../server/memnoded next to this binary)");
+ABSL_FLAG(std::string, memnoded, "",
+          "memnoded binary (default: ../server/memnoded next to this binary)");
 ABSL_FLAG(std::string, loadgen, "", "memnode_loadgen binary (default: next to this binary)");
 
 namespace memnode {
@@ -107,9 +111,12 @@ double WallNow() { return ClockNow(CLOCK_MONOTONIC); }
 
 std::string Human(double v) {
   char b[32];
-  if (v >= 1e6) std::snprintf(b, sizeof b, "%.2f M", v / 1e6);
-  else if (v >= 1e3) std::snprintf(b, sizeof b, "%.1f k", v / 1e3);
-  else std::snprintf(b, sizeof b, "%.0f", v);
+  if (v >= 1e6)
+    std::snprintf(b, sizeof b, "%.2f M", v / 1e6);
+  else if (v >= 1e3)
+    std::snprintf(b, sizeof b, "%.1f k", v / 1e3);
+  else
+    std::snprintf(b, sizeof b, "%.0f", v);
   return b;
 }
 
@@ -527,12 +534,13 @@ bool RpcRun(bool on, RpcSide* side, std::string* error) {
   }
 
   std::string out;
-  const int st = RunCapture(
-      loadgen,
-      {"--server=" + server.address, absl::StrCat("--server_pid=", server.pid), "--echo=false",
-       absl::StrCat("--clients=", clients), absl::StrCat("--seconds=", absl::GetFlag(FLAGS_rpc_seconds)),
-       absl::StrCat("--small_seconds=", absl::GetFlag(FLAGS_rpc_small_seconds))},
-      &out);
+  const int st =
+      RunCapture(loadgen,
+                 {"--server=" + server.address, absl::StrCat("--server_pid=", server.pid),
+                  "--echo=false", absl::StrCat("--clients=", clients),
+                  absl::StrCat("--seconds=", absl::GetFlag(FLAGS_rpc_seconds)),
+                  absl::StrCat("--small_seconds=", absl::GetFlag(FLAGS_rpc_small_seconds))},
+                 &out);
   stop.store(true);
   if (finder.joinable()) finder.join();
   if (scraper.joinable()) scraper.join();
@@ -544,7 +552,8 @@ bool RpcRun(bool on, RpcSide* side, std::string* error) {
   StopChild(&server);
 
   double mc = 0, ms = 0, sc = 0, ss = 0;
-  const bool parsed = ParsePhase(out, "mixed load", &mc, &ms) && ParsePhase(out, "small calls", &sc, &ss);
+  const bool parsed =
+      ParsePhase(out, "mixed load", &mc, &ms) && ParsePhase(out, "small calls", &sc, &ss);
   if (st != 0 || !parsed) {
     *error = absl::StrCat("memnode_loadgen exited ", st, parsed ? "" : " (output not understood)",
                           "; its output:\n", out);
@@ -558,7 +567,8 @@ bool RpcRun(bool on, RpcSide* side, std::string* error) {
   side->streams += streams.load();
   side->scrapes += scrapes.load();
   side->scrape_bytes += scrape_bytes.load();
-  std::printf("  %-3s mixed %8.0f calls/s, small %8.0f calls/s", on ? "on" : "off", mc / ms, sc / ss);
+  std::printf("  %-3s mixed %8.0f calls/s, small %8.0f calls/s", on ? "on" : "off", mc / ms,
+              sc / ss);
   if (on)
     std::printf("; %" PRIu64 " streams, %" PRIu64 " events read, %" PRIu64 " scrapes",
                 streams.load(), events.load(), scrapes.load());
@@ -586,18 +596,23 @@ int Main(int argc, char** argv) {
   std::string summary;
 
   if (part != "rpc") {
-    std::printf("== part 1: KSM scan, %" PRIu64 " pages (1/2 in 512 contents x 256, 1/4 pairs, "
-                "1/4 distinct), churn 1/16 per round\n", absl::GetFlag(FLAGS_pages));
-    std::printf("   on (--attach=%s) = MachineMetrics observer + scrape every %d ms + EventHub "
-                "with one drained stream queue (%u events)\n\n", absl::GetFlag(FLAGS_attach).c_str(),
-                absl::GetFlag(FLAGS_scrape_ms), absl::GetFlag(FLAGS_event_buffer));
+    std::printf("== part 1: KSM scan, %" PRIu64
+                " pages (1/2 in 512 contents x 256, 1/4 pairs, "
+                "1/4 distinct), churn 1/16 per round\n",
+                absl::GetFlag(FLAGS_pages));
+    std::printf(
+        "   on (--attach=%s) = MachineMetrics observer + scrape every %d ms + EventHub "
+        "with one drained stream queue (%u events)\n\n",
+        absl::GetFlag(FLAGS_attach).c_str(), absl::GetFlag(FLAGS_scrape_ms),
+        absl::GetFlag(FLAGS_event_buffer));
     std::fflush(stdout);
     KsmPartResult r = RunKsmPart();
     std::printf("  %-4s %6s %7s %11s %9s %12s %9s %9s %9s\n", "", "rounds", "passes", "visits",
                 "scan CPU", "visits/CPU-s", "churn CPU", "proc CPU", "wall s");
     PrintSide("off", r.off);
     PrintSide("on", r.on);
-    std::printf("  events while on: %" PRIu64 " delivered, %" PRIu64 " dropped (queue full); "
+    std::printf("  events while on: %" PRIu64 " delivered, %" PRIu64
+                " dropped (queue full); "
                 "merges %" PRIu64 ", COW breaks %" PRIu64 ", prunes %" PRIu64 ", pass ends %" PRIu64
                 "; %" PRIu64 " scrapes (%" PRIu64 " bytes each)\n",
                 r.delivered, r.dropped, r.by_kind[size_t(EventKind::kMerge)],
@@ -607,20 +622,22 @@ int Main(int argc, char** argv) {
     const double churn_off = r.off.churn_cpu, churn_on = r.on.churn_cpu;
     summary += absl::StrCat("KSM scan visits/CPU-s: on ", Human(r.on.rate()), " vs off ",
                             Human(r.off.rate()), ": ", Cost(r.on.rate(), r.off.rate()), "\n");
-    summary += absl::StrCat("KSM churn (Fill, COW breaks) CPU: on ", churn_on, " s vs off ", churn_off,
-                            " s: ", Cost(churn_off, churn_on), "\n");
+    summary += absl::StrCat("KSM churn (Fill, COW breaks) CPU: on ", churn_on, " s vs off ",
+                            churn_off, " s: ", Cost(churn_off, churn_on), "\n");
     std::printf("\n");
   }
 
   const int rounds = absl::GetFlag(FLAGS_rpc_rounds);
   if (part != "ksm" && rounds > 0) {
-    std::printf("== part 2: RPC, memnode_loadgen --clients=%d, %.0f s mixed + %.0f s GetKsm per run, "
-                "%d round(s) of off/on\n",
-                absl::GetFlag(FLAGS_rpc_clients), absl::GetFlag(FLAGS_rpc_seconds),
-                absl::GetFlag(FLAGS_rpc_small_seconds), rounds);
-    std::printf("   on = --metrics_address=127.0.0.1:0, /metrics every %d ms, a WatchEvents stream "
-                "per machine; off = --metrics_address= and no stream\n\n",
-                absl::GetFlag(FLAGS_scrape_ms));
+    std::printf(
+        "== part 2: RPC, memnode_loadgen --clients=%d, %.0f s mixed + %.0f s GetKsm per run, "
+        "%d round(s) of off/on\n",
+        absl::GetFlag(FLAGS_rpc_clients), absl::GetFlag(FLAGS_rpc_seconds),
+        absl::GetFlag(FLAGS_rpc_small_seconds), rounds);
+    std::printf(
+        "   on = --metrics_address=127.0.0.1:0, /metrics every %d ms, a WatchEvents stream "
+        "per machine; off = --metrics_address= and no stream\n\n",
+        absl::GetFlag(FLAGS_scrape_ms));
     std::fflush(stdout);
     RpcSide off, on;
     std::string error;
@@ -635,11 +652,12 @@ int Main(int argc, char** argv) {
       }
     }
     if (status == 0) {
-      summary += absl::StrCat("RPC mixed calls/s: on ", Human(on.mixed()), " vs off ", Human(off.mixed()),
-                              ": ", Cost(on.mixed(), off.mixed()), "\n");
-      summary += absl::StrCat("RPC GetKsm calls/s: on ", Human(on.small()), " vs off ", Human(off.small()),
-                              ": ", Cost(on.small(), off.small()), "\n");
-      summary += absl::StrCat("  (on: ", on.events, " events streamed, ", on.scrapes, " scrapes)\n");
+      summary += absl::StrCat("RPC mixed calls/s: on ", Human(on.mixed()), " vs off ",
+                              Human(off.mixed()), ": ", Cost(on.mixed(), off.mixed()), "\n");
+      summary += absl::StrCat("RPC GetKsm calls/s: on ", Human(on.small()), " vs off ",
+                              Human(off.small()), ": ", Cost(on.small(), off.small()), "\n");
+      summary +=
+          absl::StrCat("  (on: ", on.events, " events streamed, ", on.scrapes, " scrapes)\n");
     }
     std::printf("\n");
   }

@@ -8,7 +8,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-pytest python3-yaml
   python3-pip python3-setuptools python3-wheel python3-venv python3-matplotlib
-  prometheus-cpp-dev prometheus openssl
+  prometheus-cpp-dev prometheus openssl clang-format
 )
 # Node.js and npm (client/node tests, buf via npm in tools/): Debian's
 # packages only when the machine has no node / npm of its own (a node from

@@ -35,8 +35,11 @@
 #include "server/service/registry.h"
 #include "server/service/services.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port; port 0 = any free port)");
-ABSL_FLAG(std::string, config, "", "optional file of key=value lines for the flags below (flags given on the command line win)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "gRPC listen address (host:port; port 0 = any free port)");
+ABSL_FLAG(
+    std::string, config, "",
+    "optional file of key=value lines for the flags below (flags given on the command line win)");
 ABSL_FLAG(std::string, state_dir, "",
           "directory for machine snapshots: restored at start, every machine saved there at "
           "graceful shutdown (empty: no persistence)");
@@ -53,13 +56,16 @@ ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
           "Prometheus metrics endpoint (host:port, served at /metrics; port 0 = any free port; "
           "empty disables metrics; if the default address is taken, metrics are disabled "
           "with a warning)");
-ABSL_FLAG(uint32_t, event_buffer, 4096, "events buffered per WatchEvents stream before a slow client loses some");
+ABSL_FLAG(uint32_t, event_buffer, 4096,
+          "events buffered per WatchEvents stream before a slow client loses some");
 ABSL_FLAG(uint32_t, max_streams, 16, "limit: concurrent WatchEvents streams");
 // Security and the remaining limits (docs/SECURITY.md).
-ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of the gRPC port (with --tls_key: TLS)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of the gRPC port (with --tls_key: TLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
-ABSL_FLAG(std::string, tls_client_ca, "",
-          "PEM CA bundle: clients must present a certificate it signed (mutual TLS; needs --tls_cert)");
+ABSL_FLAG(
+    std::string, tls_client_ca, "",
+    "PEM CA bundle: clients must present a certificate it signed (mutual TLS; needs --tls_cert)");
 ABSL_FLAG(std::string, token_file, "",
           "bearer tokens, one per line as 'token [admin|read]' ('#' comments): every RPC but "
           "health and reflection then needs 'authorization: Bearer <token>'");
@@ -108,33 +114,60 @@ bool ApplyConfig(const std::string& path, const std::vector<char*>& argv) {
     bool ok = true;
     uint64_t u;
     auto boolean = [&val] { return val == "true" || val == "1"; };
-    if (key == "listen") absl::SetFlag(&FLAGS_listen, val);
-    else if (key == "tls_cert") absl::SetFlag(&FLAGS_tls_cert, val);
-    else if (key == "tls_key") absl::SetFlag(&FLAGS_tls_key, val);
-    else if (key == "tls_client_ca") absl::SetFlag(&FLAGS_tls_client_ca, val);
-    else if (key == "token_file") absl::SetFlag(&FLAGS_token_file, val);
-    else if (key == "metrics_basic_auth_file") absl::SetFlag(&FLAGS_metrics_basic_auth_file, val);
-    else if (key == "allow_insecure_remote") absl::SetFlag(&FLAGS_allow_insecure_remote, boolean());
-    else if (key == "enable_reflection") absl::SetFlag(&FLAGS_enable_reflection, boolean());
-    else if (key == "metrics_address") absl::SetFlag(&FLAGS_metrics_address, val);
-    else if (key == "clock") absl::SetFlag(&FLAGS_clock, val);
-    else if (key == "state_dir") absl::SetFlag(&FLAGS_state_dir, val);
-    else if (key == "default_machine") absl::SetFlag(&FLAGS_default_machine, val == "true" || val == "1");
-    else if (!absl::SimpleAtoi(val, &u)) ok = false;
-    else if (key == "nodes") absl::SetFlag(&FLAGS_nodes, static_cast<uint32_t>(u));
-    else if (key == "blocks_per_node") absl::SetFlag(&FLAGS_blocks_per_node, static_cast<uint32_t>(u));
-    else if (key == "pages_per_block") absl::SetFlag(&FLAGS_pages_per_block, u);
-    else if (key == "max_machines") absl::SetFlag(&FLAGS_max_machines, static_cast<uint32_t>(u));
-    else if (key == "max_machine_bytes") absl::SetFlag(&FLAGS_max_machine_bytes, u);
-    else if (key == "max_total_bytes") absl::SetFlag(&FLAGS_max_total_bytes, u);
-    else if (key == "max_request_bytes") absl::SetFlag(&FLAGS_max_request_bytes, u);
-    else if (key == "event_buffer") absl::SetFlag(&FLAGS_event_buffer, static_cast<uint32_t>(u));
-    else if (key == "max_streams") absl::SetFlag(&FLAGS_max_streams, static_cast<uint32_t>(u));
-    else if (key == "max_request_pages") absl::SetFlag(&FLAGS_max_request_pages, u);
-    else if (key == "max_ksm_visits") absl::SetFlag(&FLAGS_max_ksm_visits, u);
-    else if (key == "max_processes") absl::SetFlag(&FLAGS_max_processes, static_cast<uint32_t>(u));
-    else if (key == "max_threads") absl::SetFlag(&FLAGS_max_threads, static_cast<uint32_t>(u));
-    else ok = false;
+    if (key == "listen")
+      absl::SetFlag(&FLAGS_listen, val);
+    else if (key == "tls_cert")
+      absl::SetFlag(&FLAGS_tls_cert, val);
+    else if (key == "tls_key")
+      absl::SetFlag(&FLAGS_tls_key, val);
+    else if (key == "tls_client_ca")
+      absl::SetFlag(&FLAGS_tls_client_ca, val);
+    else if (key == "token_file")
+      absl::SetFlag(&FLAGS_token_file, val);
+    else if (key == "metrics_basic_auth_file")
+      absl::SetFlag(&FLAGS_metrics_basic_auth_file, val);
+    else if (key == "allow_insecure_remote")
+      absl::SetFlag(&FLAGS_allow_insecure_remote, boolean());
+    else if (key == "enable_reflection")
+      absl::SetFlag(&FLAGS_enable_reflection, boolean());
+    else if (key == "metrics_address")
+      absl::SetFlag(&FLAGS_metrics_address, val);
+    else if (key == "clock")
+      absl::SetFlag(&FLAGS_clock, val);
+    else if (key == "state_dir")
+      absl::SetFlag(&FLAGS_state_dir, val);
+    else if (key == "default_machine")
+      absl::SetFlag(&FLAGS_default_machine, val == "true" || val == "1");
+    else if (!absl::SimpleAtoi(val, &u))
+      ok = false;
+    else if (key == "nodes")
+      absl::SetFlag(&FLAGS_nodes, static_cast<uint32_t>(u));
+    else if (key == "blocks_per_node")
+      absl::SetFlag(&FLAGS_blocks_per_node, static_cast<uint32_t>(u));
+    else if (key == "pages_per_block")
+      absl::SetFlag(&FLAGS_pages_per_block, u);
+    else if (key == "max_machines")
+      absl::SetFlag(&FLAGS_max_machines, static_cast<uint32_t>(u));
+    else if (key == "max_machine_bytes")
+      absl::SetFlag(&FLAGS_max_machine_bytes, u);
+    else if (key == "max_total_bytes")
+      absl::SetFlag(&FLAGS_max_total_bytes, u);
+    else if (key == "max_request_bytes")
+      absl::SetFlag(&FLAGS_max_request_bytes, u);
+    else if (key == "event_buffer")
+      absl::SetFlag(&FLAGS_event_buffer, static_cast<uint32_t>(u));
+    else if (key == "max_streams")
+      absl::SetFlag(&FLAGS_max_streams, static_cast<uint32_t>(u));
+    else if (key == "max_request_pages")
+      absl::SetFlag(&FLAGS_max_request_pages, u);
+    else if (key == "max_ksm_visits")
+      absl::SetFlag(&FLAGS_max_ksm_visits, u);
+    else if (key == "max_processes")
+      absl::SetFlag(&FLAGS_max_processes, static_cast<uint32_t>(u));
+    else if (key == "max_threads")
+      absl::SetFlag(&FLAGS_max_threads, static_cast<uint32_t>(u));
+    else
+      ok = false;
     if (!ok) {
       std::cerr << path << ":" << lineno << ": unknown key or bad value: " << line << "\n";
       return false;
@@ -156,7 +189,8 @@ bool IsLoopback(const std::string& listen) {
   std::string host = listen.substr(0, listen.rfind(':'));
   if (absl::StartsWith(host, "ipv4:")) host = host.substr(5);
   if (absl::StartsWith(host, "ipv6:")) host = host.substr(5);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
@@ -205,7 +239,8 @@ int main(int argc, char** argv) {
   // shutdown (saving machines with --state_dir), never an abrupt kill.
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
-  absl::SetProgramUsageMessage("memnoded: emulated NUMA machines with KSM and memory hotplug, over gRPC");
+  absl::SetProgramUsageMessage(
+      "memnoded: emulated NUMA machines with KSM and memory hotplug, over gRPC");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() > 1) {
     std::cerr << "memnoded: unexpected argument " << args[1] << " (see --help)\n";
@@ -279,10 +314,12 @@ int main(int argc, char** argv) {
   if (!registry.state_dir().empty()) {
     std::vector<std::string> errors;
     for (const std::string& id : registry.RestoreAll(&errors)) {
-      std::cout << "memnoded: restored machines/" << id << " from " << registry.state_dir() << std::endl;
+      std::cout << "memnoded: restored machines/" << id << " from " << registry.state_dir()
+                << std::endl;
       if (id == "default") default_restored = true;
     }
-    for (const std::string& e : errors) std::cerr << "memnoded: snapshot refused: " << e << std::endl;
+    for (const std::string& e : errors)
+      std::cerr << "memnoded: snapshot refused: " << e << std::endl;
   }
 
   if (absl::GetFlag(FLAGS_default_machine) && !default_restored) {
@@ -320,11 +357,10 @@ int main(int argc, char** argv) {
   const std::string metrics_address = absl::GetFlag(FLAGS_metrics_address);
   if (!metrics_address.empty()) {
     metrics = std::make_unique<memnode::metrics::ServerMetrics>(
-        std::vector<std::string>{"memnode.v1.MachineService", "memnode.v1.ProcessService",
-                                 "memnode.v1.KsmService", "memnode.v1.EventService",
-                                 "memnode.v1.NumaService", "memnode.v1.MemoryBlockService",
-                                 "grpc.health.v1.Health",
-                                 "grpc.reflection.v1alpha.ServerReflection"},
+        std::vector<std::string>{
+            "memnode.v1.MachineService", "memnode.v1.ProcessService", "memnode.v1.KsmService",
+            "memnode.v1.EventService", "memnode.v1.NumaService", "memnode.v1.MemoryBlockService",
+            "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"},
         &registry);
     try {
       exposer = std::make_unique<prometheus::Exposer>(metrics_address);
@@ -350,7 +386,8 @@ int main(int argc, char** argv) {
   }
 
   grpc::EnableDefaultHealthCheckService(true);
-  if (absl::GetFlag(FLAGS_enable_reflection)) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  if (absl::GetFlag(FLAGS_enable_reflection))
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), creds, &port);

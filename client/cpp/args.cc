@@ -85,13 +85,11 @@ const std::set<std::string>& GlobalFlags() {
 absl::StatusOr<uint64_t> ParseUint(absl::string_view text) {
   absl::string_view digits = absl::StripAsciiWhitespace(text);
   int base = 10;
-  if (absl::ConsumePrefix(&digits, "0x") ||
-      absl::ConsumePrefix(&digits, "0X")) {
+  if (absl::ConsumePrefix(&digits, "0x") || absl::ConsumePrefix(&digits, "0X")) {
     base = 16;
   }
   if (digits.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("not a number: \"", text, "\""));
+    return absl::InvalidArgumentError(absl::StrCat("not a number: \"", text, "\""));
   }
   uint64_t value = 0;
   const uint64_t max = std::numeric_limits<uint64_t>::max();
@@ -104,12 +102,10 @@ absl::StatusOr<uint64_t> ParseUint(absl::string_view text) {
     } else if (c == '_' || c == '\'') {
       continue;  // Digit separators, e.g. 0x7f00_0000_0000.
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("not a number: \"", text, "\""));
+      return absl::InvalidArgumentError(absl::StrCat("not a number: \"", text, "\""));
     }
     if (value > (max - d) / base) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("number out of range: \"", text, "\""));
+      return absl::InvalidArgumentError(absl::StrCat("number out of range: \"", text, "\""));
     }
     value = value * base + d;
   }
@@ -121,16 +117,11 @@ absl::StatusOr<uint64_t> ParseSize(absl::string_view text) {
   // after a 0x number is unambiguous.
   auto unit_shift = [](char c) {
     switch (c) {
-      case 'k':
-        return 10;
-      case 'm':
-        return 20;
-      case 'g':
-        return 30;
-      case 't':
-        return 40;
-      default:
-        return 0;
+      case 'k': return 10;
+      case 'm': return 20;
+      case 'g': return 30;
+      case 't': return 40;
+      default: return 0;
     }
   };
   std::string lower = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
@@ -138,8 +129,7 @@ absl::StatusOr<uint64_t> ParseSize(absl::string_view text) {
   // "KiB" / "KB": drop the trailing "ib"/"b" only when a unit letter precedes
   // it ('b' alone is a hex digit).
   absl::string_view trimmed = body;
-  if (absl::ConsumeSuffix(&trimmed, "ib") ||
-      absl::ConsumeSuffix(&trimmed, "b")) {
+  if (absl::ConsumeSuffix(&trimmed, "ib") || absl::ConsumeSuffix(&trimmed, "b")) {
     if (!trimmed.empty() && unit_shift(trimmed.back()) != 0) body = trimmed;
   }
   int shift = body.empty() ? 0 : unit_shift(body.back());
@@ -149,12 +139,11 @@ absl::StatusOr<uint64_t> ParseSize(absl::string_view text) {
     return value.status();
   }
   if (!value.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "not a size: \"", text, "\" (use e.g. 4096, 0x1000, 64K, 1M, 1G)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a size: \"", text, "\" (use e.g. 4096, 0x1000, 64K, 1M, 1G)"));
   }
   if (shift != 0 && *value > (std::numeric_limits<uint64_t>::max() >> shift)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("size out of range: \"", text, "\""));
+    return absl::InvalidArgumentError(absl::StrCat("size out of range: \"", text, "\""));
   }
   return *value << shift;
 }
@@ -178,15 +167,13 @@ absl::StatusOr<std::string> ParseHexBytes(absl::string_view text) {
   for (char c : s) {
     if (std::isxdigit(static_cast<unsigned char>(c))) {
       digits.push_back(c);
-    } else if (!(std::isspace(static_cast<unsigned char>(c)) || c == ':' ||
-                 c == '-')) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bad hex byte string: unexpected '", std::string(1, c), "'"));
+    } else if (!(std::isspace(static_cast<unsigned char>(c)) || c == ':' || c == '-')) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad hex byte string: unexpected '", std::string(1, c), "'"));
     }
   }
   if (digits.size() % 2 != 0) {
-    return absl::InvalidArgumentError(
-        "bad hex byte string: odd number of digits");
+    return absl::InvalidArgumentError("bad hex byte string: odd number of digits");
   }
   std::string bytes;
   bytes.reserve(digits.size() / 2);
@@ -196,8 +183,7 @@ absl::StatusOr<std::string> ParseHexBytes(absl::string_view text) {
                  ? c - '0'
                  : std::tolower(static_cast<unsigned char>(c)) - 'a' + 10;
     };
-    bytes.push_back(
-        static_cast<char>(nibble(digits[i]) << 4 | nibble(digits[i + 1])));
+    bytes.push_back(static_cast<char>(nibble(digits[i]) << 4 | nibble(digits[i + 1])));
   }
   return bytes;
 }
@@ -211,11 +197,10 @@ absl::StatusOr<uint64_t> ParseNodeMask(absl::string_view text) {
     std::vector<absl::string_view> ends = absl::StrSplit(part, absl::MaxSplits('-', 1));
     uint64_t first = 0, last = 0;
     if (part.empty() || !absl::SimpleAtoi(ends[0], &first) ||
-        !absl::SimpleAtoi(ends.size() > 1 ? ends[1] : ends[0], &last) ||
-        first > last || last > 63) {
+        !absl::SimpleAtoi(ends.size() > 1 ? ends[1] : ends[0], &last) || first > last ||
+        last > 63) {
       return absl::InvalidArgumentError(
-          absl::StrCat("bad node list \"", text,
-                       "\" (use e.g. 0, 0,1, 0-3 or none; nodes 0..63)"));
+          absl::StrCat("bad node list \"", text, "\" (use e.g. 0, 0,1, 0-3 or none; nodes 0..63)"));
     }
     for (uint64_t n = first; n <= last; ++n) mask |= uint64_t{1} << n;
   }
@@ -232,7 +217,7 @@ std::string NodeMaskString(uint64_t mask) {
     }
     int end = n;
     while (end + 1 < 64 && (mask >> (end + 1) & 1)) ++end;
-    parts.push_back(end == n ? absl::StrCat(n)
+    parts.push_back(end == n       ? absl::StrCat(n)
                     : end == n + 1 ? absl::StrCat(n, ",", end)
                                    : absl::StrCat(n, "-", end));
     n = end + 1;
@@ -293,8 +278,7 @@ absl::StatusOr<Args> Args::Parse(int argc, const char* const* argv) {
     }
     if (it->second == FlagKind::kValue && !has_value) {
       if (i + 1 >= argc) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("flag --", name, " needs a value"));
+        return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs a value"));
       }
       value = argv[++i];
       has_value = true;
@@ -316,12 +300,10 @@ std::string Args::Shift() {
 }
 
 std::string Args::CommandPath() const {
-  return absl::StrJoin(positionals_.begin(), positionals_.begin() + consumed_,
-                       " ");
+  return absl::StrJoin(positionals_.begin(), positionals_.begin() + consumed_, " ");
 }
 
-std::string Args::FlagString(const std::string& name,
-                             const std::string& fallback) const {
+std::string Args::FlagString(const std::string& name, const std::string& fallback) const {
   auto it = flags_.find(name);
   return it == flags_.end() ? fallback : it->second;
 }
@@ -332,8 +314,7 @@ bool Args::FlagSwitch(const std::string& name) {
   std::string v = absl::AsciiStrToLower(it->second);
   if (v == "true" || v == "1" || v == "yes") return true;
   if (v == "false" || v == "0" || v == "no") return false;
-  Fail(absl::StrCat("flag --", name, " takes no value (or true/false), got \"",
-                    it->second, "\""));
+  Fail(absl::StrCat("flag --", name, " takes no value (or true/false), got \"", it->second, "\""));
   return false;
 }
 
@@ -413,8 +394,8 @@ void Args::Expect(size_t min_positionals, size_t max_positionals,
     Fail(absl::StrCat("'", CommandPath(), "' needs ", min_positionals,
                       min_positionals == 1 ? " argument" : " arguments"));
   } else if (n > max_positionals) {
-    Fail(absl::StrCat("'", CommandPath(), "': unexpected argument \"",
-                      Positional(max_positionals), "\""));
+    Fail(absl::StrCat("'", CommandPath(), "': unexpected argument \"", Positional(max_positionals),
+                      "\""));
   }
   for (const auto& [name, value] : flags_) {
     if (GlobalFlags().count(name) == 0 && allowed.count(name) == 0) {

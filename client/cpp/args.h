@@ -74,8 +74,7 @@ class Args {
 
   bool HasFlag(const std::string& name) const { return flags_.count(name) > 0; }
   // Raw value of a flag, or `fallback` when absent.
-  std::string FlagString(const std::string& name,
-                         const std::string& fallback) const;
+  std::string FlagString(const std::string& name, const std::string& fallback) const;
   // Switch flags: true when given (or given as =true/=1).
   bool FlagSwitch(const std::string& name);
   uint64_t FlagUint(const std::string& name, uint64_t fallback);
@@ -92,8 +91,7 @@ class Args {
 
   // Checks that positionals number in [min, max] and that every flag given is
   // global or in `allowed`; records an error otherwise.
-  void Expect(size_t min_positionals, size_t max_positionals,
-              const std::set<std::string>& allowed);
+  void Expect(size_t min_positionals, size_t max_positionals, const std::set<std::string>& allowed);
 
   // OK, or INVALID_ARGUMENT with the first recorded usage error.
   absl::Status status() const { return status_; }

@@ -37,8 +37,7 @@ std::string Bytes(uint64_t bytes) {
   return absl::StrCat(bytes, " bytes");
 }
 
-std::string EnumName(const std::string& name, absl::string_view prefix,
-                     int number) {
+std::string EnumName(const std::string& name, absl::string_view prefix, int number) {
   if (name.empty()) return absl::StrCat(number);
   absl::string_view n = name;
   if (absl::StartsWith(n, prefix)) n.remove_prefix(prefix.size());
@@ -51,34 +50,20 @@ std::string ErrnoName(v1::Errno errnum) {
 
 std::string ErrnoText(v1::Errno errnum) {
   switch (errnum) {
-    case v1::ERRNO_OK:
-      return "success";
-    case v1::ERRNO_EPERM:
-      return "operation not permitted";
-    case v1::ERRNO_ENOENT:
-      return "no such page";
-    case v1::ERRNO_ESRCH:
-      return "no such process";
-    case v1::ERRNO_EINTR:
-      return "interrupted";
-    case v1::ERRNO_EIO:
-      return "input/output error";
-    case v1::ERRNO_EAGAIN:
-      return "try again";
-    case v1::ERRNO_ENOMEM:
-      return "out of memory";
-    case v1::ERRNO_EACCES:
-      return "permission denied";
-    case v1::ERRNO_EFAULT:
-      return "bad address";
-    case v1::ERRNO_EBUSY:
-      return "device or resource busy";
-    case v1::ERRNO_ENODEV:
-      return "no such device";
-    case v1::ERRNO_EINVAL:
-      return "invalid argument";
-    default:
-      return "unknown error";
+    case v1::ERRNO_OK: return "success";
+    case v1::ERRNO_EPERM: return "operation not permitted";
+    case v1::ERRNO_ENOENT: return "no such page";
+    case v1::ERRNO_ESRCH: return "no such process";
+    case v1::ERRNO_EINTR: return "interrupted";
+    case v1::ERRNO_EIO: return "input/output error";
+    case v1::ERRNO_EAGAIN: return "try again";
+    case v1::ERRNO_ENOMEM: return "out of memory";
+    case v1::ERRNO_EACCES: return "permission denied";
+    case v1::ERRNO_EFAULT: return "bad address";
+    case v1::ERRNO_EBUSY: return "device or resource busy";
+    case v1::ERRNO_ENODEV: return "no such device";
+    case v1::ERRNO_EINVAL: return "invalid argument";
+    default: return "unknown error";
   }
 }
 
@@ -145,8 +130,7 @@ void KeyValues::Print(std::ostream& out, absl::string_view indent) const {
   size_t width = 0;
   for (const auto& [key, value] : lines_) width = std::max(width, key.size());
   for (const auto& [key, value] : lines_) {
-    out << indent << key << ":" << std::string(width - key.size() + 1, ' ')
-        << value << "\n";
+    out << indent << key << ":" << std::string(width - key.size() + 1, ' ') << value << "\n";
   }
 }
 
@@ -157,8 +141,7 @@ void HexDump(std::ostream& out, uint64_t base, absl::string_view data) {
   for (size_t off = 0; off < data.size(); off += kLine) {
     absl::string_view line = data.substr(off, kLine);
     // Collapse repeats of a full line, but always show the last line.
-    if (off != 0 && line.size() == kLine && line == previous &&
-        off + kLine < data.size()) {
+    if (off != 0 && line.size() == kLine && line == previous && off + kLine < data.size()) {
       if (!collapsed) out << "*\n";
       collapsed = true;
       continue;

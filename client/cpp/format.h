@@ -37,8 +37,7 @@ std::string Bytes(uint64_t bytes);
 
 // An enum value name without `prefix`: ("PAGE_STATE_ANON", "PAGE_STATE_") ->
 // "ANON". Empty names (unknown numbers) become the number.
-std::string EnumName(const std::string& name, absl::string_view prefix,
-                     int number);
+std::string EnumName(const std::string& name, absl::string_view prefix, int number);
 
 // "EFAULT" for ERRNO_EFAULT.
 std::string ErrnoName(memnode::v1::Errno errnum);
@@ -56,8 +55,7 @@ std::string ProtString(uint32_t prot);
 // numbers is right-aligned; others are left-aligned.
 class Table {
  public:
-  explicit Table(std::vector<std::string> header)
-      : header_(std::move(header)) {}
+  explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
   void AddRow(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
   size_t size() const { return rows_.size(); }
   void Print(std::ostream& out, absl::string_view indent = "") const;

@@ -134,42 +134,24 @@ class Progress {
 // Name of a canonical gRPC status code.
 const char* CodeName(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED:
-      return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE:
-      return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS:
-      return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    default:
-      return "CODE_UNKNOWN";
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "CODE_UNKNOWN";
   }
 }
 
@@ -202,8 +184,7 @@ std::string RmapStateName(v1::RmapState state) {
 }
 
 std::string BlockStateName(v1::MemoryBlockState state) {
-  return EnumName(v1::MemoryBlockState_Name(state), "MEMORY_BLOCK_STATE_",
-                  state);
+  return EnumName(v1::MemoryBlockState_Name(state), "MEMORY_BLOCK_STATE_", state);
 }
 
 std::string PhaseName(v1::OfflinePhase phase) {
@@ -282,19 +263,15 @@ std::string Duration(uint64_t ns) {
 }
 
 // Detail of an errno line for a memory access that may have a fault address.
-std::string FaultDetail(v1::Errno errnum, uint64_t fault_address,
-                        uint64_t bytes_done) {
+std::string FaultDetail(v1::Errno errnum, uint64_t fault_address, uint64_t bytes_done) {
   std::string detail;
-  if (errnum == v1::ERRNO_EFAULT || errnum == v1::ERRNO_EACCES ||
-      fault_address != 0) {
-    detail = absl::StrCat(
-        errnum == v1::ERRNO_EACCES ? "access denied at " : "fault at ",
-        Hex(fault_address));
+  if (errnum == v1::ERRNO_EFAULT || errnum == v1::ERRNO_EACCES || fault_address != 0) {
+    detail = absl::StrCat(errnum == v1::ERRNO_EACCES ? "access denied at " : "fault at ",
+                          Hex(fault_address));
   } else {
     detail = ErrnoText(errnum);
   }
-  if (bytes_done != 0)
-    absl::StrAppend(&detail, " (", bytes_done, " bytes done)");
+  if (bytes_done != 0) absl::StrAppend(&detail, " (", bytes_done, " bytes done)");
   return detail;
 }
 
@@ -405,8 +382,7 @@ class Cli {
   // Prints `ok` / the errno of a SyscallResult.
   int SyscallDone(const v1::SyscallResult& result);
   // Prints a KernelPagesResponse.
-  int KernelPagesResult(const v1::KernelPagesResponse& response,
-                        const char* verb);
+  int KernelPagesResult(const v1::KernelPagesResponse& response, const char* verb);
   // Creates the channel and stubs on first use.
   void Connect();
 
@@ -414,8 +390,7 @@ class Cli {
   // and returns its exit code.
   template <typename Stub, typename Request, typename Response>
   int Call(Stub* stub,
-           grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
-                                        Response*),
+           grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
            const Request& request, Response* response);
 
   // Follows next_page_token: fetch(token, page) performs one call. The pages
@@ -437,13 +412,10 @@ class Cli {
   void PrintMachine(const v1::Machine& machine);
   void PrintProcess(const v1::Process& process);
   void PrintKsm(const v1::Ksm& ksm);
-  void PrintRmapItems(
-      const google::protobuf::RepeatedPtrField<v1::RmapItem>& items,
-      bool with_pid);
+  void PrintRmapItems(const google::protobuf::RepeatedPtrField<v1::RmapItem>& items, bool with_pid);
 
   // Shared body of write / fill / touch results.
-  int AccessResult(const v1::MemoryAccessResult& result, const char* verb,
-                   uint64_t address);
+  int AccessResult(const v1::MemoryAccessResult& result, const char* verb, uint64_t address);
   // Shared body of ksm set / ksm sysfs.
   int UpdateResult(const v1::UpdateKsmResponse& response);
 
@@ -492,8 +464,7 @@ void PrintCommandList(std::ostream& out, absl::string_view group) {
   Table table({"COMMAND", "SUMMARY"});
   for (size_t i = 0; i < kCommandCount; ++i) {
     const Command& c = kCommands[i];
-    if (!group.empty() && !absl::StartsWith(c.path, absl::StrCat(group, " ")) &&
-        c.path != group) {
+    if (!group.empty() && !absl::StartsWith(c.path, absl::StrCat(group, " ")) && c.path != group) {
       continue;
     }
     table.AddRow({c.path, c.summary});
@@ -592,16 +563,12 @@ int Cli::Main() {
 
 bool Cli::ReadGlobalFlags() {
   const char* env = std::getenv("MEMNODE_SERVER");
-  server_ = args_.FlagString(
-      "server", env != nullptr && env[0] != '\0' ? env : kDefaultServer);
+  server_ = args_.FlagString("server", env != nullptr && env[0] != '\0' ? env : kDefaultServer);
   machine_id_ = args_.FlagString("machine", kDefaultMachine);
   json_ = args_.FlagSwitch("json");
   std::string timeout = args_.FlagString("timeout", "");
-  if (!timeout.empty() &&
-      (!absl::SimpleAtod(timeout, &timeout_seconds_) || timeout_seconds_ < 0)) {
-    UsageError(
-        absl::StrCat("--timeout: not a number of seconds: \"", timeout, "\""),
-        command_);
+  if (!timeout.empty() && (!absl::SimpleAtod(timeout, &timeout_seconds_) || timeout_seconds_ < 0)) {
+    UsageError(absl::StrCat("--timeout: not a number of seconds: \"", timeout, "\""), command_);
     return false;
   }
   if (server_.empty() || machine_id_.empty() || machine_id_ == "machines/") {
@@ -618,9 +585,8 @@ bool Cli::ReadGlobalFlags() {
 int Cli::UsageError(const std::string& message, const Command* command) {
   std::cerr << "error: " << message << "\n";
   if (command != nullptr) {
-    std::cerr << "usage: memnodectl " << command->path
-              << (command->synopsis[0] != '\0' ? " " : "") << command->synopsis
-              << "\n"
+    std::cerr << "usage: memnodectl " << command->path << (command->synopsis[0] != '\0' ? " " : "")
+              << command->synopsis << "\n"
               << "(memnodectl " << command->path << " --help for details)\n";
   } else {
     std::cerr << "(memnodectl help lists the commands)\n";
@@ -646,15 +612,13 @@ void Cli::Connect() {
 
 template <typename Stub, typename Request, typename Response>
 int Cli::Call(Stub* stub,
-              grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
-                                           Response*),
+              grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
               const Request& request, Response* response) {
   grpc::ClientContext context;
   if (timeout_seconds_ > 0) {
-    context.set_deadline(
-        std::chrono::system_clock::now() +
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(
-            std::chrono::duration<double>(timeout_seconds_)));
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                             std::chrono::duration<double>(timeout_seconds_)));
   }
   grpc::Status status = (stub->*method)(&context, request, response);
   if (status.ok()) return kExitOk;
@@ -694,18 +658,16 @@ int Cli::ReportRpcError(const grpc::Status& status) {
       }
     }
   }
-  std::cerr << "error: " << CodeName(status.error_code()) << ": "
-            << status.error_message();
+  std::cerr << "error: " << CodeName(status.error_code()) << ": " << status.error_message();
   if (has_info && !info.reason().empty()) {
     std::cerr << " [reason=" << info.reason() << "]";
   }
   std::cerr << "\n";
   if (has_info && !info.metadata().empty()) {
-    std::vector<std::pair<std::string, std::string>> sorted(
-        info.metadata().begin(), info.metadata().end());
+    std::vector<std::pair<std::string, std::string>> sorted(info.metadata().begin(),
+                                                            info.metadata().end());
     std::sort(sorted.begin(), sorted.end());
-    std::cerr << "  " << absl::StrJoin(sorted, " ", absl::PairFormatter("="))
-              << "\n";
+    std::cerr << "  " << absl::StrJoin(sorted, " ", absl::PairFormatter("=")) << "\n";
   }
   // Without an ErrorInfo, UNAVAILABLE comes from the transport (nothing
   // listening, connection refused); a deadline is the client's own limit.
@@ -748,24 +710,20 @@ void Cli::PrintMachine(const v1::Machine& m) {
   kv.Add("name", m.name());
   kv.Add("profile", m.profile());
   kv.Add("clock_mode", ClockName(m.clock_mode()));
-  kv.Add("topology", absl::StrCat(m.topology().nodes(), " nodes x ",
-                                  m.topology().blocks_per_node(), " blocks x ",
-                                  m.topology().pages_per_block(), " pages"));
-  kv.Add("total_pages", absl::StrCat(m.total_pages(), " (",
-                                     Bytes(m.total_pages() * 4096), ")"));
+  kv.Add("topology", absl::StrCat(m.topology().nodes(), " nodes x ", m.topology().blocks_per_node(),
+                                  " blocks x ", m.topology().pages_per_block(), " pages"));
+  kv.Add("total_pages", absl::StrCat(m.total_pages(), " (", Bytes(m.total_pages() * 4096), ")"));
   kv.Add("process_count", absl::StrCat(m.process_count()));
   kv.Add("distinct_contents", absl::StrCat(m.distinct_contents()));
   kv.Add("emulated_time_ns", absl::StrCat(m.emulated_time_ns()));
   kv.Print(std::cout);
   if (m.nodes_size() == 0) return;
   std::cout << "\n";
-  Table table({"NODE", "BLOCKS", "PRESENT", "FREE", "ANON", "KSM", "SHMEM",
-               "RESERVED"});
+  Table table({"NODE", "BLOCKS", "PRESENT", "FREE", "ANON", "KSM", "SHMEM", "RESERVED"});
   for (const v1::NodeStats& n : m.nodes()) {
-    table.AddRow({absl::StrCat(n.node()), absl::StrCat(n.blocks()),
-                  absl::StrCat(n.present_pages()), absl::StrCat(n.free_pages()),
-                  absl::StrCat(n.anon_pages()), absl::StrCat(n.ksm_pages()),
-                  absl::StrCat(n.shmem_pages()),
+    table.AddRow({absl::StrCat(n.node()), absl::StrCat(n.blocks()), absl::StrCat(n.present_pages()),
+                  absl::StrCat(n.free_pages()), absl::StrCat(n.anon_pages()),
+                  absl::StrCat(n.ksm_pages()), absl::StrCat(n.shmem_pages()),
                   absl::StrCat(n.reserved_pages())});
   }
   table.Print(std::cout);
@@ -776,28 +734,24 @@ int Cli::MachineList() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::ListMachinesResponse all;
-  if (int rc = FetchAll(
-          &all, [&](const std::string& token, v1::ListMachinesResponse* page) {
-            v1::ListMachinesRequest request;
-            request.set_page_size(kListPageSize);
-            request.set_page_token(token);
-            return Call(machines_.get(),
-                        &v1::MachineService::Stub::ListMachines, request, page);
-          })) {
+  if (int rc = FetchAll(&all, [&](const std::string& token, v1::ListMachinesResponse* page) {
+        v1::ListMachinesRequest request;
+        request.set_page_size(kListPageSize);
+        request.set_page_token(token);
+        return Call(machines_.get(), &v1::MachineService::Stub::ListMachines, request, page);
+      })) {
     return rc;
   }
   if (json_) {
     PrintJson(all);
     return kExitOk;
   }
-  Table table({"MACHINE", "CLOCK", "NODES", "BLOCKS/NODE", "PAGES/BLOCK",
-               "TOTAL_PAGES", "PROCS", "PROFILE"});
+  Table table({"MACHINE", "CLOCK", "NODES", "BLOCKS/NODE", "PAGES/BLOCK", "TOTAL_PAGES", "PROCS",
+               "PROFILE"});
   for (const v1::Machine& m : all.machines()) {
     table.AddRow({LastComponent(m.name()), ClockName(m.clock_mode()),
-                  absl::StrCat(m.topology().nodes()),
-                  absl::StrCat(m.topology().blocks_per_node()),
-                  absl::StrCat(m.topology().pages_per_block()),
-                  absl::StrCat(m.total_pages()),
+                  absl::StrCat(m.topology().nodes()), absl::StrCat(m.topology().blocks_per_node()),
+                  absl::StrCat(m.topology().pages_per_block()), absl::StrCat(m.total_pages()),
                   absl::StrCat(m.process_count()), m.profile()});
   }
   table.Print(std::cout);
@@ -808,12 +762,11 @@ int Cli::MachineGet() {
   args_.Expect(0, 1, {});
   if (int rc = CheckUsage(*command_)) return rc;
   v1::GetMachineRequest request;
-  request.set_name(MachineResource(
-      args_.PositionalCount() > 0 ? args_.Positional(0) : machine_id_));
+  request.set_name(
+      MachineResource(args_.PositionalCount() > 0 ? args_.Positional(0) : machine_id_));
   Connect();
   v1::Machine machine;
-  if (int rc = Call(machines_.get(), &v1::MachineService::Stub::GetMachine,
-                    request, &machine)) {
+  if (int rc = Call(machines_.get(), &v1::MachineService::Stub::GetMachine, request, &machine)) {
     return rc;
   }
   if (json_) {
@@ -844,14 +797,12 @@ int Cli::MachineCreate() {
   } else if (clock == "realtime") {
     request.mutable_machine()->set_clock_mode(v1::CLOCK_MODE_REALTIME);
   } else if (!clock.empty()) {
-    args_.Fail(absl::StrCat("--clock must be manual or realtime, not \"", clock,
-                            "\""));
+    args_.Fail(absl::StrCat("--clock must be manual or realtime, not \"", clock, "\""));
   }
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::Machine machine;
-  if (int rc = Call(machines_.get(), &v1::MachineService::Stub::CreateMachine,
-                    request, &machine)) {
+  if (int rc = Call(machines_.get(), &v1::MachineService::Stub::CreateMachine, request, &machine)) {
     return rc;
   }
   if (json_) {
@@ -869,8 +820,7 @@ int Cli::MachineDelete() {
   request.set_name(MachineResource(args_.Positional(0)));
   Connect();
   google::protobuf::Empty empty;
-  if (int rc = Call(machines_.get(), &v1::MachineService::Stub::DeleteMachine,
-                    request, &empty)) {
+  if (int rc = Call(machines_.get(), &v1::MachineService::Stub::DeleteMachine, request, &empty)) {
     return rc;
   }
   if (json_) {
@@ -885,12 +835,11 @@ int Cli::MachineCheck() {
   args_.Expect(0, 1, {});
   if (int rc = CheckUsage(*command_)) return rc;
   v1::CheckMachineRequest request;
-  request.set_name(MachineResource(
-      args_.PositionalCount() > 0 ? args_.Positional(0) : machine_id_));
+  request.set_name(
+      MachineResource(args_.PositionalCount() > 0 ? args_.Positional(0) : machine_id_));
   Connect();
   v1::CheckMachineResponse response;
-  if (int rc = Call(machines_.get(), &v1::MachineService::Stub::CheckMachine,
-                    request, &response)) {
+  if (int rc = Call(machines_.get(), &v1::MachineService::Stub::CheckMachine, request, &response)) {
     return rc;
   }
   if (json_) {
@@ -917,8 +866,7 @@ int Cli::PageGet() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::PageFrame frame;
-  if (int rc = Call(machines_.get(), &v1::MachineService::Stub::GetPageFrame,
-                    request, &frame)) {
+  if (int rc = Call(machines_.get(), &v1::MachineService::Stub::GetPageFrame, request, &frame)) {
     return rc;
   }
   if (json_) {
@@ -934,11 +882,9 @@ int Cli::PageGet() {
   kv.Add("refcount", absl::StrCat(frame.refcount()));
   kv.Add("mapcount", absl::StrCat(frame.mapcount()));
   kv.Add("pins", absl::StrCat(frame.pins()));
-  kv.Add("content_digest",
-         frame.content_digest().empty() ? "-" : frame.content_digest());
-  kv.Add("stable_node_id", frame.stable_node_id() == 0
-                               ? "-"
-                               : absl::StrCat(frame.stable_node_id()));
+  kv.Add("content_digest", frame.content_digest().empty() ? "-" : frame.content_digest());
+  kv.Add("stable_node_id",
+         frame.stable_node_id() == 0 ? "-" : absl::StrCat(frame.stable_node_id()));
   kv.Print(std::cout);
   return kExitOk;
 }
@@ -951,8 +897,7 @@ int Cli::PageList() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::ListPageFramesResponse all;
-  if (int rc = FetchAll(&all, [&](const std::string& token,
-                                  v1::ListPageFramesResponse* page) {
+  if (int rc = FetchAll(&all, [&](const std::string& token, v1::ListPageFramesResponse* page) {
         v1::ListPageFramesRequest request;
         request.set_machine(MachineName());
         request.set_start_pfn(start);
@@ -960,8 +905,7 @@ int Cli::PageList() {
         request.set_skip_free(skip_free);
         request.set_page_size(kFramePageSize);
         request.set_page_token(token);
-        return Call(machines_.get(), &v1::MachineService::Stub::ListPageFrames,
-                    request, page);
+        return Call(machines_.get(), &v1::MachineService::Stub::ListPageFrames, request, page);
       })) {
     return rc;
   }
@@ -969,15 +913,12 @@ int Cli::PageList() {
     PrintJson(all);
     return kExitOk;
   }
-  Table table({"PFN", "NODE", "BLOCK", "STATE", "REF", "MAP", "PINS", "DIGEST",
-               "STABLE"});
+  Table table({"PFN", "NODE", "BLOCK", "STATE", "REF", "MAP", "PINS", "DIGEST", "STABLE"});
   for (const v1::PageFrame& f : all.frames()) {
-    table.AddRow(
-        {absl::StrCat(f.pfn()), absl::StrCat(f.node()), absl::StrCat(f.block()),
-         PageStateName(f.state()), absl::StrCat(f.refcount()),
-         absl::StrCat(f.mapcount()), absl::StrCat(f.pins()),
-         ShortDigest(f.content_digest()),
-         f.stable_node_id() == 0 ? "-" : absl::StrCat(f.stable_node_id())});
+    table.AddRow({absl::StrCat(f.pfn()), absl::StrCat(f.node()), absl::StrCat(f.block()),
+                  PageStateName(f.state()), absl::StrCat(f.refcount()), absl::StrCat(f.mapcount()),
+                  absl::StrCat(f.pins()), ShortDigest(f.content_digest()),
+                  f.stable_node_id() == 0 ? "-" : absl::StrCat(f.stable_node_id())});
   }
   table.Print(std::cout);
   return kExitOk;
@@ -1005,12 +946,10 @@ void Cli::PrintProcess(const v1::Process& p) {
   kv.Print(std::cout);
   if (p.vmas_size() == 0) return;
   std::cout << "\n";
-  Table table({"START", "END", "SIZE", "PROT", "TYPE", "MERGEABLE", "ANON_VMA",
-               "RESIDENT"});
+  Table table({"START", "END", "SIZE", "PROT", "TYPE", "MERGEABLE", "ANON_VMA", "RESIDENT"});
   for (const v1::Vma& v : p.vmas()) {
-    table.AddRow({Hex(v.start()), Hex(v.end()),
-                  absl::StrCat(v.end() - v.start()), ProtString(v.prot()),
-                  v.shared() ? "shared" : "private", YesNo(v.mergeable()),
+    table.AddRow({Hex(v.start()), Hex(v.end()), absl::StrCat(v.end() - v.start()),
+                  ProtString(v.prot()), v.shared() ? "shared" : "private", YesNo(v.mergeable()),
                   YesNo(v.has_anon_vma()), absl::StrCat(v.resident_pages())});
   }
   table.Print(std::cout, "  ");
@@ -1030,8 +969,8 @@ int Cli::ProcessCreate() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::Process process;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::CreateProcess,
-                    request, &process)) {
+  if (int rc =
+          Call(processes_.get(), &v1::ProcessService::Stub::CreateProcess, request, &process)) {
     return rc;
   }
   if (json_) {
@@ -1048,15 +987,13 @@ int Cli::ProcessList() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::ListProcessesResponse all;
-  if (int rc = FetchAll(&all, [&](const std::string& token,
-                                  v1::ListProcessesResponse* page) {
+  if (int rc = FetchAll(&all, [&](const std::string& token, v1::ListProcessesResponse* page) {
         v1::ListProcessesRequest request;
         request.set_parent(MachineName());
         request.set_page_size(kListPageSize);
         request.set_page_token(token);
         request.set_show_exited(show_exited);
-        return Call(processes_.get(), &v1::ProcessService::Stub::ListProcesses,
-                    request, page);
+        return Call(processes_.get(), &v1::ProcessService::Stub::ListProcesses, request, page);
       })) {
     return rc;
   }
@@ -1064,16 +1001,15 @@ int Cli::ProcessList() {
     PrintJson(all);
     return kExitOk;
   }
-  Table table({"PID", "UID", "PRIV", "HOME", "STATE", "VMAS", "ANON", "KSM",
-               "ZERO", "SHMEM", "PINNED", "PPID", "KSM_MM"});
+  Table table({"PID", "UID", "PRIV", "HOME", "STATE", "VMAS", "ANON", "KSM", "ZERO", "SHMEM",
+               "PINNED", "PPID", "KSM_MM"});
   for (const v1::Process& p : all.processes()) {
-    table.AddRow({absl::StrCat(p.pid()), absl::StrCat(p.uid()),
-                  YesNo(p.privileged()), absl::StrCat(p.home_node()),
-                  ProcessStateName(p.state()), absl::StrCat(p.vmas_size()),
-                  absl::StrCat(p.anon_pages()), absl::StrCat(p.ksm_pages()),
-                  absl::StrCat(p.zero_pages()), absl::StrCat(p.shmem_pages()),
-                  absl::StrCat(p.pinned_pages()), absl::StrCat(p.parent_pid()),
-                  YesNo(p.ksm_registered())});
+    table.AddRow({absl::StrCat(p.pid()), absl::StrCat(p.uid()), YesNo(p.privileged()),
+                  absl::StrCat(p.home_node()), ProcessStateName(p.state()),
+                  absl::StrCat(p.vmas_size()), absl::StrCat(p.anon_pages()),
+                  absl::StrCat(p.ksm_pages()), absl::StrCat(p.zero_pages()),
+                  absl::StrCat(p.shmem_pages()), absl::StrCat(p.pinned_pages()),
+                  absl::StrCat(p.parent_pid()), YesNo(p.ksm_registered())});
   }
   table.Print(std::cout);
   return kExitOk;
@@ -1087,8 +1023,7 @@ int Cli::ProcessGet() {
   request.set_name(ProcessName(pid));
   Connect();
   v1::Process process;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::GetProcess,
-                    request, &process)) {
+  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::GetProcess, request, &process)) {
     return rc;
   }
   if (json_) {
@@ -1107,8 +1042,7 @@ int Cli::ProcessFork() {
   request.set_name(ProcessName(pid));
   Connect();
   v1::Process child;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::ForkProcess,
-                    request, &child)) {
+  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::ForkProcess, request, &child)) {
     return rc;
   }
   if (json_) {
@@ -1127,8 +1061,7 @@ int Cli::ProcessExit() {
   request.set_name(ProcessName(pid));
   Connect();
   v1::ExitProcessResponse response;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::ExitProcess,
-                    request, &response)) {
+  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::ExitProcess, request, &response)) {
     return rc;
   }
   if (json_) {
@@ -1162,8 +1095,7 @@ int Cli::Mmap() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::MmapResponse response;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::Mmap, request,
-                    &response)) {
+  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::Mmap, request, &response)) {
     return rc;
   }
   if (json_) {
@@ -1183,8 +1115,7 @@ int Cli::Munmap() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::SyscallResult result;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::Munmap,
-                    request, &result)) {
+  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::Munmap, request, &result)) {
     return rc;
   }
   if (json_) {
@@ -1209,8 +1140,7 @@ int Cli::Mprotect() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::SyscallResult result;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::Mprotect,
-                    request, &result)) {
+  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::Mprotect, request, &result)) {
     return rc;
   }
   if (json_) {
@@ -1243,8 +1173,7 @@ int Cli::Madvise() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::SyscallResult result;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::Madvise,
-                    request, &result)) {
+  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::Madvise, request, &result)) {
     return rc;
   }
   if (json_) {
@@ -1258,17 +1187,14 @@ int Cli::Madvise() {
 // ---------------------------------------------------------------------------
 // Memory access.
 
-int Cli::AccessResult(const v1::MemoryAccessResult& result, const char* verb,
-                      uint64_t address) {
+int Cli::AccessResult(const v1::MemoryAccessResult& result, const char* verb, uint64_t address) {
   if (json_) {
     PrintJson(result);
   } else if (result.errnum() == v1::ERRNO_OK) {
-    std::cout << verb << " " << result.bytes_done() << " bytes at "
-              << Hex(address) << "\n";
+    std::cout << verb << " " << result.bytes_done() << " bytes at " << Hex(address) << "\n";
   }
   return ErrnoExit(result.errnum(),
-                   FaultDetail(result.errnum(), result.fault_address(),
-                               result.bytes_done()));
+                   FaultDetail(result.errnum(), result.fault_address(), result.bytes_done()));
 }
 
 int Cli::Write() {
@@ -1276,13 +1202,11 @@ int Cli::Write() {
   v1::WriteMemoryRequest request;
   request.set_name(ProcessName(args_.PosPid(0)));
   request.set_address(args_.PosSize(1, "ADDR"));
-  int sources =
-      args_.HasFlag("hex") + args_.HasFlag("text") + args_.HasFlag("file");
+  int sources = args_.HasFlag("hex") + args_.HasFlag("text") + args_.HasFlag("file");
   if (sources != 1) {
     args_.Fail("give exactly one of --hex, --text, --file");
   } else if (args_.HasFlag("hex")) {
-    absl::StatusOr<std::string> bytes =
-        ParseHexBytes(args_.FlagString("hex", ""));
+    absl::StatusOr<std::string> bytes = ParseHexBytes(args_.FlagString("hex", ""));
     if (bytes.ok()) {
       request.set_data(*std::move(bytes));
     } else {
@@ -1293,23 +1217,22 @@ int Cli::Write() {
   } else {
     std::string path = args_.FlagString("file", "");
     if (path == "-") {
-      request.set_data(std::string(std::istreambuf_iterator<char>(std::cin),
-                                   std::istreambuf_iterator<char>()));
+      request.set_data(
+          std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()));
     } else {
       std::ifstream in(path, std::ios::binary);
       if (!in) {
         args_.Fail(absl::StrCat("--file: cannot open \"", path, "\""));
       } else {
-        request.set_data(std::string(std::istreambuf_iterator<char>(in),
-                                     std::istreambuf_iterator<char>()));
+        request.set_data(
+            std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()));
       }
     }
   }
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::MemoryAccessResult result;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::WriteMemory,
-                    request, &result)) {
+  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::WriteMemory, request, &result)) {
     return rc;
   }
   return AccessResult(result, "wrote", request.address());
@@ -1321,8 +1244,7 @@ int Cli::Fill() {
   request.set_name(ProcessName(args_.PosPid(0)));
   request.set_address(args_.PosSize(1, "ADDR"));
   request.set_length(args_.PosSize(2, "LENGTH"));
-  int patterns = args_.HasFlag("byte") + args_.HasFlag("pattern") +
-                 args_.HasFlag("random");
+  int patterns = args_.HasFlag("byte") + args_.HasFlag("pattern") + args_.HasFlag("random");
   if (patterns != 1) {
     args_.Fail("give exactly one of --byte, --pattern, --random");
   } else if (args_.HasFlag("byte")) {
@@ -1347,8 +1269,7 @@ int Cli::Fill() {
     v1::GetProcessRequest get;
     get.set_name(request.name());
     v1::Process process;
-    if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::GetProcess,
-                      get, &process)) {
+    if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::GetProcess, get, &process)) {
       return rc;
     }
     uint64_t covered = address;
@@ -1362,8 +1283,7 @@ int Cli::Fill() {
     chunked = end > address && covered >= end;
   }
   if (!chunked) {
-    if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::FillMemory,
-                      request, &result)) {
+    if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::FillMemory, request, &result)) {
       return rc;
     }
     return AccessResult(result, "filled", address);
@@ -1378,8 +1298,7 @@ int Cli::Fill() {
     part.set_length(std::min(kFillChunkBytes, length - done));
     if (random) part.set_random_seed(seed + (done / 8) * kGolden);
     v1::MemoryAccessResult chunk;
-    if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::FillMemory,
-                      part, &chunk)) {
+    if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::FillMemory, part, &chunk)) {
       progress.Done();
       return rc;
     }
@@ -1388,8 +1307,7 @@ int Cli::Fill() {
       result = chunk;
       break;
     }
-    progress.Update(absl::StrFormat("fill: %s / %s (%d%%)",
-                                    Bytes(done), Bytes(length),
+    progress.Update(absl::StrFormat("fill: %s / %s (%d%%)", Bytes(done), Bytes(length),
                                     static_cast<int>(done * 100 / length)));
   }
   progress.Done();
@@ -1406,8 +1324,7 @@ int Cli::Touch() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::MemoryAccessResult result;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::TouchMemory,
-                    request, &result)) {
+  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::TouchMemory, request, &result)) {
     return rc;
   }
   return AccessResult(result, "touched", request.address());
@@ -1436,8 +1353,7 @@ int Cli::Read() {
     v1::ReadMemoryResponse part;
     request.set_address(address + done);
     request.set_length(std::min(kReadChunkBytes, length - done));
-    if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::ReadMemory,
-                      request, &part)) {
+    if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::ReadMemory, request, &part)) {
       return rc;
     }
     if (part.errnum() != v1::ERRNO_OK) {
@@ -1454,14 +1370,12 @@ int Cli::Read() {
     PrintJson(response);
   } else if (response.errnum() == v1::ERRNO_OK) {
     if (raw) {
-      std::cout.write(response.data().data(),
-                      static_cast<std::streamsize>(response.data().size()));
+      std::cout.write(response.data().data(), static_cast<std::streamsize>(response.data().size()));
     } else {
       HexDump(std::cout, request.address(), response.data());
     }
   }
-  return ErrnoExit(response.errnum(),
-                   FaultDetail(response.errnum(), response.fault_address(), 0));
+  return ErrnoExit(response.errnum(), FaultDetail(response.errnum(), response.fault_address(), 0));
 }
 
 int Cli::Digest() {
@@ -1473,8 +1387,8 @@ int Cli::Digest() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::DigestMemoryResponse response;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::DigestMemory,
-                    request, &response)) {
+  if (int rc =
+          Call(processes_.get(), &v1::ProcessService::Stub::DigestMemory, request, &response)) {
     return rc;
   }
   if (json_) {
@@ -1485,8 +1399,7 @@ int Cli::Digest() {
     kv.Add("populated_pages", absl::StrCat(response.populated_pages()));
     kv.Print(std::cout);
   }
-  return ErrnoExit(response.errnum(),
-                   FaultDetail(response.errnum(), response.fault_address(), 0));
+  return ErrnoExit(response.errnum(), FaultDetail(response.errnum(), response.fault_address(), 0));
 }
 
 int Cli::Pin() {
@@ -1498,8 +1411,7 @@ int Cli::Pin() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::PinPagesResponse response;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::PinPages,
-                    request, &response)) {
+  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::PinPages, request, &response)) {
     return rc;
   }
   if (json_) {
@@ -1519,8 +1431,7 @@ int Cli::Unpin() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::PinPagesResponse response;
-  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::UnpinPages,
-                    request, &response)) {
+  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::UnpinPages, request, &response)) {
     return rc;
   }
   if (json_) {
@@ -1536,14 +1447,12 @@ int Cli::Translate() {
   v1::TranslateAddressesRequest request;
   request.set_name(ProcessName(args_.PosPid(0)));
   request.set_address(args_.PosSize(1, "ADDR"));
-  request.set_pages(args_.PositionalCount() > 2 ? args_.PosSize(2, "PAGES")
-                                                : 1);
+  request.set_pages(args_.PositionalCount() > 2 ? args_.PosSize(2, "PAGES") : 1);
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::TranslateAddressesResponse response;
-  if (int rc =
-          Call(processes_.get(), &v1::ProcessService::Stub::TranslateAddresses,
-               request, &response)) {
+  if (int rc = Call(processes_.get(), &v1::ProcessService::Stub::TranslateAddresses, request,
+                    &response)) {
     return rc;
   }
   if (json_) {
@@ -1579,8 +1488,7 @@ void Cli::PrintKsm(const v1::Ksm& k) {
   kv.Add("mm_slots", absl::StrCat(k.mm_slots()));
   kv.Add("cursor", k.cursor_pid() == 0
                        ? std::string("-")
-                       : absl::StrCat("pid ", k.cursor_pid(), " at ",
-                                      Hex(k.cursor_address())));
+                       : absl::StrCat("pid ", k.cursor_pid(), " at ", Hex(k.cursor_address())));
   kv.Add("visits_total", absl::StrCat(k.visits_total()));
   kv.Add("locked_by_offline", YesNo(k.locked_by_offline()));
   kv.Print(std::cout);
@@ -1624,16 +1532,13 @@ int Cli::KsmSet() {
   if (args_.HasFlag("sleep-millisecs")) {
     request.set_sleep_millisecs(args_.FlagUint("sleep-millisecs", 0));
   }
-  if (!request.has_run() && !request.has_pages_to_scan() &&
-      !request.has_sleep_millisecs()) {
-    args_.Fail(
-        "give at least one of --run, --pages-to-scan, --sleep-millisecs");
+  if (!request.has_run() && !request.has_pages_to_scan() && !request.has_sleep_millisecs()) {
+    args_.Fail("give at least one of --run, --pages-to-scan, --sleep-millisecs");
   }
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::UpdateKsmResponse response;
-  if (int rc = Call(ksm_.get(), &v1::KsmService::Stub::UpdateKsm, request,
-                    &response)) {
+  if (int rc = Call(ksm_.get(), &v1::KsmService::Stub::UpdateKsm, request, &response)) {
     return rc;
   }
   return UpdateResult(response);
@@ -1648,8 +1553,7 @@ int Cli::KsmSysfs() {
   request.set_value(args_.Positional(1));
   Connect();
   v1::UpdateKsmResponse response;
-  if (int rc = Call(ksm_.get(), &v1::KsmService::Stub::WriteKsmSysfs, request,
-                    &response)) {
+  if (int rc = Call(ksm_.get(), &v1::KsmService::Stub::WriteKsmSysfs, request, &response)) {
     return rc;
   }
   return UpdateResult(response);
@@ -1676,13 +1580,11 @@ int Cli::KsmStep() {
   Connect();
   v1::StepKsmResponse response;
   const uint64_t want = request.full_scans();
-  if (request.until_case() == v1::StepKsmRequest::kFullScans && want > 1 &&
-      ShowProgress()) {
+  if (request.until_case() == v1::StepKsmRequest::kFullScans && want > 1 && ShowProgress()) {
     // One pass per call, with a progress line; the visits, passes and KSM
     // state printed are those a single call would have given (the bound on
     // visits applies to the whole run).
-    const uint64_t bound =
-        request.max_visits() != 0 ? request.max_visits() : (uint64_t{1} << 32);
+    const uint64_t bound = request.max_visits() != 0 ? request.max_visits() : (uint64_t{1} << 32);
     Progress progress(true);
     uint64_t visits = 0, done = 0;
     while (done < want && visits < bound) {
@@ -1690,23 +1592,20 @@ int Cli::KsmStep() {
       one.set_full_scans(1);
       one.set_max_visits(bound - visits);
       v1::StepKsmResponse part;
-      if (int rc = Call(ksm_.get(), &v1::KsmService::Stub::StepKsm, one,
-                        &part)) {
+      if (int rc = Call(ksm_.get(), &v1::KsmService::Stub::StepKsm, one, &part)) {
         progress.Done();
         return rc;
       }
       visits += part.visits();
       done += part.passes();
       *response.mutable_ksm() = part.ksm();
-      progress.Update(absl::StrFormat("ksm step: %d/%d passes, %d visits",
-                                      done, want, visits));
+      progress.Update(absl::StrFormat("ksm step: %d/%d passes, %d visits", done, want, visits));
       if (part.passes() == 0) break;  // the visit bound ended the run
     }
     progress.Done();
     response.set_visits(visits);
     response.set_passes(done);
-  } else if (int rc = Call(ksm_.get(), &v1::KsmService::Stub::StepKsm, request,
-                           &response)) {
+  } else if (int rc = Call(ksm_.get(), &v1::KsmService::Stub::StepKsm, request, &response)) {
     return rc;
   }
   if (json_) {
@@ -1723,27 +1622,23 @@ int Cli::KsmStep() {
 }
 
 int Cli::ListStable(v1::ListStableNodesResponse* all) {
-  return FetchAll(
-      all, [&](const std::string& token, v1::ListStableNodesResponse* page) {
-        v1::ListStableNodesRequest request;
-        request.set_parent(KsmName());
-        request.set_page_size(kListPageSize);
-        request.set_page_token(token);
-        return Call(ksm_.get(), &v1::KsmService::Stub::ListStableNodes, request,
-                    page);
-      });
+  return FetchAll(all, [&](const std::string& token, v1::ListStableNodesResponse* page) {
+    v1::ListStableNodesRequest request;
+    request.set_parent(KsmName());
+    request.set_page_size(kListPageSize);
+    request.set_page_token(token);
+    return Call(ksm_.get(), &v1::KsmService::Stub::ListStableNodes, request, page);
+  });
 }
 
 int Cli::ListUnstable(v1::ListUnstableItemsResponse* all) {
-  return FetchAll(
-      all, [&](const std::string& token, v1::ListUnstableItemsResponse* page) {
-        v1::ListUnstableItemsRequest request;
-        request.set_parent(KsmName());
-        request.set_page_size(kListPageSize);
-        request.set_page_token(token);
-        return Call(ksm_.get(), &v1::KsmService::Stub::ListUnstableItems,
-                    request, page);
-      });
+  return FetchAll(all, [&](const std::string& token, v1::ListUnstableItemsResponse* page) {
+    v1::ListUnstableItemsRequest request;
+    request.set_parent(KsmName());
+    request.set_page_size(kListPageSize);
+    request.set_page_token(token);
+    return Call(ksm_.get(), &v1::KsmService::Stub::ListUnstableItems, request, page);
+  });
 }
 
 std::string MappingList(const v1::StableNode& node) {
@@ -1764,21 +1659,18 @@ int Cli::KsmStable() {
     PrintJson(all);
     return kExitOk;
   }
-  Table table({"ID", "KPFN", "NODE", "DIGEST", "STALE", "MAPCOUNT", "DEPTH",
-               "MAPPINGS(PID:ADDR)"});
+  Table table({"ID", "KPFN", "NODE", "DIGEST", "STALE", "MAPCOUNT", "DEPTH", "MAPPINGS(PID:ADDR)"});
   for (const v1::StableNode& n : all.stable_nodes()) {
-    table.AddRow({absl::StrCat(n.id()), absl::StrCat(n.kpfn()),
-                  absl::StrCat(n.node()), ShortDigest(n.content_digest()),
-                  YesNo(n.stale()), absl::StrCat(n.mapcount()),
+    table.AddRow({absl::StrCat(n.id()), absl::StrCat(n.kpfn()), absl::StrCat(n.node()),
+                  ShortDigest(n.content_digest()), YesNo(n.stale()), absl::StrCat(n.mapcount()),
                   absl::StrCat(n.depth()), MappingList(n)});
   }
   table.Print(std::cout);
   return kExitOk;
 }
 
-void Cli::PrintRmapItems(
-    const google::protobuf::RepeatedPtrField<v1::RmapItem>& items,
-    bool with_pid) {
+void Cli::PrintRmapItems(const google::protobuf::RepeatedPtrField<v1::RmapItem>& items,
+                         bool with_pid) {
   std::vector<std::string> header = {"ADDRESS", "STATE",  "CHECKSUM", "SEQNR",
                                      "STABLE",  "DIGEST", "DEPTH",    "PREV"};
   if (with_pid) header.insert(header.begin(), "PID");
@@ -1820,15 +1712,13 @@ int Cli::KsmRmap() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::ListRmapItemsResponse all;
-  if (int rc = FetchAll(
-          &all, [&](const std::string& token, v1::ListRmapItemsResponse* page) {
-            v1::ListRmapItemsRequest request;
-            request.set_process(ProcessName(pid));
-            request.set_page_size(kListPageSize);
-            request.set_page_token(token);
-            return Call(ksm_.get(), &v1::KsmService::Stub::ListRmapItems,
-                        request, page);
-          })) {
+  if (int rc = FetchAll(&all, [&](const std::string& token, v1::ListRmapItemsResponse* page) {
+        v1::ListRmapItemsRequest request;
+        request.set_process(ProcessName(pid));
+        request.set_page_size(kListPageSize);
+        request.set_page_token(token);
+        return Call(ksm_.get(), &v1::KsmService::Stub::ListRmapItems, request, page);
+      })) {
     return rc;
   }
   if (json_) {
@@ -1863,9 +1753,8 @@ int Cli::KsmDump() {
     }
     std::vector<std::string> items;
     for (const v1::RmapItem& r : unstable.items()) items.push_back(ToJson(r));
-    std::cout << "{\"ksm\":" << ToJson(ksm) << ",\"stable_nodes\":["
-              << absl::StrJoin(nodes, ",") << "],\"unstable_items\":["
-              << absl::StrJoin(items, ",") << "]}\n";
+    std::cout << "{\"ksm\":" << ToJson(ksm) << ",\"stable_nodes\":[" << absl::StrJoin(nodes, ",")
+              << "],\"unstable_items\":[" << absl::StrJoin(items, ",") << "]}\n";
     return kExitOk;
   }
 
@@ -1876,14 +1765,11 @@ int Cli::KsmDump() {
             << " nodes (in-order, indented by depth) ==\n";
   for (const v1::StableNode& n : stable.stable_nodes()) {
     std::string indent(2 + 4 * n.depth(), ' ');
-    std::cout << indent << "#" << n.id() << " kpfn=" << n.kpfn()
-              << " node=" << n.node()
-              << " digest=" << ShortDigest(n.content_digest())
-              << " mapcount=" << n.mapcount() << " depth=" << n.depth()
-              << (n.stale() ? " STALE" : "") << "\n";
+    std::cout << indent << "#" << n.id() << " kpfn=" << n.kpfn() << " node=" << n.node()
+              << " digest=" << ShortDigest(n.content_digest()) << " mapcount=" << n.mapcount()
+              << " depth=" << n.depth() << (n.stale() ? " STALE" : "") << "\n";
     for (const v1::StableMapping& m : n.mappings()) {
-      std::cout << indent << "    (pid " << m.pid() << ", " << Hex(m.address())
-                << ")\n";
+      std::cout << indent << "    (pid " << m.pid() << ", " << Hex(m.address()) << ")\n";
     }
     if (n.mappings_size() == 0) std::cout << indent << "    (no mappings)\n";
   }
@@ -1903,8 +1789,8 @@ int Cli::KsmDump() {
               << " seqnr=" << r->seqnr() << " depth=" << r->depth() << "\n";
   }
   if (!previous.empty()) {
-    std::cout << "\n== unstable items of the previous pass (not in the tree): "
-              << previous.size() << " ==\n";
+    std::cout << "\n== unstable items of the previous pass (not in the tree): " << previous.size()
+              << " ==\n";
     for (const v1::RmapItem* r : previous) {
       std::cout << "  (pid " << r->pid() << ", " << Hex(r->address())
                 << ") digest=" << ShortDigest(r->content_digest())
@@ -1939,9 +1825,8 @@ v1::MempolicyMode Cli::PosMode(size_t i) {
   std::string text = args_.PosString(i, "MODE");
   v1::MempolicyMode mode = v1::MPOL_DEFAULT;
   if (i < args_.PositionalCount() && !ParseMode(text, &mode)) {
-    args_.Fail(absl::StrCat(
-        "MODE must be default, preferred, bind or interleave, not \"", text,
-        "\""));
+    args_.Fail(
+        absl::StrCat("MODE must be default, preferred, bind or interleave, not \"", text, "\""));
   }
   return mode;
 }
@@ -1951,9 +1836,8 @@ v1::OfflinePhase Cli::PauseAfterFlag() {
   if (!args_.HasFlag("pause-after")) return phase;
   std::string text = args_.FlagString("pause-after", "");
   if (!ParsePhase(text, &phase)) {
-    args_.Fail(absl::StrCat(
-        "--pause-after must be isolated, going-offline or migrated, not \"",
-        text, "\""));
+    args_.Fail(absl::StrCat("--pause-after must be isolated, going-offline or migrated, not \"",
+                            text, "\""));
   }
   return phase;
 }
@@ -1964,9 +1848,8 @@ void Cli::PrintBlock(const v1::MemoryBlock& b) {
   kv.Add("block", absl::StrCat(b.block()));
   kv.Add("node", absl::StrCat(b.node()));
   kv.Add("state", BlockStateName(b.state()));
-  kv.Add("pfns", absl::StrCat(b.start_pfn(), "-", b.start_pfn() + b.pages() - 1,
-                              " (", b.pages(), " pages, ",
-                              Bytes(b.pages() * 4096), ")"));
+  kv.Add("pfns", absl::StrCat(b.start_pfn(), "-", b.start_pfn() + b.pages() - 1, " (", b.pages(),
+                              " pages, ", Bytes(b.pages() * 4096), ")"));
   kv.Add("removable", YesNo(b.removable()));
   kv.Add("free_pages", absl::StrCat(b.free_pages()));
   kv.Add("anon_pages", absl::StrCat(b.anon_pages()));
@@ -1983,13 +1866,12 @@ int Cli::OfflineResult(const v1::OfflineReport& r) {
   } else {
     KeyValues kv;
     kv.Add("block", r.name());
-    kv.Add("result", r.errnum() == v1::ERRNO_OK
-                         ? std::string("ok")
-                         : absl::StrCat(ErrnoName(r.errnum()), " (",
-                                        static_cast<int>(r.errnum()), ")"));
-    kv.Add("paused", r.paused() ? absl::StrCat("yes, after ", PhaseName(r.phase()),
-                                               " (resume or cancel it)")
-                                : std::string("no"));
+    kv.Add("result", r.errnum() == v1::ERRNO_OK ? std::string("ok")
+                                                : absl::StrCat(ErrnoName(r.errnum()), " (",
+                                                               static_cast<int>(r.errnum()), ")"));
+    kv.Add("paused",
+           r.paused() ? absl::StrCat("yes, after ", PhaseName(r.phase()), " (resume or cancel it)")
+                      : std::string("no"));
     kv.Add("phase", PhaseName(r.phase()));
     kv.Add("pages_migrated", absl::StrCat(r.pages_migrated()));
     kv.Add("ksm_pages_migrated", absl::StrCat(r.ksm_pages_migrated()));
@@ -1998,8 +1880,7 @@ int Cli::OfflineResult(const v1::OfflineReport& r) {
     kv.Add("emulated_duration",
            r.emulated_ns() < 1000
                ? Duration(r.emulated_ns())
-               : absl::StrCat(Duration(r.emulated_ns()), " (", r.emulated_ns(),
-                              " ns)"));
+               : absl::StrCat(Duration(r.emulated_ns()), " (", r.emulated_ns(), " ns)"));
     kv.Add("failure", r.failure().empty() ? "-" : r.failure());
     kv.Add("notifier_calls", absl::StrCat(r.notifier_calls_size()));
     kv.Print(std::cout);
@@ -2019,8 +1900,7 @@ int Cli::SyscallDone(const v1::SyscallResult& result) {
   return ErrnoExit(result.errnum(), "");
 }
 
-int Cli::KernelPagesResult(const v1::KernelPagesResponse& response,
-                           const char* verb) {
+int Cli::KernelPagesResult(const v1::KernelPagesResponse& response, const char* verb) {
   if (json_) {
     PrintJson(response);
     return kExitOk;
@@ -2035,15 +1915,12 @@ int Cli::BlockList() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::ListMemoryBlocksResponse all;
-  if (int rc = FetchAll(&all, [&](const std::string& token,
-                                  v1::ListMemoryBlocksResponse* page) {
+  if (int rc = FetchAll(&all, [&](const std::string& token, v1::ListMemoryBlocksResponse* page) {
         v1::ListMemoryBlocksRequest request;
         request.set_parent(MachineName());
         request.set_page_size(4096);
         request.set_page_token(token);
-        return Call(blocks_.get(),
-                    &v1::MemoryBlockService::Stub::ListMemoryBlocks, request,
-                    page);
+        return Call(blocks_.get(), &v1::MemoryBlockService::Stub::ListMemoryBlocks, request, page);
       })) {
     return rc;
   }
@@ -2051,16 +1928,15 @@ int Cli::BlockList() {
     PrintJson(all);
     return kExitOk;
   }
-  Table table({"BLOCK", "NODE", "STATE", "START_PFN", "PAGES", "FREE", "ANON",
-               "KSM", "SHMEM", "RESERVED", "UNMOVABLE", "REMOVABLE"});
+  Table table({"BLOCK", "NODE", "STATE", "START_PFN", "PAGES", "FREE", "ANON", "KSM", "SHMEM",
+               "RESERVED", "UNMOVABLE", "REMOVABLE"});
   for (const v1::MemoryBlock& b : all.memory_blocks()) {
-    table.AddRow({absl::StrCat(b.block()), absl::StrCat(b.node()),
-                  BlockStateName(b.state()), absl::StrCat(b.start_pfn()),
-                  absl::StrCat(b.pages()), absl::StrCat(b.free_pages()),
-                  absl::StrCat(b.anon_pages()), absl::StrCat(b.ksm_pages()),
-                  absl::StrCat(b.shmem_pages()),
-                  absl::StrCat(b.reserved_pages()),
-                  absl::StrCat(b.unmovable_pages()), YesNo(b.removable())});
+    table.AddRow({absl::StrCat(b.block()), absl::StrCat(b.node()), BlockStateName(b.state()),
+                  absl::StrCat(b.start_pfn()), absl::StrCat(b.pages()),
+                  absl::StrCat(b.free_pages()), absl::StrCat(b.anon_pages()),
+                  absl::StrCat(b.ksm_pages()), absl::StrCat(b.shmem_pages()),
+                  absl::StrCat(b.reserved_pages()), absl::StrCat(b.unmovable_pages()),
+                  YesNo(b.removable())});
   }
   table.Print(std::cout);
   return kExitOk;
@@ -2073,8 +1949,8 @@ int Cli::BlockGet() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::MemoryBlock block;
-  if (int rc = Call(blocks_.get(), &v1::MemoryBlockService::Stub::GetMemoryBlock,
-                    request, &block)) {
+  if (int rc =
+          Call(blocks_.get(), &v1::MemoryBlockService::Stub::GetMemoryBlock, request, &block)) {
     return rc;
   }
   if (json_) {
@@ -2097,8 +1973,7 @@ int Cli::BlockOffline() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::OfflineReport report;
-  if (int rc = Call(blocks_.get(),
-                    &v1::MemoryBlockService::Stub::OfflineMemoryBlock, request,
+  if (int rc = Call(blocks_.get(), &v1::MemoryBlockService::Stub::OfflineMemoryBlock, request,
                     &report)) {
     return rc;
   }
@@ -2113,8 +1988,8 @@ int Cli::BlockResume() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::OfflineReport report;
-  if (int rc = Call(blocks_.get(), &v1::MemoryBlockService::Stub::ResumeOffline,
-                    request, &report)) {
+  if (int rc =
+          Call(blocks_.get(), &v1::MemoryBlockService::Stub::ResumeOffline, request, &report)) {
     return rc;
   }
   return OfflineResult(report);
@@ -2127,8 +2002,8 @@ int Cli::BlockCancel() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::OfflineReport report;
-  if (int rc = Call(blocks_.get(), &v1::MemoryBlockService::Stub::CancelOffline,
-                    request, &report)) {
+  if (int rc =
+          Call(blocks_.get(), &v1::MemoryBlockService::Stub::CancelOffline, request, &report)) {
     return rc;
   }
   return OfflineResult(report);
@@ -2141,9 +2016,8 @@ int Cli::BlockOnline() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::SyscallResult result;
-  if (int rc = Call(blocks_.get(),
-                    &v1::MemoryBlockService::Stub::OnlineMemoryBlock, request,
-                    &result)) {
+  if (int rc =
+          Call(blocks_.get(), &v1::MemoryBlockService::Stub::OnlineMemoryBlock, request, &result)) {
     return rc;
   }
   return SyscallDone(result);
@@ -2159,8 +2033,8 @@ int Cli::BlockAdd() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::MemoryBlock block;
-  if (int rc = Call(blocks_.get(), &v1::MemoryBlockService::Stub::AddMemoryBlock,
-                    request, &block)) {
+  if (int rc =
+          Call(blocks_.get(), &v1::MemoryBlockService::Stub::AddMemoryBlock, request, &block)) {
     return rc;
   }
   if (json_) {
@@ -2178,9 +2052,8 @@ int Cli::BlockRemove() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::SyscallResult result;
-  if (int rc = Call(blocks_.get(),
-                    &v1::MemoryBlockService::Stub::RemoveMemoryBlock, request,
-                    &result)) {
+  if (int rc =
+          Call(blocks_.get(), &v1::MemoryBlockService::Stub::RemoveMemoryBlock, request, &result)) {
     return rc;
   }
   return SyscallDone(result);
@@ -2195,8 +2068,7 @@ int Cli::BlockKernelPages() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::KernelPagesResponse response;
-  if (int rc = Call(blocks_.get(),
-                    &v1::MemoryBlockService::Stub::AllocateKernelPages, request,
+  if (int rc = Call(blocks_.get(), &v1::MemoryBlockService::Stub::AllocateKernelPages, request,
                     &response)) {
     return rc;
   }
@@ -2211,9 +2083,8 @@ int Cli::BlockFreeKernelPages() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::KernelPagesResponse response;
-  if (int rc = Call(blocks_.get(),
-                    &v1::MemoryBlockService::Stub::FreeKernelPages, request,
-                    &response)) {
+  if (int rc =
+          Call(blocks_.get(), &v1::MemoryBlockService::Stub::FreeKernelPages, request, &response)) {
     return rc;
   }
   return KernelPagesResult(response, "freed");
@@ -2226,10 +2097,10 @@ int Cli::NotifierInject() {
   std::string event_text = args_.PosString(0, "EVENT");
   v1::MemoryNotifierEvent event = v1::MEMORY_NOTIFIER_EVENT_UNSPECIFIED;
   if (!event_text.empty() && !ParseEvent(event_text, &event)) {
-    args_.Fail(absl::StrCat(
-        "EVENT must be going-online, cancel-online, online, going-offline, "
-        "cancel-offline or offline, not \"",
-        event_text, "\""));
+    args_.Fail(
+        absl::StrCat("EVENT must be going-online, cancel-online, online, going-offline, "
+                     "cancel-offline or offline, not \"",
+                     event_text, "\""));
   }
   request.set_event(event);
   std::string priority_text = args_.PosString(1, "PRIORITY");
@@ -2241,9 +2112,10 @@ int Cli::NotifierInject() {
   std::string errno_text = args_.PosString(2, "ERRNO");
   v1::Errno errnum = v1::ERRNO_OK;
   if (!errno_text.empty() && !ParseErrno(errno_text, &errnum)) {
-    args_.Fail(absl::StrCat("ERRNO must be a non-zero errno name (EBUSY, "
-                            "EINVAL, ...) or number, not \"",
-                            errno_text, "\""));
+    args_.Fail(
+        absl::StrCat("ERRNO must be a non-zero errno name (EBUSY, "
+                     "EINVAL, ...) or number, not \"",
+                     errno_text, "\""));
   }
   request.set_errnum(errnum);
   uint64_t count = args_.FlagUint("count", 0);
@@ -2252,17 +2124,15 @@ int Cli::NotifierInject() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::InjectNotifierFailureResponse response;
-  if (int rc = Call(blocks_.get(),
-                    &v1::MemoryBlockService::Stub::InjectNotifierFailure,
-                    request, &response)) {
+  if (int rc = Call(blocks_.get(), &v1::MemoryBlockService::Stub::InjectNotifierFailure, request,
+                    &response)) {
     return rc;
   }
   if (json_) {
     PrintJson(response);
   } else {
-    std::cout << "injected: " << v1::MemoryNotifierEvent_Name(event)
-              << " fails with " << ErrnoName(errnum) << " at priority "
-              << priority << " ("
+    std::cout << "injected: " << v1::MemoryNotifierEvent_Name(event) << " fails with "
+              << ErrnoName(errnum) << " at priority " << priority << " ("
               << (count == 0 ? std::string("until cleared")
                              : absl::StrCat(count, count == 1 ? " time" : " times"))
               << ")\n";
@@ -2277,9 +2147,8 @@ int Cli::NotifierClear() {
   request.set_parent(MachineName());
   Connect();
   v1::InjectNotifierFailureResponse response;
-  if (int rc = Call(blocks_.get(),
-                    &v1::MemoryBlockService::Stub::ClearNotifierFailures,
-                    request, &response)) {
+  if (int rc = Call(blocks_.get(), &v1::MemoryBlockService::Stub::ClearNotifierFailures, request,
+                    &response)) {
     return rc;
   }
   if (json_) {
@@ -2302,8 +2171,7 @@ int Cli::MempolicySet() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::SyscallResult result;
-  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::SetMempolicy, request,
-                    &result)) {
+  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::SetMempolicy, request, &result)) {
     return rc;
   }
   return SyscallDone(result);
@@ -2323,8 +2191,7 @@ int Cli::MempolicyGet() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::GetMempolicyResponse response;
-  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::GetMempolicy, request,
-                    &response)) {
+  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::GetMempolicy, request, &response)) {
     return rc;
   }
   if (json_) {
@@ -2332,8 +2199,8 @@ int Cli::MempolicyGet() {
   } else if (response.errnum() == v1::ERRNO_OK) {
     KeyValues kv;
     kv.Add("mode", ModeName(response.mode()));
-    kv.Add("nodes", absl::StrCat(NodeMaskString(response.nodes()), " (mask ",
-                                 Hex(response.nodes()), ")"));
+    kv.Add("nodes",
+           absl::StrCat(NodeMaskString(response.nodes()), " (mask ", Hex(response.nodes()), ")"));
     if (request.node_of_address()) {
       kv.Add("node", absl::StrCat(response.node()));
     }
@@ -2358,8 +2225,7 @@ int Cli::Mbind() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::SyscallResult result;
-  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::Mbind, request,
-                    &result)) {
+  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::Mbind, request, &result)) {
     return rc;
   }
   return SyscallDone(result);
@@ -2375,8 +2241,7 @@ int Cli::MigratePages() {
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::MigratePagesResponse response;
-  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::MigratePages, request,
-                    &response)) {
+  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::MigratePages, request, &response)) {
     return rc;
   }
   if (json_) {
@@ -2402,8 +2267,7 @@ int Cli::MovePages() {
     }
   }
   if (args_.HasFlag("nodes")) {
-    absl::StatusOr<std::vector<uint64_t>> nodes =
-        ParseSizeList(args_.FlagString("nodes", ""));
+    absl::StatusOr<std::vector<uint64_t>> nodes = ParseSizeList(args_.FlagString("nodes", ""));
     if (!nodes.ok()) {
       args_.Fail(absl::StrCat("--nodes: ", nodes.status().message()));
     } else if (nodes->size() != 1 &&
@@ -2417,13 +2281,11 @@ int Cli::MovePages() {
       }
     }
   }
-  request.set_flags(args_.FlagSwitch("move-all") ? v1::MPOL_MF_MOVE_ALL
-                                                 : v1::MPOL_MF_MOVE);
+  request.set_flags(args_.FlagSwitch("move-all") ? v1::MPOL_MF_MOVE_ALL : v1::MPOL_MF_MOVE);
   if (int rc = CheckUsage(*command_)) return rc;
   Connect();
   v1::MovePagesResponse response;
-  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::MovePages, request,
-                    &response)) {
+  if (int rc = Call(numa_.get(), &v1::NumaService::Stub::MovePages, request, &response)) {
     return rc;
   }
   if (json_) {
@@ -2433,14 +2295,12 @@ int Cli::MovePages() {
     // id or the errno name. A whole-call error leaves the rest out.
     std::vector<std::pair<std::string, std::string>> lines;
     size_t width = 0;
-    for (int i = 0; i < response.status_size() && i < request.addresses_size();
-         ++i) {
+    for (int i = 0; i < response.status_size() && i < request.addresses_size(); ++i) {
       lines.emplace_back(Hex(request.addresses(i)), MoveStatus(response.status(i)));
       width = std::max(width, lines.back().first.size());
     }
     for (const auto& [address, status] : lines) {
-      std::cout << address << std::string(width - address.size() + 2, ' ')
-                << status << "\n";
+      std::cout << address << std::string(width - address.size() + 2, ' ') << status << "\n";
     }
   }
   return ErrnoExit(response.errnum(), "");
@@ -2482,7 +2342,9 @@ class StopSignal {
   // arrived (then and ever after), false on timeout or Wake().
   static bool Wait(int timeout_ms) {
     if (stopped_) return true;
-    struct pollfd p {fds_[0], POLLIN, 0};
+    struct pollfd p {
+      fds_[0], POLLIN, 0
+    };
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
     for (;;) {
@@ -2516,8 +2378,7 @@ class StopSignal {
 // "merge" for EVENT_KIND_MERGE: the enum name without its prefix, lower
 // case, '-' for '_'.
 std::string KindWord(v1::EventKind kind) {
-  std::string name =
-      EnumName(v1::EventKind_Name(kind), "EVENT_KIND_", static_cast<int>(kind));
+  std::string name = EnumName(v1::EventKind_Name(kind), "EVENT_KIND_", static_cast<int>(kind));
   name = absl::AsciiStrToLower(name);
   std::replace(name.begin(), name.end(), '_', '-');
   return name;
@@ -2562,8 +2423,7 @@ std::string ResultWord(v1::Errno errnum) {
 }
 
 std::string MigrateReasonWord(v1::MigrateReason reason) {
-  return absl::AsciiStrToLower(EnumName(v1::MigrateReason_Name(reason),
-                                        "MIGRATE_REASON_", reason));
+  return absl::AsciiStrToLower(EnumName(v1::MigrateReason_Name(reason), "MIGRATE_REASON_", reason));
 }
 
 // Emulated nanoseconds as seconds with 9 decimals ("12.000500000").
@@ -2574,66 +2434,51 @@ std::string EmulatedSeconds(uint64_t ns) {
 // One human line per event: sequence, emulated time, kind, fields.
 std::string EventLine(const v1::MachineEvent& e) {
   if (e.kind() == v1::EVENT_KIND_DROPPED) {
-    return absl::StrFormat(
-        "%-8s %-15s %-15s lost %d events here (this client read too slowly)",
-        "-", "-", KindWord(e.kind()), e.dropped());
+    return absl::StrFormat("%-8s %-15s %-15s lost %d events here (this client read too slowly)",
+                           "-", "-", KindWord(e.kind()), e.dropped());
   }
   std::string fields;
   switch (e.kind()) {
     case v1::EVENT_KIND_MERGE:
-      fields = absl::StrCat("pid=", e.pid(), " address=", Hex(e.address()),
-                            " pfn=", e.pfn(), " stable_node=", e.stable_node_id(),
-                            e.new_node() ? " new_node" : "");
+      fields = absl::StrCat("pid=", e.pid(), " address=", Hex(e.address()), " pfn=", e.pfn(),
+                            " stable_node=", e.stable_node_id(), e.new_node() ? " new_node" : "");
       break;
     case v1::EVENT_KIND_COW_BREAK:
-      fields = absl::StrCat("pid=", e.pid(), " address=", Hex(e.address()),
-                            " pfn=", e.pfn());
+      fields = absl::StrCat("pid=", e.pid(), " address=", Hex(e.address()), " pfn=", e.pfn());
       break;
     case v1::EVENT_KIND_PRUNE:
-      fields = absl::StrCat(
-          "pfn=", e.pfn(), " stable_node=", e.stable_node_id(), " reason=",
-          absl::AsciiStrToLower(EnumName(v1::PruneReason_Name(e.prune_reason()),
-                                         "PRUNE_REASON_", e.prune_reason())),
-          " items=", e.value());
+      fields = absl::StrCat("pfn=", e.pfn(), " stable_node=", e.stable_node_id(), " reason=",
+                            absl::AsciiStrToLower(EnumName(v1::PruneReason_Name(e.prune_reason()),
+                                                           "PRUNE_REASON_", e.prune_reason())),
+                            " items=", e.value());
       break;
-    case v1::EVENT_KIND_PASS_END:
-      fields = absl::StrCat("full_scans=", e.value());
-      break;
-    case v1::EVENT_KIND_PROCESS_EXIT:
-      fields = absl::StrCat("pid=", e.pid());
-      break;
+    case v1::EVENT_KIND_PASS_END: fields = absl::StrCat("full_scans=", e.value()); break;
+    case v1::EVENT_KIND_PROCESS_EXIT: fields = absl::StrCat("pid=", e.pid()); break;
     case v1::EVENT_KIND_MIGRATE:
-      fields = absl::StrCat("reason=", MigrateReasonWord(e.migrate_reason()),
-                            " pfn=", e.pfn(), " ksm=", YesNo(e.ksm()),
-                            " result=", ResultWord(e.errnum()));
+      fields = absl::StrCat("reason=", MigrateReasonWord(e.migrate_reason()), " pfn=", e.pfn(),
+                            " ksm=", YesNo(e.ksm()), " result=", ResultWord(e.errnum()));
       break;
     case v1::EVENT_KIND_MEMORY_NOTIFY:
       // Like the offline report's notifier_calls lines.
       fields = absl::StrCat(
           "block=", e.block(), " ",
-          EnumName(v1::MemoryNotifierEvent_Name(e.memory_event()), "",
-                   e.memory_event()),
-          " ", e.notifier(), "(", e.notifier_priority(), ") ",
-          ResultWord(e.errnum()));
+          EnumName(v1::MemoryNotifierEvent_Name(e.memory_event()), "", e.memory_event()), " ",
+          e.notifier(), "(", e.notifier_priority(), ") ", ResultWord(e.errnum()));
       break;
     case v1::EVENT_KIND_OFFLINE_PHASE:
-      fields = absl::StrCat("block=", e.block(), " phase=",
-                            PhaseName(e.offline_phase()));
+      fields = absl::StrCat("block=", e.block(), " phase=", PhaseName(e.offline_phase()));
       break;
     case v1::EVENT_KIND_OFFLINE_RESULT:
-      fields = absl::StrCat("block=", e.block(),
-                            " result=", ResultWord(e.errnum()),
+      fields = absl::StrCat("block=", e.block(), " result=", ResultWord(e.errnum()),
                             " duration=", Duration(e.duration_ns()));
       break;
     case v1::EVENT_KIND_KSM_BATCH_HELD:
       fields = "ksmd batch waited for ksm_thread_mutex (offline)";
       break;
-    default:
-      break;
+    default: break;
   }
-  return absl::StrFormat("%-8d %-15s %-15s %s", e.sequence(),
-                         EmulatedSeconds(e.emulated_time_ns()), KindWord(e.kind()),
-                         fields);
+  return absl::StrFormat("%-8d %-15s %-15s %s", e.sequence(), EmulatedSeconds(e.emulated_time_ns()),
+                         KindWord(e.kind()), fields);
 }
 
 // Whether a stream that ended with `status` was ended by the server in the
@@ -2649,13 +2494,11 @@ bool EndedByServer(const grpc::Status& status, const std::string& machine) {
       }
     }
   }
-  if (status.error_code() == grpc::StatusCode::NOT_FOUND &&
-      reason == "MACHINE_NOT_FOUND") {
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND && reason == "MACHINE_NOT_FOUND") {
     std::cerr << "stream ended: " << machine << " was deleted\n";
     return true;
   }
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-      reason == "SHUTTING_DOWN") {
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE && reason == "SHUTTING_DOWN") {
     std::cerr << "stream ended: the server is shutting down\n";
     return true;
   }
@@ -2671,8 +2514,8 @@ int Cli::Watch() {
     for (absl::string_view word : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
       v1::EventKind kind;
       if (!ParseKind(std::string(word), &kind)) {
-        args_.Fail(absl::StrCat("--kinds: unknown event kind \"", word,
-                                "\" (one of: ", KindWords(), ")"));
+        args_.Fail(
+            absl::StrCat("--kinds: unknown event kind \"", word, "\" (one of: ", KindWords(), ")"));
         break;
       }
       request.add_kinds(kind);
@@ -2693,8 +2536,7 @@ int Cli::Watch() {
     v1::GetMachineRequest get;
     get.set_name(MachineName());
     v1::Machine machine;
-    if (int rc = Call(machines_.get(), &v1::MachineService::Stub::GetMachine, get,
-                      &machine)) {
+    if (int rc = Call(machines_.get(), &v1::MachineService::Stub::GetMachine, get, &machine)) {
       return rc;
     }
   }
@@ -2702,10 +2544,9 @@ int Cli::Watch() {
   grpc::ClientContext context;
   // A watch has no deadline unless --timeout is given explicitly.
   if (args_.HasFlag("timeout") && timeout_seconds_ > 0) {
-    context.set_deadline(
-        std::chrono::system_clock::now() +
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(
-            std::chrono::duration<double>(timeout_seconds_)));
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                             std::chrono::duration<double>(timeout_seconds_)));
   }
   std::unique_ptr<grpc::ClientReader<v1::MachineEvent>> reader =
       events_->WatchEvents(&context, request);
@@ -2725,8 +2566,7 @@ int Cli::Watch() {
   // no event of the machine is missed. Said on stderr, so that scripts can
   // wait for it before they drive the machine.
   reader->WaitForInitialMetadata();
-  std::cerr << "watching " << MachineName() << " (Ctrl-C to stop)\n"
-            << std::flush;
+  std::cerr << "watching " << MachineName() << " (Ctrl-C to stop)\n" << std::flush;
 
   uint64_t seen = 0, lost = 0;
   bool out_closed = false;
@@ -2751,8 +2591,7 @@ int Cli::Watch() {
   canceller.join();
 
   if (lost > 0) {
-    std::cerr << "watch: " << lost
-              << " events lost (the server's per-stream buffer was full)\n";
+    std::cerr << "watch: " << lost << " events lost (the server's per-stream buffer was full)\n";
   }
   if (stopped_by_us || StopSignal::stopped() || status.ok()) return kExitOk;
   if (EndedByServer(status, MachineName())) return kExitOk;
@@ -2770,7 +2609,7 @@ struct EventTally {
   uint64_t lost = 0;
   bool subscribed = false;  // the server's headers arrived
   bool ended = false;
-  std::string end_message;  // why the stream ended (shown in the view)
+  std::string end_message;          // why the stream ended (shown in the view)
   std::condition_variable changed;  // subscribed or ended
 };
 
@@ -2778,10 +2617,9 @@ int Cli::Top() {
   args_.Expect(0, 0, {"interval", "iterations"});
   double interval = 1;
   std::string interval_text = args_.FlagString("interval", "1");
-  if (!absl::SimpleAtod(interval_text, &interval) || !(interval >= 0.05) ||
-      interval > 86400) {
-    args_.Fail(absl::StrCat("--interval: seconds between 0.05 and 86400, not \"",
-                            interval_text, "\""));
+  if (!absl::SimpleAtod(interval_text, &interval) || !(interval >= 0.05) || interval > 86400) {
+    args_.Fail(
+        absl::StrCat("--interval: seconds between 0.05 and 86400, not \"", interval_text, "\""));
   }
   const uint64_t iterations = args_.FlagUint("iterations", 0);
   if (args_.HasFlag("iterations") && iterations == 0) {
@@ -2822,22 +2660,16 @@ int Cli::Top() {
         case v1::EVENT_KIND_OFFLINE_RESULT:
           tally.offlines[absl::AsciiStrToLower(ResultWord(e.errnum()))]++;
           break;
-        case v1::EVENT_KIND_KSM_BATCH_HELD:
-          tally.held_batches++;
-          break;
-        case v1::EVENT_KIND_DROPPED:
-          tally.lost += e.dropped();
-          break;
-        default:
-          break;
+        case v1::EVENT_KIND_KSM_BATCH_HELD: tally.held_batches++; break;
+        case v1::EVENT_KIND_DROPPED: tally.lost += e.dropped(); break;
+        default: break;
       }
     }
     grpc::Status status = reader->Finish();
     std::lock_guard<std::mutex> lock(tally.mu);
     tally.ended = true;
     if (status.error_code() != grpc::StatusCode::CANCELLED) {
-      tally.end_message = absl::StrCat(CodeName(status.error_code()), ": ",
-                                       status.error_message());
+      tally.end_message = absl::StrCat(CodeName(status.error_code()), ": ", status.error_message());
     }
     tally.changed.notify_all();
   });
@@ -2845,8 +2677,7 @@ int Cli::Top() {
     // Counting starts when the stream is in place (bounded by --timeout).
     std::unique_lock<std::mutex> lock(tally.mu);
     tally.changed.wait_for(
-        lock,
-        std::chrono::duration<double>(timeout_seconds_ > 0 ? timeout_seconds_ : 30),
+        lock, std::chrono::duration<double>(timeout_seconds_ > 0 ? timeout_seconds_ : 30),
         [&] { return tally.subscribed || tally.ended; });
   }
   auto stop_stream = [&] {
@@ -2864,26 +2695,21 @@ int Cli::Top() {
       break;
     }
     v1::ListMemoryBlocksResponse blocks;
-    if ((rc = FetchAll(&blocks, [&](const std::string& token,
-                                    v1::ListMemoryBlocksResponse* page) {
-          v1::ListMemoryBlocksRequest request;
-          request.set_parent(MachineName());
-          request.set_page_size(4096);
-          request.set_page_token(token);
-          return Call(blocks_.get(), &v1::MemoryBlockService::Stub::ListMemoryBlocks,
-                      request, page);
-        }))) {
+    if ((rc = FetchAll(&blocks, [&](const std::string& token, v1::ListMemoryBlocksResponse* page) {
+           v1::ListMemoryBlocksRequest request;
+           request.set_parent(MachineName());
+           request.set_page_size(4096);
+           request.set_page_token(token);
+           return Call(blocks_.get(), &v1::MemoryBlockService::Stub::ListMemoryBlocks, request,
+                       page);
+         }))) {
       break;
     }
     const std::vector<std::pair<const char*, uint64_t>> counters = {
-        {"pages_shared", ksm.pages_shared()},
-        {"pages_sharing", ksm.pages_sharing()},
-        {"pages_unshared", ksm.pages_unshared()},
-        {"pages_volatile", ksm.pages_volatile()},
-        {"full_scans", ksm.full_scans()},
-        {"stable_nodes", ksm.stable_nodes()},
-        {"rmap_items", ksm.rmap_items()},
-        {"mm_slots", ksm.mm_slots()},
+        {"pages_shared", ksm.pages_shared()},     {"pages_sharing", ksm.pages_sharing()},
+        {"pages_unshared", ksm.pages_unshared()}, {"pages_volatile", ksm.pages_volatile()},
+        {"full_scans", ksm.full_scans()},         {"stable_nodes", ksm.stable_nodes()},
+        {"rmap_items", ksm.rmap_items()},         {"mm_slots", ksm.mm_slots()},
         {"visits_total", ksm.visits_total()},
     };
     // node -> state -> blocks
@@ -2920,9 +2746,8 @@ int Cli::Top() {
       for (size_t c = 0; c < counters.size(); ++c) {
         kf[counters[c].first].set_number_value(static_cast<double>(counters[c].second));
         if (!previous.empty()) {
-          df[counters[c].first].set_number_value(
-              static_cast<double>(counters[c].second) -
-              static_cast<double>(previous[c].second));
+          df[counters[c].first].set_number_value(static_cast<double>(counters[c].second) -
+                                                 static_cast<double>(previous[c].second));
         }
       }
       auto& nodes = *f["blocks"].mutable_list_value();
@@ -2992,8 +2817,8 @@ int Cli::Top() {
       }
       std::vector<std::string> off;
       for (const auto& [result, n] : offlines) off.push_back(absl::StrCat(result, "=", n));
-      out << "  ksm_pages_migrated=" << ksm_moved << "  offlines: "
-          << (off.empty() ? std::string("none") : absl::StrJoin(off, " "))
+      out << "  ksm_pages_migrated=" << ksm_moved
+          << "  offlines: " << (off.empty() ? std::string("none") : absl::StrJoin(off, " "))
           << "  ksm_batches_held=" << held << "\n";
       if (lost > 0) out << "  (" << lost << " events lost: tallies are low)\n";
       if (ended && !end_message.empty()) {
@@ -3060,13 +2885,11 @@ std::vector<std::string> SynopsisFlags(absl::string_view synopsis) {
        i = synopsis.find("--", i + 2)) {
     size_t end = i + 2;
     while (end < synopsis.size() &&
-           (std::islower(static_cast<unsigned char>(synopsis[end])) ||
-            synopsis[end] == '-')) {
+           (std::islower(static_cast<unsigned char>(synopsis[end])) || synopsis[end] == '-')) {
       ++end;
     }
     std::string flag(synopsis.substr(i, end - i));
-    if (flag.size() > 2 &&
-        std::find(flags.begin(), flags.end(), flag) == flags.end()) {
+    if (flag.size() > 2 && std::find(flags.begin(), flags.end(), flag) == flags.end()) {
       flags.push_back(flag);
     }
   }
@@ -3113,8 +2936,7 @@ int Cli::Completion() {
          "# Use: source <(memnodectl completion bash)\n"
          "_memnodectl_value_flags=\""
       << absl::StrJoin(value_flags, " ") << "\"\n"
-      << "_memnodectl_global_flags=\"" << absl::StrJoin(global_flags, " ")
-      << "\"\n\n"
+      << "_memnodectl_global_flags=\"" << absl::StrJoin(global_flags, " ") << "\"\n\n"
       << "_memnodectl() {\n"
          "  local cur=${COMP_WORDS[COMP_CWORD]}\n"
          "  local prev=\"\" flag=\"\"\n"
@@ -3179,8 +3001,7 @@ int Cli::Completion() {
          "  local subs=\"\" path npos\n"
          "  case ${words[0]} in\n";
   for (const auto& [group, subs] : groups) {
-    out << "    " << group << ") subs=\"" << absl::StrJoin(subs, " ")
-        << "\" ;;\n";
+    out << "    " << group << ") subs=\"" << absl::StrJoin(subs, " ") << "\" ;;\n";
   }
   out << "    help) subs=\"" << absl::StrJoin(top, " ") << "\" ;;\n"
       << "  esac\n"
@@ -3201,8 +3022,8 @@ int Cli::Completion() {
   for (size_t i = 0; i < kCommandCount; ++i) {
     std::vector<std::string> flags = SynopsisFlags(kCommands[i].synopsis);
     if (flags.empty()) continue;
-    out << "      \"" << kCommands[i].path << "\") choices=\""
-        << absl::StrJoin(flags, " ") << "\" ;;\n";
+    out << "      \"" << kCommands[i].path << "\") choices=\"" << absl::StrJoin(flags, " ")
+        << "\" ;;\n";
   }
   out << "    esac\n"
          "    COMPREPLY=($(compgen -W \"$choices $_memnodectl_global_flags\" -- "
@@ -3211,8 +3032,7 @@ int Cli::Completion() {
          "  fi\n"
          "  case \"$path:$npos\" in\n";
   for (const PositionalWords& p : kPositionalWords) {
-    out << "    \"" << p.path << ":" << p.index << "\") choices=\"" << p.words
-        << "\" ;;\n";
+    out << "    \"" << p.path << ":" << p.index << "\") choices=\"" << p.words << "\" ;;\n";
   }
   out << "  esac\n"
          "  COMPREPLY=($(compgen -W \"$choices\" -- \"$cur\"))\n"
@@ -3228,8 +3048,7 @@ int Cli::Completion() {
 
 const Command kCommands[] = {
     {"machine list", "", "List machines.", "", &Cli::MachineList},
-    {"machine get", "[ID]",
-     "Show a machine (default: --machine) with per-node page counts.", "",
+    {"machine get", "[ID]", "Show a machine (default: --machine) with per-node page counts.", "",
      &Cli::MachineGet},
     {"machine create",
      "ID [--nodes N] [--blocks-per-node N] [--pages-per-block N] "
@@ -3241,15 +3060,11 @@ const Command kCommands[] = {
      "(default 32768)\n"
      "  --clock MODE           manual (deterministic, default) or realtime\n",
      &Cli::MachineCreate},
-    {"machine delete", "ID", "Delete a machine with its processes.", "",
-     &Cli::MachineDelete},
-    {"machine check", "[ID]",
-     "Run the machine's self-check; exits 1 when an invariant is broken.", "",
-     &Cli::MachineCheck},
-    {"page get", "PFN", "Show one page frame (struct page).", "",
-     &Cli::PageGet},
-    {"page list", "START COUNT [--skip-free]",
-     "List the page frames of pfns [START, START+COUNT).",
+    {"machine delete", "ID", "Delete a machine with its processes.", "", &Cli::MachineDelete},
+    {"machine check", "[ID]", "Run the machine's self-check; exits 1 when an invariant is broken.",
+     "", &Cli::MachineCheck},
+    {"page get", "PFN", "Show one page frame (struct page).", "", &Cli::PageGet},
+    {"page list", "START COUNT [--skip-free]", "List the page frames of pfns [START, START+COUNT).",
      "  --skip-free   leave out free frames\n", &Cli::PageList},
     {"process create", "[--uid N] [--privileged] [--home-node N]",
      "Create a process with an empty address space.",
@@ -3258,13 +3073,10 @@ const Command kCommands[] = {
      "  --home-node N    node where its default policy allocates (default 0)\n",
      &Cli::ProcessCreate},
     {"process list", "[--show-exited]", "List processes.",
-     "  --show-exited   also list exited processes whose mm KSM still holds\n",
-     &Cli::ProcessList},
-    {"process get", "PID", "Show a process with its VMAs.", "",
-     &Cli::ProcessGet},
+     "  --show-exited   also list exited processes whose mm KSM still holds\n", &Cli::ProcessList},
+    {"process get", "PID", "Show a process with its VMAs.", "", &Cli::ProcessGet},
     {"process fork", "PID", "fork(2): print the child.", "", &Cli::ProcessFork},
-    {"process exit", "PID", "exit(2): unmap everything.", "",
-     &Cli::ProcessExit},
+    {"process exit", "PID", "exit(2): unmap everything.", "", &Cli::ProcessExit},
     {"mmap", "PID LENGTH [--address A] [--prot rw|r|none] [--shared] [--fixed]",
      "mmap(2) anonymous memory; prints the address.",
      "  --address A    hint (or the exact address with --fixed)\n"
@@ -3273,11 +3085,10 @@ const Command kCommands[] = {
      "  --fixed        MAP_FIXED at --address\n",
      &Cli::Mmap},
     {"munmap", "PID ADDR LENGTH", "munmap(2).", "", &Cli::Munmap},
-    {"mprotect", "PID ADDR LENGTH PROT",
-     "mprotect(2); PROT is rw, r, w or none.", "", &Cli::Mprotect},
+    {"mprotect", "PID ADDR LENGTH PROT", "mprotect(2); PROT is rw, r, w or none.", "",
+     &Cli::Mprotect},
     {"madvise", "PID ADDR LENGTH mergeable|unmergeable|dontneed",
-     "madvise(2) with MADV_MERGEABLE, MADV_UNMERGEABLE or MADV_DONTNEED.", "",
-     &Cli::Madvise},
+     "madvise(2) with MADV_MERGEABLE, MADV_UNMERGEABLE or MADV_DONTNEED.", "", &Cli::Madvise},
     {"write", "PID ADDR (--hex HEX | --text STRING | --file PATH)",
      "Store bytes at an address (write faults, COW).",
      "  --hex HEX       bytes as hex digits (spaces and ':' allowed)\n"
@@ -3295,17 +3106,13 @@ const Command kCommands[] = {
      "  --hexdump   hexdump -C style listing (default)\n"
      "  --raw       write the bytes to stdout unchanged\n",
      &Cli::Read},
-    {"digest", "PID ADDR LENGTH",
-     "SHA-256 digest of a range (see docs/API.md).", "", &Cli::Digest},
+    {"digest", "PID ADDR LENGTH", "SHA-256 digest of a range (see docs/API.md).", "", &Cli::Digest},
     {"touch", "PID ADDR LENGTH",
-     "Read one byte of each page (maps the zero page where nothing is).", "",
-     &Cli::Touch},
-    {"pin", "PID ADDR LENGTH", "Pin the pages of a range (get_user_pages).", "",
-     &Cli::Pin},
+     "Read one byte of each page (maps the zero page where nothing is).", "", &Cli::Touch},
+    {"pin", "PID ADDR LENGTH", "Pin the pages of a range (get_user_pages).", "", &Cli::Pin},
     {"unpin", "PID ADDR LENGTH", "Drop pins taken by pin.", "", &Cli::Unpin},
     {"translate", "PID ADDR [PAGES]",
-     "Virtual to physical (pagemap): pfn, node and state of each page.", "",
-     &Cli::Translate},
+     "Virtual to physical (pagemap): pfn, node and state of each page.", "", &Cli::Translate},
     {"ksm get", "", "Show the KSM knobs and counters.", "", &Cli::KsmGet},
     {"ksm set", "[--run N] [--pages-to-scan N] [--sleep-millisecs N]",
      "Write KSM knobs (kernel validation; EINVAL exits 1).",
@@ -3314,25 +3121,20 @@ const Command kCommands[] = {
      "  --sleep-millisecs N   sleep between batches (realtime clock)\n",
      &Cli::KsmSet},
     {"ksm sysfs", "FILE VALUE",
-     "Write VALUE verbatim to /sys/kernel/mm/ksm/FILE (e.g. ksm sysfs run 1).",
-     "", &Cli::KsmSysfs},
+     "Write VALUE verbatim to /sys/kernel/mm/ksm/FILE (e.g. ksm sysfs run 1).", "", &Cli::KsmSysfs},
     {"ksm step", "(--visits N | --full-scans K) [--max-visits N]",
      "Run ksmd's scanner now: N visits, or until full_scans grew by K.",
      "  --visits N       perform N visits\n"
      "  --full-scans K   scan until K more passes completed\n"
      "  --max-visits N   safety bound for --full-scans (server default 2^32)\n",
      &Cli::KsmStep},
-    {"ksm stable", "", "List the stable tree's nodes in tree order.", "",
-     &Cli::KsmStable},
-    {"ksm unstable", "", "List the unstable tree's rmap items in tree order.",
-     "", &Cli::KsmUnstable},
-    {"ksm rmap", "PID", "List a process's rmap items in address order.", "",
-     &Cli::KsmRmap},
-    {"ksm dump", "",
-     "Counters, then both trees with nodes indented by their depth.", "",
+    {"ksm stable", "", "List the stable tree's nodes in tree order.", "", &Cli::KsmStable},
+    {"ksm unstable", "", "List the unstable tree's rmap items in tree order.", "",
+     &Cli::KsmUnstable},
+    {"ksm rmap", "PID", "List a process's rmap items in address order.", "", &Cli::KsmRmap},
+    {"ksm dump", "", "Counters, then both trees with nodes indented by their depth.", "",
      &Cli::KsmDump},
-    {"block list", "", "List the memory blocks (sysfs memoryN) in id order.",
-     "", &Cli::BlockList},
+    {"block list", "", "List the memory blocks (sysfs memoryN) in id order.", "", &Cli::BlockList},
     {"block get", "BLOCK", "Show one memory block.", "", &Cli::BlockGet},
     {"block offline",
      "BLOCK [--pause-after isolated|going-offline|migrated] [--timeout-ms N] "
@@ -3348,26 +3150,21 @@ const Command kCommands[] = {
      &Cli::BlockOffline},
     {"block resume", "BLOCK [--pause-after going-offline|migrated]",
      "Continue a paused offline (optionally pausing again later).",
-     "  --pause-after PHASE  pause again after this later phase\n",
-     &Cli::BlockResume},
-    {"block cancel", "BLOCK",
-     "Cancel a paused offline (MEM_CANCEL_OFFLINE if it was sent; EINTR).", "",
-     &Cli::BlockCancel},
-    {"block online", "BLOCK", "Online an offline block (echo online > state).",
-     "", &Cli::BlockOnline},
-    {"block add", "NODE",
-     "Hot-add a memory block to NODE (it starts offline).", "",
+     "  --pause-after PHASE  pause again after this later phase\n", &Cli::BlockResume},
+    {"block cancel", "BLOCK", "Cancel a paused offline (MEM_CANCEL_OFFLINE if it was sent; EINTR).",
+     "", &Cli::BlockCancel},
+    {"block online", "BLOCK", "Online an offline block (echo online > state).", "",
+     &Cli::BlockOnline},
+    {"block add", "NODE", "Hot-add a memory block to NODE (it starts offline).", "",
      &Cli::BlockAdd},
-    {"block remove", "BLOCK", "Hot-remove an offline block.", "",
-     &Cli::BlockRemove},
+    {"block remove", "BLOCK", "Hot-remove an offline block.", "", &Cli::BlockRemove},
     {"block kernel-pages", "BLOCK COUNT [--unmovable]",
      "Allocate COUNT kernel pages in a block (makes offline fail).",
      "  --unmovable   in an unmovable pageblock: isolation fails (EBUSY, no\n"
      "                notifier); default: non-LRU pages in a movable\n"
      "                pageblock (EBUSY from the migration loop)\n",
      &Cli::BlockKernelPages},
-    {"block free-kernel-pages", "BLOCK COUNT",
-     "Free up to COUNT kernel pages of a block.", "",
+    {"block free-kernel-pages", "BLOCK COUNT", "Free up to COUNT kernel pages of a block.", "",
      &Cli::BlockFreeKernelPages},
     {"notifier inject", "EVENT PRIORITY ERRNO [--count N]",
      "Make memory notifier calls of EVENT fail with ERRNO at PRIORITY.",
@@ -3377,8 +3174,7 @@ const Command kCommands[] = {
      "  ERRNO       errno name (EBUSY, EINVAL, ...) or number\n"
      "  --count N   fail N times, then go away (default 0: until cleared)\n",
      &Cli::NotifierInject},
-    {"notifier clear", "", "Remove every injected notifier failure.", "",
-     &Cli::NotifierClear},
+    {"notifier clear", "", "Remove every injected notifier failure.", "", &Cli::NotifierClear},
     {"mempolicy set", "PID MODE [NODES]",
      "set_mempolicy(2): MODE default|preferred|bind|interleave, NODES like "
      "0,1 or 0-1 or none.",
@@ -3399,8 +3195,9 @@ const Command kCommands[] = {
      "migrate_pages(2) by CALLER_PID on TARGET_PID (0 = itself); prints the "
      "pages not migrated.",
      "", &Cli::MigratePages},
-    {"move-pages", "CALLER_PID TARGET_PID ADDR[,ADDR...] [--nodes N[,N...]] "
-                   "[--move-all]",
+    {"move-pages",
+     "CALLER_PID TARGET_PID ADDR[,ADDR...] [--nodes N[,N...]] "
+     "[--move-all]",
      "move_pages(2): one line per address with its node or errno name.",
      "  --nodes N[,N...]  target node per address (one node: all of them);\n"
      "                    without it, query mode\n"
@@ -3429,8 +3226,7 @@ const Command kCommands[] = {
      "from the event stream since top started. Redraws in place on a terminal;\n"
      "plain text blocks (or one JSON object per refresh with --json) otherwise.\n",
      &Cli::Top},
-    {"completion", "bash",
-     "Print a bash completion script: source <(memnodectl completion bash).",
+    {"completion", "bash", "Print a bash completion script: source <(memnodectl completion bash).",
      "", &Cli::Completion},
 };
 const size_t kCommandCount = sizeof(kCommands) / sizeof(kCommands[0]);
@@ -3440,8 +3236,7 @@ const size_t kCommandCount = sizeof(kCommands) / sizeof(kCommands[0]);
 }  // namespace memnode
 
 int main(int argc, char** argv) {
-  absl::StatusOr<memnode::cli::Args> args =
-      memnode::cli::Args::Parse(argc, argv);
+  absl::StatusOr<memnode::cli::Args> args = memnode::cli::Args::Parse(argc, argv);
   if (!args.ok()) {
     std::cerr << "error: " << args.status().message() << "\n"
               << "(memnodectl help lists the commands and flags)\n";

@@ -7,8 +7,8 @@ namespace memnode {
 uint64_t HashPage(const uint8_t* bytes) {
   // Four independent multiply-xorshift lanes over 64-bit words, then a
   // final mix: fast, deterministic across runs and hosts (little-endian).
-  uint64_t lane[4] = {0x9e3779b97f4a7c15ULL, 0xc2b2ae3d27d4eb4fULL,
-                      0x165667b19e3779f9ULL, 0x27d4eb2f165667c5ULL};
+  uint64_t lane[4] = {0x9e3779b97f4a7c15ULL, 0xc2b2ae3d27d4eb4fULL, 0x165667b19e3779f9ULL,
+                      0x27d4eb2f165667c5ULL};
   for (size_t i = 0; i < kPageSize; i += 32) {
     for (int l = 0; l < 4; ++l) {
       uint64_t w;

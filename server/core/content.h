@@ -18,10 +18,10 @@ namespace memnode {
 
 // One distinct page content. Immutable once interned.
 struct Content {
-  uint64_t hash;        // deterministic 64-bit hash of bytes
-  uint32_t refs;        // frames (and other holders) referencing it
-  bool sha_valid;       // sha is computed (lazily)
-  Sha256::Digest sha;   // SHA-256 of bytes, valid when sha_valid
+  uint64_t hash;       // deterministic 64-bit hash of bytes
+  uint32_t refs;       // frames (and other holders) referencing it
+  bool sha_valid;      // sha is computed (lazily)
+  Sha256::Digest sha;  // SHA-256 of bytes, valid when sha_valid
   uint8_t bytes[kPageSize];
 
   // KSM checksum of the content (jhash2 in Linux; the function is not

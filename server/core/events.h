@@ -40,17 +40,17 @@ const char* PruneReasonName(PruneReason r);
 
 struct Event {
   EventKind kind;
-  Pid pid = 0;            // kMerge, kCowBreak, kProcessExit
-  Vaddr address = 0;      // kMerge, kCowBreak
-  Pfn pfn = kNoPfn;       // kMerge: kpfn; kCowBreak: KSM page; kPrune: kpfn
-  uint64_t node_id = 0;   // stable node id (kMerge, kPrune)
+  Pid pid = 0;                               // kMerge, kCowBreak, kProcessExit
+  Vaddr address = 0;                         // kMerge, kCowBreak
+  Pfn pfn = kNoPfn;                          // kMerge: kpfn; kCowBreak: KSM page; kPrune: kpfn
+  uint64_t node_id = 0;                      // stable node id (kMerge, kPrune)
   PruneReason reason = PruneReason::kStale;  // kPrune
   uint64_t value = 0;     // kPassEnd: full_scans after the pass; kPrune: items stripped
   bool new_node = false;  // kMerge: the merge created the stable node
   // kMigrate: why, and the result (0 moved, else -errno: -EBUSY, -EAGAIN, -ENOMEM).
   MigrateReason migrate_reason = MigrateReason::kOffline;
   int32_t result = 0;
-  bool ksm = false;       // kMigrate: the page was a KSM page
+  bool ksm = false;  // kMigrate: the page was a KSM page
   // kNotifier: the event (Machine::MemEvent as int), notifier priority, name.
   int mem_event = 0;
   int priority = 0;

@@ -77,8 +77,9 @@ const char* Machine::OfflinePhaseName(OfflinePhase p) {
 
 absl::StatusOr<MemoryBlock*> Machine::BlockById(BlockId id) {
   if (id >= blocks_.size())
-    return MakeError(absl::StatusCode::kNotFound, "BLOCK_NOT_FOUND",
-                     absl::StrCat("no memory block ", id, " (the machine has ", blocks_.size(), ")"));
+    return MakeError(
+        absl::StatusCode::kNotFound, "BLOCK_NOT_FOUND",
+        absl::StrCat("no memory block ", id, " (the machine has ", blocks_.size(), ")"));
   return &blocks_[id];
 }
 
@@ -89,7 +90,8 @@ Machine::BlockInfo Machine::DescribeBlock(const MemoryBlock& b) {
   bi.start_pfn = b.start;
   bi.pages = b.pages;
   bi.state = b.state;
-  bi.free_pages = b.state == BlockState::kOnline || b.state == BlockState::kGoingOffline ? b.free_pages : 0;
+  bi.free_pages =
+      b.state == BlockState::kOnline || b.state == BlockState::kGoingOffline ? b.free_pages : 0;
   std::copy(std::begin(b.count), std::end(b.count), std::begin(bi.count));
   bi.unmovable_pages = b.unmovable_pages;
   // 7.1 rule 4: removable when every pageblock is movable (no unmovable or
@@ -167,9 +169,7 @@ Errno Machine::CallMemoryNotifiers(MemEvent e, BlockId block, std::vector<std::s
     Errno err = Errno::kOk;
     if (n.is_ksm) {
       switch (e) {
-        case MemEvent::kGoingOffline:
-          ksm_->Lock();
-          break;
+        case MemEvent::kGoingOffline: ksm_->Lock(); break;
         case MemEvent::kOffline:
           last_pruned_ = prune_by_rescan_ ? ksm_->PruneRangeByRescan(b.start, b.start + b.pages)
                                           : ksm_->PruneRange(b.start, b.start + b.pages);
@@ -178,8 +178,7 @@ Errno Machine::CallMemoryNotifiers(MemEvent e, BlockId block, std::vector<std::s
         case MemEvent::kCancelOffline:
           ksm_->Unlock();  // only if held: a no-op otherwise (7.3 rule 19)
           break;
-        default:
-          break;
+        default: break;
       }
     } else if (n.fail_event == e && !n.spent) {
       err = n.fail_err;
@@ -273,7 +272,10 @@ int64_t Machine::DoMigrateRange(MemoryBlock& b, bool* found) {
   if (not_managed) return -16;  // -EBUSY
   const NodeId node = b.node;
   return MigrateList(
-      list, [this, node](Pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AllocFromOrder(FallbackOrder(node), PageState::kFree, contents_.zero()); },
+      list,
+      [this, node](Pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return AllocFromOrder(FallbackOrder(node), PageState::kFree, contents_.zero());
+      },
       /*offlining=*/true, MigrateReason::kOffline, nullptr);
 }
 
@@ -343,9 +345,11 @@ Machine::OfflineReport Machine::ContinueOffline(absl::Time now) {
       case OfflinePhase::kIsolated: {
         // 7.2 rule 8: MEM_GOING_OFFLINE; KSM takes its lock (7.3 rule 15).
         po.going_offline_sent = true;
-        Errno err = CallMemoryNotifiers(MemEvent::kGoingOffline, po.block, &po.report.notifier_calls);
+        Errno err =
+            CallMemoryNotifiers(MemEvent::kGoingOffline, po.block, &po.report.notifier_calls);
         if (err != Errno::kOk)
-          return FailOffline(err, absl::StrCat("a notifier refused MEM_GOING_OFFLINE: ", ErrnoName(err)));
+          return FailOffline(
+              err, absl::StrCat("a notifier refused MEM_GOING_OFFLINE: ", ErrnoName(err)));
         po.report.phase = OfflinePhase::kGoingOffline;
         EmitPhase(po.block, OfflinePhase::kGoingOffline);
         if (pause_here(OfflinePhase::kGoingOffline)) return po.report;
@@ -379,7 +383,8 @@ Machine::OfflineReport Machine::ContinueOffline(absl::Time now) {
         if (b.frames) {
           for (uint64_t i = 0; i < b.pages; ++i)
             if (b.frames[i].state != PageState::kFree)
-              return FailOffline(Errno::kEBUSY, "a page in use is not on an LRU list (kernel memory)");
+              return FailOffline(Errno::kEBUSY,
+                                 "a page in use is not on an LRU list (kernel memory)");
         }
         po.report.phase = OfflinePhase::kMigrated;
         EmitPhase(po.block, OfflinePhase::kMigrated);
@@ -412,8 +417,7 @@ Machine::OfflineReport Machine::ContinueOffline(absl::Time now) {
         PurgeSpentInjectors();
         return r;
       }
-      case OfflinePhase::kDone:
-        return po.report;
+      case OfflinePhase::kDone: return po.report;
     }
   }
 }
@@ -444,9 +448,8 @@ absl::StatusOr<Machine::OfflineReport> Machine::OfflineBlock(BlockId id,
   return ContinueOffline(now);
 }
 
-absl::StatusOr<Machine::OfflineReport> Machine::ResumeOffline(BlockId id,
-                                                              std::optional<OfflinePhase> pause_after,
-                                                              absl::Time now) {
+absl::StatusOr<Machine::OfflineReport> Machine::ResumeOffline(
+    BlockId id, std::optional<OfflinePhase> pause_after, absl::Time now) {
   absl::MutexLock lock(&mu_);
   if (!pending_offline_ || pending_offline_->block != id)
     return MakeError(absl::StatusCode::kFailedPrecondition, "NO_PAUSED_OFFLINE",

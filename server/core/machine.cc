@@ -54,8 +54,7 @@ absl::Status MachineConfig::Validate() const {
   if (nodes < 1 || nodes > 64) return bad("nodes must be 1..64");
   if (blocks_per_node < 1 || blocks_per_node > 65536)
     return bad("blocks_per_node must be 1..65536");
-  if (pages_per_block < 64 || pages_per_block > (uint64_t{1} << 22) ||
-      pages_per_block % 64 != 0)
+  if (pages_per_block < 64 || pages_per_block > (uint64_t{1} << 22) || pages_per_block % 64 != 0)
     return bad("pages_per_block must be a multiple of 64 in 64..4194304");
   if (profile != "linux-2.6.33")
     return MakeError(absl::StatusCode::kInvalidArgument, "UNKNOWN_PROFILE",
@@ -123,7 +122,6 @@ void Machine::Emit(const Event& e) {
 void Machine::EnsureFrames(MemoryBlock& b) {
   if (!b.frames) b.frames.reset(new PageFrame[b.pages]);
 }
-
 
 PageFrame* Machine::FrameIfPopulated(Pfn pfn) {
   if (pfn >= PfnLimit()) return nullptr;
@@ -314,14 +312,16 @@ CheckResult Machine::Check() {
     Vaddr prev_end = 0;
     for (const auto& [s, v] : p->vmas) {
       if (v.start != s || v.start >= v.end || v.start < prev_end || v.end > kTaskSize)
-        fail(absl::StrFormat("pid %d: vma [0x%x, 0x%x) malformed or overlapping", pid, v.start, v.end));
+        fail(absl::StrFormat("pid %d: vma [0x%x, 0x%x) malformed or overlapping", pid, v.start,
+                             v.end));
       prev_end = v.end;
     }
   }
   absl::btree_map<Content*, uint32_t> content_refs;
   for (const MemoryBlock& b : blocks_) {
     if (!b.frames) {
-      if (b.count[0] != b.pages) fail(absl::StrFormat("block %d: unpopulated but counts differ", b.id));
+      if (b.count[0] != b.pages)
+        fail(absl::StrFormat("block %d: unpopulated but counts differ", b.id));
       continue;
     }
     uint64_t free = 0;
@@ -350,7 +350,8 @@ CheckResult Machine::Check() {
       if (f.refcount != f.mapcount + f.pins + (f.shm_owned ? 1 : 0))
         fail(absl::StrFormat("pfn %d: refcount %d != mapcount %d + pins %d + shm %d", pfn,
                              f.refcount, f.mapcount, f.pins, f.shm_owned ? 1 : 0));
-      if (f.refcount <= 0) fail(absl::StrFormat("pfn %d: in use with refcount %d", pfn, f.refcount));
+      if (f.refcount <= 0)
+        fail(absl::StrFormat("pfn %d: in use with refcount %d", pfn, f.refcount));
       if (f.state == PageState::kKsm && f.shm_owned)
         fail(absl::StrFormat("pfn %d: KSM page owned by a shared object", pfn));
     }
@@ -359,8 +360,8 @@ CheckResult Machine::Check() {
       fail(absl::StrFormat("block %d: free_pages %d, frames say %d", b.id, b.free_pages, free));
     for (int s = 0; s < 8; ++s)
       if (counts[s] != b.count[s])
-        fail(absl::StrFormat("block %d: %d frames in state %d, counter says %d", b.id, counts[s],
-                             s, b.count[s]));
+        fail(absl::StrFormat("block %d: %d frames in state %d, counter says %d", b.id, counts[s], s,
+                             b.count[s]));
   }
   for (const auto& [pfn, n] : maps) {
     PageFrame* f = FrameIfPopulated(pfn);

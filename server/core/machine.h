@@ -26,9 +26,9 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/time/time.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/core/content.h"
 #include "server/core/events.h"
 #include "server/core/ksm/ksm_types.h"
@@ -39,8 +39,8 @@ namespace memnode {
 class Ksm;
 
 struct MachineConfig {
-  uint32_t nodes = 2;             // NUMA nodes, 1..64
-  uint32_t blocks_per_node = 8;   // memory blocks per node, 1..65536
+  uint32_t nodes = 2;                // NUMA nodes, 1..64
+  uint32_t blocks_per_node = 8;      // memory blocks per node, 1..65536
   uint64_t pages_per_block = 32768;  // 4 KiB pages per block, multiple of 64
   ClockMode clock = ClockMode::kManual;
   std::string profile = "linux-2.6.33";
@@ -50,16 +50,16 @@ struct MachineConfig {
 
 // struct page, 32 bytes (the kernel's is 64).
 struct PageFrame {
-  Content* content = nullptr;       // bytes; null when free
-  StableNode* ksm_node = nullptr;   // page->mapping of a KSM page (may be null
-                                    // transiently during a merge)
-  int32_t refcount = 0;             // page_count: mapcount + pins (+1 shm owner)
-  int32_t mapcount = 0;             // ptes mapping the frame
-  int32_t pins = 0;                 // extra references (get_user_pages)
+  Content* content = nullptr;      // bytes; null when free
+  StableNode* ksm_node = nullptr;  // page->mapping of a KSM page (may be null
+                                   // transiently during a merge)
+  int32_t refcount = 0;            // page_count: mapcount + pins (+1 shm owner)
+  int32_t mapcount = 0;            // ptes mapping the frame
+  int32_t pins = 0;                // extra references (get_user_pages)
   PageState state = PageState::kFree;
-  bool shm_owned = false;           // a shared-anonymous object holds a ref
-  bool unmovable = false;           // kReserved: in an unmovable pageblock
-                                    // (false: a non-LRU page in a movable one)
+  bool shm_owned = false;  // a shared-anonymous object holds a ref
+  bool unmovable = false;  // kReserved: in an unmovable pageblock
+                           // (false: a non-LRU page in a movable one)
 };
 
 enum class BlockState { kOnline, kGoingOffline, kOffline, kRemoved };
@@ -77,8 +77,8 @@ struct MemoryBlock {
   std::vector<uint32_t> free_stack;  // offsets freed, reused LIFO
   uint64_t next_untouched = 0;       // offsets >= this were never allocated
   uint64_t free_pages = 0;
-  uint64_t count[8] = {};            // frames per PageState (index = state)
-  uint64_t unmovable_pages = 0;      // kReserved frames with `unmovable`
+  uint64_t count[8] = {};        // frames per PageState (index = state)
+  uint64_t unmovable_pages = 0;  // kReserved frames with `unmovable`
 };
 
 // A NUMA memory policy (struct mempolicy), 2.6.33 modes.
@@ -108,7 +108,7 @@ struct Vma {
   bool mergeable = false;  // VM_MERGEABLE
   bool anon_vma = false;   // has an anon_vma (some page was write-faulted)
   ShmObject* shm = nullptr;
-  uint64_t shm_pgoff = 0;  // page offset of `start` in shm
+  uint64_t shm_pgoff = 0;   // page offset of `start` in shm
   bool has_policy = false;  // a VMA policy set by mbind
   MemPolicy policy;         // valid when has_policy
 };
@@ -120,12 +120,12 @@ struct Process {
   uint32_t uid = 0;
   bool privileged = false;
   NodeId home_node = 0;
-  bool exited = false;  // mm_users == 0 (ksm_test_exit)
-  std::map<Vaddr, Vma> vmas;                 // by start
-  absl::btree_map<uint64_t, Pte> ptes;       // vpn -> pte
-  absl::btree_multimap<Vaddr, Pfn> pins;     // pinned frames by address
-  MmSlot* ksm_slot = nullptr;                // registered with KSM
-  MemPolicy policy;                          // task policy (set_mempolicy)
+  bool exited = false;                    // mm_users == 0 (ksm_test_exit)
+  std::map<Vaddr, Vma> vmas;              // by start
+  absl::btree_map<uint64_t, Pte> ptes;    // vpn -> pte
+  absl::btree_multimap<Vaddr, Pfn> pins;  // pinned frames by address
+  MmSlot* ksm_slot = nullptr;             // registered with KSM
+  MemPolicy policy;                       // task policy (set_mempolicy)
   // Bumped by every change of a pte's pfn or of a VMA (boundaries, flags,
   // anon_vma): a result computed from the page tables at an equal `gen` is
   // still valid (KSM's unstable-tree lookups cache on it).
@@ -181,8 +181,7 @@ struct ProcessInfo {
   bool privileged = false, exited = false, ksm_registered = false;
   NodeId home_node = 0;
   std::vector<VmaInfo> vmas;
-  uint64_t anon_pages = 0, ksm_pages = 0, zero_pages = 0, shmem_pages = 0,
-           pinned_pages = 0;
+  uint64_t anon_pages = 0, ksm_pages = 0, zero_pages = 0, shmem_pages = 0, pinned_pages = 0;
 };
 struct FrameInfo {
   Pfn pfn = 0;
@@ -196,8 +195,8 @@ struct FrameInfo {
 struct NodeStats {
   NodeId node = 0;
   uint32_t blocks = 0;
-  uint64_t present_pages = 0, free_pages = 0, anon_pages = 0, ksm_pages = 0,
-           shmem_pages = 0, reserved_pages = 0;
+  uint64_t present_pages = 0, free_pages = 0, anon_pages = 0, ksm_pages = 0, shmem_pages = 0,
+           reserved_pages = 0;
 };
 struct MachineInfo {
   MachineConfig config;
@@ -220,9 +219,9 @@ struct ProcessParams {
 
 // Host memory accounting, for benchmarks.
 struct HostMemory {
-  uint64_t frame_bytes = 0;    // page-frame metadata of populated blocks
-  uint64_t block_bytes = 0;    // per-block bookkeeping
-  uint64_t content_bytes = 0;  // distinct contents
+  uint64_t frame_bytes = 0;       // page-frame metadata of populated blocks
+  uint64_t block_bytes = 0;       // per-block bookkeeping
+  uint64_t content_bytes = 0;     // distinct contents
   uint64_t populated_frames = 0;  // frames in use (not free)
 };
 
@@ -248,8 +247,7 @@ class Machine {
   MachineInfo Info() ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<FrameInfo> GetFrame(Pfn pfn) ABSL_LOCKS_EXCLUDED(mu_);
   // Frames of [start, start+count), optionally skipping free ones.
-  absl::StatusOr<std::vector<FrameInfo>> ListFrames(Pfn start, uint64_t count,
-                                                    bool skip_free)
+  absl::StatusOr<std::vector<FrameInfo>> ListFrames(Pfn start, uint64_t count, bool skip_free)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Self-check and state digest (CheckInvariants).
   CheckResult Check() ABSL_LOCKS_EXCLUDED(mu_);
@@ -263,23 +261,22 @@ class Machine {
   absl::StatusOr<ProcessInfo> GetProcess(Pid pid) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<ProcessInfo> ListProcesses(bool show_exited) ABSL_LOCKS_EXCLUDED(mu_);
 
-  absl::StatusOr<MmapResult> Mmap(Pid pid, Vaddr addr, uint64_t length, uint32_t prot,
-                                  bool shared, bool fixed) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<MmapResult> Mmap(Pid pid, Vaddr addr, uint64_t length, uint32_t prot, bool shared,
+                                  bool fixed) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Errno> Munmap(Pid pid, Vaddr addr, uint64_t length) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Errno> Mprotect(Pid pid, Vaddr addr, uint64_t length, uint32_t prot)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Errno> Madvise(Pid pid, Vaddr addr, uint64_t length, Advice advice)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  absl::StatusOr<AccessResult> Write(Pid pid, Vaddr addr, const uint8_t* data,
-                                     uint64_t length) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<AccessResult> Write(Pid pid, Vaddr addr, const uint8_t* data, uint64_t length)
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<AccessResult> Fill(Pid pid, Vaddr addr, uint64_t length,
                                     const FillPattern& pattern) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<ReadResult> Read(Pid pid, Vaddr addr, uint64_t length) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<DigestResult> Digest(Pid pid, Vaddr addr, uint64_t length)
       ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<AccessResult> Touch(Pid pid, Vaddr addr, uint64_t length)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<AccessResult> Touch(Pid pid, Vaddr addr, uint64_t length) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<PinResult> Pin(Pid pid, Vaddr addr, uint64_t length) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<PinResult> Unpin(Pid pid, Vaddr addr, uint64_t length) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<Translation>> Translate(Pid pid, Vaddr addr, uint64_t pages)
@@ -291,7 +288,8 @@ class Machine {
   // A run write while an offline holds KSM's lock would block in the kernel:
   // FAILED_PRECONDITION KSM_LOCKED here, nothing changed (the service waits
   // and retries until the offline ends or the call's deadline).
-  absl::StatusOr<Errno> KsmUpdate(std::optional<uint64_t> run, std::optional<uint64_t> pages_to_scan,
+  absl::StatusOr<Errno> KsmUpdate(std::optional<uint64_t> run,
+                                  std::optional<uint64_t> pages_to_scan,
                                   std::optional<uint64_t> sleep_millisecs) ABSL_LOCKS_EXCLUDED(mu_);
   // A sysfs write as text. NOT_FOUND-like misuse (unknown file) is a Status.
   absl::StatusOr<Errno> KsmWriteSysfs(absl::string_view file, absl::string_view text)
@@ -328,8 +326,8 @@ class Machine {
       ABSL_LOCKS_EXCLUDED(mu_);
   struct MempolicyResult {
     Errno err = Errno::kOk;
-    MemPolicy policy;      // the task or VMA policy
-    int32_t node = -1;     // with node_of_address: the node of the page there
+    MemPolicy policy;   // the task or VMA policy
+    int32_t node = -1;  // with node_of_address: the node of the page there
   };
   // get_mempolicy(2): task policy, or with `address` the VMA policy, or with
   // node_of_address the node of the page at `address` (read-faulted in like
@@ -372,9 +370,9 @@ class Machine {
     Pfn start_pfn = 0;
     uint64_t pages = 0;
     BlockState state = BlockState::kOnline;
-    bool removable = false;    // the sysfs `removable` hint
+    bool removable = false;  // the sysfs `removable` hint
     uint64_t free_pages = 0;
-    uint64_t count[8] = {};    // frames per PageState
+    uint64_t count[8] = {};  // frames per PageState
     uint64_t unmovable_pages = 0;
   };
   std::vector<BlockInfo> ListBlocks() ABSL_LOCKS_EXCLUDED(mu_);
@@ -386,7 +384,14 @@ class Machine {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<uint64_t> FreeKernelPages(BlockId id, uint64_t count) ABSL_LOCKS_EXCLUDED(mu_);
 
-  enum class MemEvent { kGoingOnline, kCancelOnline, kOnline, kGoingOffline, kCancelOffline, kOffline };
+  enum class MemEvent {
+    kGoingOnline,
+    kCancelOnline,
+    kOnline,
+    kGoingOffline,
+    kCancelOffline,
+    kOffline
+  };
   static const char* MemEventName(MemEvent e);
   enum class OfflinePhase { kNone, kIsolated, kGoingOffline, kMigrated, kDone };
   static const char* OfflinePhaseName(OfflinePhase p);
@@ -394,15 +399,15 @@ class Machine {
   struct OfflineReport {
     BlockId block = 0;
     Errno err = Errno::kOk;
-    bool paused = false;                     // stopped at a pause point
+    bool paused = false;                       // stopped at a pause point
     OfflinePhase phase = OfflinePhase::kNone;  // last phase passed
     std::vector<std::string> notifier_calls;   // "GOING_OFFLINE ksm(100) ok", ...
     uint64_t pages_migrated = 0;
     uint64_t ksm_pages_migrated = 0;
     uint64_t stable_nodes_pruned = 0;
-    uint64_t rounds = 0;                     // migration-loop rounds
-    uint64_t emulated_ns = 0;                // emulated duration so far
-    std::string failure;                     // first reason for failure
+    uint64_t rounds = 0;       // migration-loop rounds
+    uint64_t emulated_ns = 0;  // emulated duration so far
+    std::string failure;       // first reason for failure
   };
   struct OfflineOptions {
     OfflinePhase pause_after = OfflinePhase::kNone;  // kIsolated/kGoingOffline/kMigrated
@@ -471,13 +476,13 @@ class Machine {
   void UnmapRange(Process& p, Vaddr start, Vaddr end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseShm(ShmObject* shm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Checks that [addr, addr+len) is inside VMAs allowing `prot_needed`.
-  Errno CheckAccess(Process& p, Vaddr addr, uint64_t len, uint32_t prot_needed,
-                    Vaddr* fault) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Errno CheckAccess(Process& p, Vaddr addr, uint64_t len, uint32_t prot_needed, Vaddr* fault)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The write fault at page `vpn` and the store of `bytes` (partial page
   // [off, off+n)); with `force` (break_ksm) PROT_WRITE is not required.
   // Returns kENOMEM when no page can be allocated.
-  Errno WritePage(Process& p, Vma& vma, uint64_t vpn, uint32_t off, uint32_t n,
-                  const uint8_t* src) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Errno WritePage(Process& p, Vma& vma, uint64_t vpn, uint32_t off, uint32_t n, const uint8_t* src)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Builds the page content for `vpn` (written = whole page from `page`).
   Errno StorePage(Process& p, Vma& vma, uint64_t vpn, Content* content)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -533,7 +538,7 @@ class Machine {
   struct NotifierEntry {
     int priority = 0;
     std::string name;
-    bool is_ksm = false;  // ksm_memory_callback
+    bool is_ksm = false;                            // ksm_memory_callback
     MemEvent fail_event = MemEvent::kGoingOffline;  // injector: event it fails
     Errno fail_err = Errno::kOk;
     uint32_t remaining = 0;  // injector: failures left (0 = until cleared)

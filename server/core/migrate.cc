@@ -97,8 +97,7 @@ Pfn Machine::AllocFromOrder(const std::vector<NodeId>& order, PageState state, C
 std::vector<NodeId> Machine::PolicyOrder(const Process& p, const Vma* vma, uint64_t vpn) {
   const MemPolicy& pol = vma && vma->has_policy ? vma->policy : p.policy;
   switch (pol.mode) {
-    case MemPolicy::kDefault:
-      return FallbackOrder(p.home_node);
+    case MemPolicy::kDefault: return FallbackOrder(p.home_node);
     case MemPolicy::kPreferred:
       return FallbackOrder(pol.nodes ? NthNode(pol.nodes, 0) : p.home_node);
     case MemPolicy::kBind: {
@@ -236,9 +235,8 @@ Errno Machine::ValidatePolicy(MemPolicy::Mode mode, uint64_t nodes, MemPolicy* o
   } else {
     uint64_t usable = nodes & MemoryNodes();
     if (usable == 0 && mode != MemPolicy::kPreferred) return Errno::kEINVAL;
-    pol.nodes = mode == MemPolicy::kPreferred && usable
-                    ? uint64_t{1} << NthNode(usable, 0)
-                    : usable;
+    pol.nodes =
+        mode == MemPolicy::kPreferred && usable ? uint64_t{1} << NthNode(usable, 0) : usable;
   }
   *out = pol;
   return Errno::kOk;
@@ -402,8 +400,8 @@ Process* Machine::MigrationTarget(Process& caller, Pid target, Errno* err) {
 }
 
 absl::StatusOr<Machine::MigratePagesResult> Machine::MigratePages(Pid caller, Pid target,
-                                                                 uint64_t old_nodes,
-                                                                 uint64_t new_nodes) {
+                                                                  uint64_t old_nodes,
+                                                                  uint64_t new_nodes) {
   absl::MutexLock lock(&mu_);
   MEMNODE_ASSIGN_OR_RETURN(Process * c, LiveProcess(caller));
   MigratePagesResult r;
@@ -445,7 +443,10 @@ absl::StatusOr<Machine::MigratePagesResult> Machine::MigratePages(Pid caller, Pi
     if (queue.empty()) continue;
     NodeId dn = static_cast<NodeId>(dest);
     int64_t rc = MigrateList(
-        queue, [this, dn](Pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AllocFromOrder({dn}, PageState::kFree, contents_.zero()); },
+        queue,
+        [this, dn](Pfn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return AllocFromOrder({dn}, PageState::kFree, contents_.zero());
+        },
         false, MigrateReason::kMigratePages, nullptr);
     if (rc < 0) {
       r.err = static_cast<Errno>(-rc);
@@ -458,9 +459,9 @@ absl::StatusOr<Machine::MigratePagesResult> Machine::MigratePages(Pid caller, Pi
 }
 
 absl::StatusOr<Machine::MovePagesResult> Machine::MovePages(Pid caller, Pid target,
-                                                           const std::vector<Vaddr>& addresses,
-                                                           const std::vector<int32_t>& nodes,
-                                                           uint32_t flags) {
+                                                            const std::vector<Vaddr>& addresses,
+                                                            const std::vector<int32_t>& nodes,
+                                                            uint32_t flags) {
   absl::MutexLock lock(&mu_);
   MEMNODE_ASSIGN_OR_RETURN(Process * c, LiveProcess(caller));
   MovePagesResult r;
@@ -480,8 +481,8 @@ absl::StatusOr<Machine::MovePagesResult> Machine::MovePages(Pid caller, Pid targ
     for (Vaddr a : addresses) {
       Vaddr va = PageAlignDown(a);
       auto vit = t->vmas.upper_bound(va);
-      bool any_vma_at_or_above = vit != t->vmas.end() ||
-                                 (vit != t->vmas.begin() && std::prev(vit)->second.end > va);
+      bool any_vma_at_or_above =
+          vit != t->vmas.end() || (vit != t->vmas.begin() && std::prev(vit)->second.end > va);
       if (!any_vma_at_or_above) {
         r.status.push_back(-kEfault);
         continue;
@@ -520,7 +521,8 @@ absl::StatusOr<Machine::MovePagesResult> Machine::MovePages(Pid caller, Pid targ
       int32_t& s = st[i - cs];
       // find_vma without the vm_start check: a gap below a vma is "in" it.
       auto vit = t->vmas.upper_bound(va);
-      bool found = vit != t->vmas.end() || (vit != t->vmas.begin() && std::prev(vit)->second.end > va);
+      bool found =
+          vit != t->vmas.end() || (vit != t->vmas.begin() && std::prev(vit)->second.end > va);
       if (!found) {
         s = -kEfault;
         continue;

@@ -36,10 +36,8 @@ uint64_t SplitmixOutput(uint64_t seed, uint64_t index) {
 // Byte k of a fill that starts at byte 0 of the range.
 inline uint8_t PatternByte(const FillPattern& fp, uint64_t k) {
   switch (fp.kind) {
-    case FillPattern::kByte:
-      return static_cast<uint8_t>(fp.value);
-    case FillPattern::kPattern64:
-      return static_cast<uint8_t>(fp.value >> (8 * (k % 8)));
+    case FillPattern::kByte: return static_cast<uint8_t>(fp.value);
+    case FillPattern::kPattern64: return static_cast<uint8_t>(fp.value >> (8 * (k % 8)));
     case FillPattern::kRandom:
       return static_cast<uint8_t>(SplitmixOutput(fp.value, k / 8) >> (8 * (k % 8)));
   }
@@ -58,8 +56,8 @@ void PatternBytes(const FillPattern& fp, uint64_t k, uint32_t n, uint8_t* dst) {
     ++i;
   }
   for (; i + 8 <= n; i += 8) {
-    uint64_t w = fp.kind == FillPattern::kPattern64 ? fp.value
-                                                    : SplitmixOutput(fp.value, (k + i) / 8);
+    uint64_t w =
+        fp.kind == FillPattern::kPattern64 ? fp.value : SplitmixOutput(fp.value, (k + i) / 8);
     std::memcpy(dst + i, &w, 8);  // little-endian host
   }
   for (; i < n; ++i) dst[i] = PatternByte(fp, k + i);
@@ -109,10 +107,10 @@ void Machine::MergeVmas(Process& p) {
     if (next == p.vmas.end()) break;
     Vma& a = it->second;
     Vma& b = next->second;
-    bool compatible = a.end == b.start && a.prot == b.prot && a.shared == b.shared &&
-                      a.mergeable == b.mergeable && a.has_policy == b.has_policy &&
-                      (!a.has_policy ||
-                       (a.policy.mode == b.policy.mode && a.policy.nodes == b.policy.nodes));
+    bool compatible =
+        a.end == b.start && a.prot == b.prot && a.shared == b.shared &&
+        a.mergeable == b.mergeable && a.has_policy == b.has_policy &&
+        (!a.has_policy || (a.policy.mode == b.policy.mode && a.policy.nodes == b.policy.nodes));
     if (compatible && a.shared)
       compatible = a.shm == b.shm && a.shm_pgoff + ((a.end - a.start) >> kPageShift) == b.shm_pgoff;
     if (!compatible) {
@@ -476,7 +474,8 @@ absl::StatusOr<MmapResult> Machine::Mmap(Pid pid, Vaddr addr, uint64_t length, u
       // First fit upwards from kMmapBase.
       Vaddr cand = kMmapBase;
       auto it = p->vmas.upper_bound(cand);
-      if (it != p->vmas.begin() && std::prev(it)->second.end > cand) cand = std::prev(it)->second.end;
+      if (it != p->vmas.begin() && std::prev(it)->second.end > cand)
+        cand = std::prev(it)->second.end;
       for (; it != p->vmas.end(); ++it) {
         if (it->first >= cand + len) break;
         cand = std::max(cand, it->second.end);
@@ -582,9 +581,7 @@ absl::StatusOr<Errno> Machine::Madvise(Pid pid, Vaddr addr, uint64_t length, Adv
     Vaddr seg_end = std::min(end, v->end);
     Errno e = Errno::kOk;
     switch (advice) {
-      case Advice::kDontNeed:
-        ZapRange(*p, start, seg_end);
-        break;
+      case Advice::kDontNeed: ZapRange(*p, start, seg_end); break;
       case Advice::kMergeable:
         // kernel-semantics 4.2 rule 6: silently ignored for these vmas.
         if (v->mergeable || v->shared) break;

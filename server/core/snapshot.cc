@@ -99,8 +99,8 @@ void Ksm::Save(SnapshotWriter& w) const {
       w.U64(0);
       return;
     }
-    const StableNode* node = reinterpret_cast<const StableNode*>(
-        reinterpret_cast<const char*>(n) - offsetof(StableNode, rb));
+    const StableNode* node = reinterpret_cast<const StableNode*>(reinterpret_cast<const char*>(n) -
+                                                                 offsetof(StableNode, rb));
     w.U64(1);
     w.U64(node->id);
     w.U64(node->kpfn);
@@ -121,8 +121,8 @@ void Ksm::Save(SnapshotWriter& w) const {
       w.U64(0);
       return;
     }
-    const RmapItem* item = reinterpret_cast<const RmapItem*>(
-        reinterpret_cast<const char*>(n) - offsetof(RmapItem, rb));
+    const RmapItem* item = reinterpret_cast<const RmapItem*>(reinterpret_cast<const char*>(n) -
+                                                             offsetof(RmapItem, rb));
     w.U64(1);
     w.U64(slot_index[item->slot]);
     w.U64(item->address);
@@ -390,8 +390,8 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Restore(absl::string_view byte
   std::memcpy(&len, bytes.data() + 12, 8);
   if (version != kVersion)
     return MakeError(absl::StatusCode::kInvalidArgument, "SNAPSHOT_VERSION",
-                     absl::StrCat("snapshot version ", version, " is not supported (this server reads ",
-                                  kVersion, ")"));
+                     absl::StrCat("snapshot version ", version,
+                                  " is not supported (this server reads ", kVersion, ")"));
   if (len != bytes.size() - kHeader) return Corrupt("truncated or padded (length mismatch)");
   absl::string_view payload = bytes.substr(kHeader);
   Sha256::Digest d = Sha256::Of(payload.data(), payload.size());
@@ -523,8 +523,7 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Restore(absl::string_view byte
       if (sid > shms.size() || v.start >= v.end || !PageAligned(v.start) || !PageAligned(v.end))
         return Corrupt("vma");
       // VMAs come in address order and never overlap or leave user space.
-      if (v.end > kTaskSize ||
-          (!p->vmas.empty() && v.start < p->vmas.rbegin()->second.end))
+      if (v.end > kTaskSize || (!p->vmas.empty() && v.start < p->vmas.rbegin()->second.end))
         return Corrupt("vma overlaps another or leaves the address space");
       v.shm = sid ? shms[sid - 1] : nullptr;
       v.shm_pgoff = r.U64();

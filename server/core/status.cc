@@ -5,8 +5,7 @@
 
 namespace memnode {
 
-absl::Status MakeError(absl::StatusCode code, absl::string_view reason,
-                       absl::string_view message) {
+absl::Status MakeError(absl::StatusCode code, absl::string_view reason, absl::string_view message) {
   absl::Status s(code, message);
   s.SetPayload(kReasonPayloadKey, absl::Cord(reason));
   return s;
@@ -17,10 +16,8 @@ std::string ErrorReason(const absl::Status& status) {
   return p.has_value() ? std::string(*p) : std::string();
 }
 
-void CheckFailed(const char* file, int line, const char* cond,
-                 const std::string& msg) {
-  std::fprintf(stderr, "memnode: check failed at %s:%d: %s: %s\n", file, line,
-               cond, msg.c_str());
+void CheckFailed(const char* file, int line, const char* cond, const std::string& msg) {
+  std::fprintf(stderr, "memnode: check failed at %s:%d: %s: %s\n", file, line, cond, msg.c_str());
   std::abort();
 }
 

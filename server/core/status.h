@@ -19,34 +19,32 @@ namespace memnode {
 inline constexpr char kReasonPayloadKey[] = "memnode.dev/reason";
 
 // Builds a status with a stable reason (UPPER_SNAKE_CASE, see docs/API.md).
-absl::Status MakeError(absl::StatusCode code, absl::string_view reason,
-                       absl::string_view message);
+absl::Status MakeError(absl::StatusCode code, absl::string_view reason, absl::string_view message);
 
 // The reason attached by MakeError, or "" when there is none.
 std::string ErrorReason(const absl::Status& status);
 
-[[noreturn]] void CheckFailed(const char* file, int line, const char* cond,
-                              const std::string& msg);
+[[noreturn]] void CheckFailed(const char* file, int line, const char* cond, const std::string& msg);
 
 }  // namespace memnode
 
-#define MEMNODE_CHECK(cond, msg)                                  \
-  do {                                                            \
+#define MEMNODE_CHECK(cond, msg)                                           \
+  do {                                                                     \
     if (!(cond)) ::memnode::CheckFailed(__FILE__, __LINE__, #cond, (msg)); \
   } while (0)
 
-#define MEMNODE_RETURN_IF_ERROR(expr)        \
-  do {                                       \
-    ::absl::Status memnode_st_ = (expr);     \
+#define MEMNODE_RETURN_IF_ERROR(expr)          \
+  do {                                         \
+    ::absl::Status memnode_st_ = (expr);       \
     if (!memnode_st_.ok()) return memnode_st_; \
   } while (0)
 
 #define MEMNODE_CONCAT_INNER_(a, b) a##b
 #define MEMNODE_CONCAT_(a, b) MEMNODE_CONCAT_INNER_(a, b)
-#define MEMNODE_ASSIGN_OR_RETURN(lhs, expr)                          \
-  auto MEMNODE_CONCAT_(memnode_so_, __LINE__) = (expr);              \
-  if (!MEMNODE_CONCAT_(memnode_so_, __LINE__).ok())                  \
-    return MEMNODE_CONCAT_(memnode_so_, __LINE__).status();          \
+#define MEMNODE_ASSIGN_OR_RETURN(lhs, expr)                 \
+  auto MEMNODE_CONCAT_(memnode_so_, __LINE__) = (expr);     \
+  if (!MEMNODE_CONCAT_(memnode_so_, __LINE__).ok())         \
+    return MEMNODE_CONCAT_(memnode_so_, __LINE__).status(); \
   lhs = std::move(*MEMNODE_CONCAT_(memnode_so_, __LINE__))
 
 #endif  // MEMNODE_SERVER_CORE_STATUS_H_

@@ -12,11 +12,11 @@ inline constexpr uint64_t kPageShift = 12;
 inline constexpr uint64_t kPageSize = uint64_t{1} << kPageShift;  // bytes
 inline constexpr uint64_t kPageMask = ~(kPageSize - 1);
 
-using Pfn = uint64_t;     // page frame number
-using NodeId = uint32_t;  // NUMA node id
-using BlockId = uint32_t; // memory block index, machine-wide
-using Pid = int32_t;      // process id
-using Vaddr = uint64_t;   // user virtual address, bytes
+using Pfn = uint64_t;      // page frame number
+using NodeId = uint32_t;   // NUMA node id
+using BlockId = uint32_t;  // memory block index, machine-wide
+using Pid = int32_t;       // process id
+using Vaddr = uint64_t;    // user virtual address, bytes
 
 inline constexpr Pfn kNoPfn = ~Pfn{0};
 
@@ -48,13 +48,13 @@ enum class ClockMode { kManual, kRealtime };
 
 // State of a page frame (what struct page's flags and mapping say).
 enum class PageState : uint8_t {
-  kFree = 0,   // in the node's free lists (or never used)
-  kAnon,       // PageAnon, not KSM
-  kKsm,        // PageKsm
-  kShmem,      // page of a shared anonymous object
-  kZero,       // the shared zero page (reserved)
-  kReserved,   // unmovable kernel page (reserved)
-  kOffline,    // in an offline block
+  kFree = 0,  // in the node's free lists (or never used)
+  kAnon,      // PageAnon, not KSM
+  kKsm,       // PageKsm
+  kShmem,     // page of a shared anonymous object
+  kZero,      // the shared zero page (reserved)
+  kReserved,  // unmovable kernel page (reserved)
+  kOffline,   // in an offline block
 };
 
 const char* PageStateName(PageState s);

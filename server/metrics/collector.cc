@@ -64,10 +64,10 @@ std::vector<MetricFamily> MachineCollector::Collect() const {
     for (const auto& [id, s] : machines_) machines.push_back(s);
   }
 
-  MetricFamily n_machines = Fam("memnode_machines", "Machines hosted by this server.",
-                                MetricType::Gauge);
-  MetricFamily processes = Fam("memnode_processes",
-                               "Live (not exited) processes of the machine.", MetricType::Gauge);
+  MetricFamily n_machines =
+      Fam("memnode_machines", "Machines hosted by this server.", MetricType::Gauge);
+  MetricFamily processes =
+      Fam("memnode_processes", "Live (not exited) processes of the machine.", MetricType::Gauge);
   MetricFamily shared = Fam("memnode_ksm_pages_shared",
                             "KSM pages in use: stable nodes with at least one rmap item "
                             "(/sys/kernel/mm/ksm/pages_shared).",
@@ -92,22 +92,22 @@ std::vector<MetricFamily> MachineCollector::Collect() const {
                              "Pages visited by ksmd since the machine was created "
                              "(6.x /sys/kernel/mm/ksm/pages_scanned).",
                              MetricType::Counter);
-  MetricFamily stable_nodes = Fam("memnode_ksm_stable_nodes",
-                                  "Nodes in the KSM stable tree, stale ones included.",
-                                  MetricType::Gauge);
+  MetricFamily stable_nodes =
+      Fam("memnode_ksm_stable_nodes", "Nodes in the KSM stable tree, stale ones included.",
+          MetricType::Gauge);
   MetricFamily rmap_items = Fam("memnode_ksm_rmap_items",
                                 "Allocated KSM rmap items (ksm_rmap_items).", MetricType::Gauge);
-  MetricFamily mm_slots = Fam("memnode_ksm_mm_slots",
-                              "Processes registered with KSM (mm slots).", MetricType::Gauge);
-  MetricFamily run = Fam("memnode_ksm_run",
-                         "KSM run knob: 0 stop, 1 run, 2 unmerge (/sys/kernel/mm/ksm/run).",
-                         MetricType::Gauge);
-  MetricFamily to_scan = Fam("memnode_ksm_pages_to_scan",
-                             "Pages per ksmd batch (/sys/kernel/mm/ksm/pages_to_scan).",
-                             MetricType::Gauge);
-  MetricFamily sleep = Fam("memnode_ksm_sleep_seconds",
-                           "Sleep between ksmd batches (/sys/kernel/mm/ksm/sleep_millisecs / 1000).",
-                           MetricType::Gauge);
+  MetricFamily mm_slots =
+      Fam("memnode_ksm_mm_slots", "Processes registered with KSM (mm slots).", MetricType::Gauge);
+  MetricFamily run =
+      Fam("memnode_ksm_run", "KSM run knob: 0 stop, 1 run, 2 unmerge (/sys/kernel/mm/ksm/run).",
+          MetricType::Gauge);
+  MetricFamily to_scan =
+      Fam("memnode_ksm_pages_to_scan", "Pages per ksmd batch (/sys/kernel/mm/ksm/pages_to_scan).",
+          MetricType::Gauge);
+  MetricFamily sleep = Fam(
+      "memnode_ksm_sleep_seconds",
+      "Sleep between ksmd batches (/sys/kernel/mm/ksm/sleep_millisecs / 1000).", MetricType::Gauge);
   MetricFamily locked = Fam("memnode_ksm_locked_by_offline",
                             "1 while an offline holds ksm_thread_mutex (ksmd and run writes wait).",
                             MetricType::Gauge);
@@ -119,9 +119,9 @@ std::vector<MetricFamily> MachineCollector::Collect() const {
                             "Memory blocks by NUMA node and state "
                             "(/sys/devices/system/memory/memoryN/state).",
                             MetricType::Gauge);
-  MetricFamily clock = Fam("memnode_emulated_time_seconds",
-                           "The machine's emulated clock (advances with ksmd batches).",
-                           MetricType::Gauge);
+  MetricFamily clock =
+      Fam("memnode_emulated_time_seconds",
+          "The machine's emulated clock (advances with ksmd batches).", MetricType::Gauge);
 
   Sample(n_machines, {}, static_cast<double>(machines.size()));
   for (const auto& src : machines) {
@@ -152,9 +152,8 @@ std::vector<MetricFamily> MachineCollector::Collect() const {
       const BlockCounts bc = ns.node < by_node.size() ? by_node[ns.node] : BlockCounts{};
       const uint64_t offline_pages = bc.offline_pages;
       const std::pair<const char*, uint64_t> by_state[] = {
-          {"free", ns.free_pages},         {"anon", ns.anon_pages},
-          {"ksm", ns.ksm_pages},           {"shmem", ns.shmem_pages},
-          {"reserved", ns.reserved_pages}, {"offline", offline_pages},
+          {"free", ns.free_pages},   {"anon", ns.anon_pages},         {"ksm", ns.ksm_pages},
+          {"shmem", ns.shmem_pages}, {"reserved", ns.reserved_pages}, {"offline", offline_pages},
       };
       for (const auto& [state, v] : by_state)
         Sample(pages, {{"machine", id}, {"node", node}, {"state", state}}, v);

@@ -63,8 +63,8 @@ const char* PruneReasonLabel(PruneReason r) {
 }
 
 const prometheus::Histogram::BucketBoundaries& OfflineDurationBuckets() {
-  static const auto* const kBuckets = new prometheus::Histogram::BucketBoundaries{
-      0.0001, 0.001, 0.01, 0.1, 1, 10, 60, 120, 300};
+  static const auto* const kBuckets =
+      new prometheus::Histogram::BucketBoundaries{0.0001, 0.001, 0.01, 0.1, 1, 10, 60, 120, 300};
   return *kBuckets;
 }
 
@@ -77,8 +77,8 @@ static_assert(int(NotifierEvent::kGoingOffline) == int(Machine::MemEvent::kGoing
 static_assert(int(NotifierEvent::kCancelOffline) == int(Machine::MemEvent::kCancelOffline));
 static_assert(int(NotifierEvent::kOffline) == int(Machine::MemEvent::kOffline));
 
-constexpr PruneReason kAllPruneReasons[kPruneReasons] = {
-    PruneReason::kStale, PruneReason::kOffline, PruneReason::kUnmerge};
+constexpr PruneReason kAllPruneReasons[kPruneReasons] = {PruneReason::kStale, PruneReason::kOffline,
+                                                         PruneReason::kUnmerge};
 
 // Core event field `result` is 0 or -errno (Linux x86_64 numbers).
 MigrateResult MigrateResultOf(int32_t result) {
@@ -120,13 +120,13 @@ MachineMetrics::MachineMetrics(const EventFamilies& f, std::string machine_id)
   cow_breaks_ = &f.cow_breaks->Add(m);
   process_exits_ = &f.process_exits->Add(m);
   for (PruneReason r : kAllPruneReasons)
-    pruned_[size_t(r)] = &f.pruned->Add({{"machine", machine_id_}, {"reason", PruneReasonLabel(r)}});
+    pruned_[size_t(r)] =
+        &f.pruned->Add({{"machine", machine_id_}, {"reason", PruneReasonLabel(r)}});
   for (size_t r = 0; r < size_t(MigrateReason::kCount); ++r)
     for (size_t s = 0; s < size_t(MigrateResult::kCount); ++s)
-      migrate_[r][s] = &f.migrate_pages->Add(
-          {{"machine", machine_id_},
-           {"reason", MigrateReasonLabel(MigrateReason(r))},
-           {"result", MigrateResultLabel(MigrateResult(s))}});
+      migrate_[r][s] = &f.migrate_pages->Add({{"machine", machine_id_},
+                                              {"reason", MigrateReasonLabel(MigrateReason(r))},
+                                              {"result", MigrateResultLabel(MigrateResult(s))}});
   for (size_t s = 0; s < size_t(OfflineResult::kCount); ++s)
     offline_[s] = &f.offline->Add(
         {{"machine", machine_id_}, {"result", OfflineResultLabel(OfflineResult(s))}});
@@ -152,18 +152,12 @@ MachineMetrics::~MachineMetrics() {
 
 void MachineMetrics::OnEvent(const Event& event) {
   switch (event.kind) {
-    case EventKind::kMerge:
-      merges_->Increment();
-      break;
-    case EventKind::kCowBreak:
-      cow_breaks_->Increment();
-      break;
+    case EventKind::kMerge: merges_->Increment(); break;
+    case EventKind::kCowBreak: cow_breaks_->Increment(); break;
     case EventKind::kPrune:
       if (size_t(event.reason) < kPruneReasons) pruned_[size_t(event.reason)]->Increment();
       break;
-    case EventKind::kProcessExit:
-      process_exits_->Increment();
-      break;
+    case EventKind::kProcessExit: process_exits_->Increment(); break;
     case EventKind::kPassEnd:
       // full_scans is read from the core at scrape time (the kernel's own
       // counter, reset by run=2), not counted here.
@@ -178,11 +172,8 @@ void MachineMetrics::OnEvent(const Event& event) {
     case EventKind::kOfflineResult:
       RecordOffline(OfflineResultOf(event.result), event.duration_ns / 1e9);
       break;
-    case EventKind::kKsmdHeld:
-      RecordKsmBatchHeld();
-      break;
-    case EventKind::kOfflinePhase:
-      break;  // phases are in the event stream, not in metrics
+    case EventKind::kKsmdHeld: RecordKsmBatchHeld(); break;
+    case EventKind::kOfflinePhase: break;  // phases are in the event stream, not in metrics
   }
 }
 

@@ -48,12 +48,12 @@ enum class MigrateResult : size_t {
 };
 // Outcome of an offline request (7.2 rules 7-11).
 enum class OfflineResult : size_t {
-  kSuccess,    // block offline, MEM_OFFLINE sent
-  kEbusy,      // isolation failed or a non-LRU page was met
-  kEagain,     // migration did not finish before the timeout
-  kEintr,      // interrupted (a signal; the client cancelled a paused offline)
-  kEinval,     // bad range or state
-  kOther,      // another errno (e.g. chosen by a notifier that vetoed)
+  kSuccess,  // block offline, MEM_OFFLINE sent
+  kEbusy,    // isolation failed or a non-LRU page was met
+  kEagain,   // migration did not finish before the timeout
+  kEintr,    // interrupted (a signal; the client cancelled a paused offline)
+  kEinval,   // bad range or state
+  kOther,    // another errno (e.g. chosen by a notifier that vetoed)
   kCount
 };
 // Memory notifier chain events (include/linux/memory.h).

@@ -20,7 +20,8 @@ const prometheus::Histogram::BucketBoundaries& RpcBuckets() {
 class Interceptor final : public grpc::experimental::Interceptor {
  public:
   Interceptor(RpcMetrics& metrics, const char* method)
-      : metrics_(metrics), method_(method ? method : ""),
+      : metrics_(metrics),
+        method_(method ? method : ""),
         start_(std::chrono::steady_clock::now()) {}
   ~Interceptor() override {
     // The call ended without a status going out (the client went away first).

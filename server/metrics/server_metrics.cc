@@ -34,36 +34,37 @@ ServerMetrics::ServerMetrics(const std::vector<std::string>& rpc_services,
       collector_(std::make_shared<MachineCollector>()) {
   prometheus::Registry& r = *registry_;
   // KSM events (observer).
-  families_.merges = Counter(
-      r, "memnode_ksm_merges_total",
-      "Rmap items that joined a stable node, new or existing (stable_tree_append).");
-  families_.cow_breaks = Counter(
-      r, "memnode_ksm_cow_breaks_total",
-      "Writes or unmerges that copied a KSM page (do_wp_page / break_ksm on PageKsm).");
-  families_.pruned = Counter(
-      r, "memnode_ksm_stable_nodes_pruned_total",
-      "Stable nodes removed from the tree, by reason: stale (get_ksm_page), offline "
-      "(MEM_OFFLINE in ksm_memory_callback), unmerge (run=2).");
-  families_.process_exits = Counter(r, "memnode_process_exits_total",
-                                    "Processes that exited (exit_mmap).");
+  families_.merges =
+      Counter(r, "memnode_ksm_merges_total",
+              "Rmap items that joined a stable node, new or existing (stable_tree_append).");
+  families_.cow_breaks =
+      Counter(r, "memnode_ksm_cow_breaks_total",
+              "Writes or unmerges that copied a KSM page (do_wp_page / break_ksm on PageKsm).");
+  families_.pruned =
+      Counter(r, "memnode_ksm_stable_nodes_pruned_total",
+              "Stable nodes removed from the tree, by reason: stale (get_ksm_page), offline "
+              "(MEM_OFFLINE in ksm_memory_callback), unmerge (run=2).");
+  families_.process_exits =
+      Counter(r, "memnode_process_exits_total", "Processes that exited (exit_mmap).");
   // Memory hot-remove (fed through MachineMetrics::Record*; zero until then).
-  families_.migrate_pages = Counter(
-      r, "memnode_migrate_pages_total",
-      "Pages migrate_pages() handled, by caller (reason) and per-page result.");
+  families_.migrate_pages =
+      Counter(r, "memnode_migrate_pages_total",
+              "Pages migrate_pages() handled, by caller (reason) and per-page result.");
   families_.offline = Counter(r, "memnode_memory_offline_total",
                               "Offline requests of memory blocks by result "
                               "(echo offline > /sys/devices/system/memory/memoryN/state).");
   families_.offline_duration = &prometheus::BuildHistogram()
                                     .Name("memnode_memory_offline_duration_seconds")
-                                    .Help("Duration of offline requests on the machine's clock "
-                                          "(emulated time for MANUAL machines).")
+                                    .Help(
+                                        "Duration of offline requests on the machine's clock "
+                                        "(emulated time for MANUAL machines).")
                                     .Register(r);
-  families_.notifier_events = Counter(
-      r, "memnode_memory_notifier_events_total",
-      "Memory notifier chain events (MEM_GOING_OFFLINE, MEM_OFFLINE, ...).");
-  families_.ksm_batches_held = Counter(
-      r, "memnode_ksm_batches_held_total",
-      "ksmd batches that waited for ksm_thread_mutex held by an offline.");
+  families_.notifier_events =
+      Counter(r, "memnode_memory_notifier_events_total",
+              "Memory notifier chain events (MEM_GOING_OFFLINE, MEM_OFFLINE, ...).");
+  families_.ksm_batches_held =
+      Counter(r, "memnode_ksm_batches_held_total",
+              "ksmd batches that waited for ksm_thread_mutex held by an offline.");
   rpc_ = std::make_unique<RpcMetrics>(r, rpc_services);
   if (machines_registry_) machines_registry_->AddListener(this);
 }

@@ -39,15 +39,24 @@ constexpr size_t kMaxTokenLength = 4096;
 //    server's disk: mutating.
 //  - WatchEvents only observes (bounded by --max_streams).
 const char* const kReadOnly[] = {
-    "MachineService/GetMachine",          "MachineService/ListMachines",
-    "MachineService/CheckMachine",        "MachineService/GetPageFrame",
-    "MachineService/ListPageFrames",      "ProcessService/GetProcess",
-    "ProcessService/ListProcesses",       "ProcessService/ReadMemory",
-    "ProcessService/DigestMemory",        "ProcessService/TranslateAddresses",
-    "KsmService/GetKsm",                  "KsmService/ListStableNodes",
-    "KsmService/ListUnstableItems",       "KsmService/ListRmapItems",
-    "NumaService/GetMempolicy",           "MemoryBlockService/ListMemoryBlocks",
-    "MemoryBlockService/GetMemoryBlock",  "EventService/WatchEvents",
+    "MachineService/GetMachine",
+    "MachineService/ListMachines",
+    "MachineService/CheckMachine",
+    "MachineService/GetPageFrame",
+    "MachineService/ListPageFrames",
+    "ProcessService/GetProcess",
+    "ProcessService/ListProcesses",
+    "ProcessService/ReadMemory",
+    "ProcessService/DigestMemory",
+    "ProcessService/TranslateAddresses",
+    "KsmService/GetKsm",
+    "KsmService/ListStableNodes",
+    "KsmService/ListUnstableItems",
+    "KsmService/ListRmapItems",
+    "NumaService/GetMempolicy",
+    "MemoryBlockService/ListMemoryBlocks",
+    "MemoryBlockService/GetMemoryBlock",
+    "EventService/WatchEvents",
 };
 
 // Per-call verdicts of the interceptor, read by Admit().
@@ -158,7 +167,8 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view content
     ++lineno;
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || line[0] == '#') continue;
-    std::vector<absl::string_view> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    std::vector<absl::string_view> f =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (f.size() > 2)
       return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_TOKEN_FILE",
                        absl::StrCat("line ", lineno, ": expected 'token [admin|read]'"));
@@ -169,8 +179,10 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view content
                                     kMaxTokenLength, " printable ASCII characters without spaces"));
     e.token = std::string(f[0]);
     if (f.size() == 2) {
-      if (f[1] == "admin") e.role = Role::kAdmin;
-      else if (f[1] == "read") e.role = Role::kRead;
+      if (f[1] == "admin")
+        e.role = Role::kAdmin;
+      else if (f[1] == "read")
+        e.role = Role::kRead;
       else
         return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_TOKEN_FILE",
                          absl::StrCat("line ", lineno, ": role must be admin or read"));
@@ -178,7 +190,8 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view content
     out.push_back(std::move(e));
   }
   if (out.empty())
-    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_TOKEN_FILE", "no token in the file");
+    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_TOKEN_FILE",
+                     "no token in the file");
   return out;
 }
 

@@ -38,8 +38,7 @@ grpc::Status ParseProcessName(const std::string& name, std::string* id, Pid* pid
 
 grpc::Status ParseKsmName(const std::string& name, std::string* id) {
   std::vector<std::string> parts = absl::StrSplit(name, '/');
-  if (parts.size() != 3 || parts[0] != "machines" || !ValidMachineId(parts[1]) ||
-      parts[2] != "ksm")
+  if (parts.size() != 3 || parts[0] != "machines" || !ValidMachineId(parts[1]) || parts[2] != "ksm")
     return BadName(name, "machines/{machine}/ksm");
   *id = parts[1];
   return grpc::Status::OK;
@@ -248,7 +247,8 @@ void ToProto(const std::string& machine_id, const Machine::BlockInfo& bi, v1::Me
   out->set_unmovable_pages(bi.unmovable_pages);
 }
 
-void ToProto(const std::string& machine_id, const Machine::OfflineReport& r, v1::OfflineReport* out) {
+void ToProto(const std::string& machine_id, const Machine::OfflineReport& r,
+             v1::OfflineReport* out) {
   out->set_name(absl::StrCat("machines/", machine_id, "/memoryBlocks/", r.block));
   out->set_errnum(ToProto(r.err));
   out->set_paused(r.paused);

@@ -45,7 +45,8 @@ void ToProto(const StableNodeInfo& si, v1::StableNode* out);
 void ToProto(const RmapItemInfo& ri, v1::RmapItem* out);
 void ToProto(const AccessResult& r, v1::MemoryAccessResult* out);
 void ToProto(const std::string& machine_id, const Machine::BlockInfo& bi, v1::MemoryBlock* out);
-void ToProto(const std::string& machine_id, const Machine::OfflineReport& r, v1::OfflineReport* out);
+void ToProto(const std::string& machine_id, const Machine::OfflineReport& r,
+             v1::OfflineReport* out);
 
 }  // namespace memnode::service
 

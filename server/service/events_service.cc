@@ -106,12 +106,8 @@ void ToProto(const QueuedEvent& q, uint64_t time_ns, v1::MachineEvent* out) {
       out->set_prune_reason(ToProto(e.reason));
       out->set_value(e.value);
       break;
-    case EventKind::kPassEnd:
-      out->set_value(e.value);
-      break;
-    case EventKind::kProcessExit:
-      out->set_pid(e.pid);
-      break;
+    case EventKind::kPassEnd: out->set_value(e.value); break;
+    case EventKind::kProcessExit: out->set_pid(e.pid); break;
     case EventKind::kMigrate:
       out->set_pfn(e.pfn);
       out->set_migrate_reason(ToProto(e.migrate_reason));
@@ -134,8 +130,7 @@ void ToProto(const QueuedEvent& q, uint64_t time_ns, v1::MachineEvent* out) {
       out->set_errnum(ResultToErrno(e.result));
       out->set_duration_ns(e.duration_ns);
       break;
-    case EventKind::kKsmdHeld:
-      break;
+    case EventKind::kKsmdHeld: break;
   }
 }
 
@@ -194,7 +189,8 @@ EventQueue::End EventQueue::Drain(absl::Duration timeout, std::vector<QueuedEven
   auto batch = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return size_ >= ring_.size() / 4 || end_ != End::kOpen;
   };
-  if (size_ > 0 && end_ == End::kOpen) mu_.AwaitWithTimeout(absl::Condition(&batch), absl::Milliseconds(2));
+  if (size_ > 0 && end_ == End::kOpen)
+    mu_.AwaitWithTimeout(absl::Condition(&batch), absl::Milliseconds(2));
   out->reserve(size_);
   for (; size_ > 0; size_--, head_ = (head_ + 1) % ring_.size()) out->push_back(ring_[head_]);
   *tail_dropped = dropped_;
@@ -236,8 +232,7 @@ void EventHub::CloseAll(EventQueue::End why) {
 
 // --- EventServiceImpl -----------------------------------------------------------
 
-EventServiceImpl::EventServiceImpl(Registry& reg, Options options)
-    : reg_(reg), options_(options) {
+EventServiceImpl::EventServiceImpl(Registry& reg, Options options) : reg_(reg), options_(options) {
   reg_.AddListener(this);
 }
 
@@ -290,7 +285,8 @@ grpc::Status EventServiceImpl::WatchEvents(grpc::ServerContext* ctx,
   for (int i = 0; i < req->kinds_size(); ++i) {
     const int k = req->kinds(i);
     if (k == v1::EVENT_KIND_UNSPECIFIED || !v1::EventKind_IsValid(k) || k >= 64)
-      return InvalidField("kinds", absl::StrCat("kinds[", i, "] is not a valid EventKind (", k, ")"));
+      return InvalidField("kinds",
+                          absl::StrCat("kinds[", i, "] is not a valid EventKind (", k, ")"));
     kinds |= uint64_t{1} << k;
   }
   if (kinds) kinds |= uint64_t{1} << v1::EVENT_KIND_DROPPED;

@@ -18,13 +18,18 @@ grpc::Status ResolveBlock(Registry& reg, const std::string& name, std::shared_pt
 grpc::Status PauseAfter(v1::OfflinePhase p, std::optional<Machine::OfflinePhase>* out) {
   switch (p) {
     case v1::OFFLINE_PHASE_NONE: *out = Machine::OfflinePhase::kNone; return grpc::Status::OK;
-    case v1::OFFLINE_PHASE_ISOLATED: *out = Machine::OfflinePhase::kIsolated; return grpc::Status::OK;
+    case v1::OFFLINE_PHASE_ISOLATED:
+      *out = Machine::OfflinePhase::kIsolated;
+      return grpc::Status::OK;
     case v1::OFFLINE_PHASE_GOING_OFFLINE:
       *out = Machine::OfflinePhase::kGoingOffline;
       return grpc::Status::OK;
-    case v1::OFFLINE_PHASE_MIGRATED: *out = Machine::OfflinePhase::kMigrated; return grpc::Status::OK;
+    case v1::OFFLINE_PHASE_MIGRATED:
+      *out = Machine::OfflinePhase::kMigrated;
+      return grpc::Status::OK;
     default:
-      return InvalidField("pause_after", "pause_after must be NONE, ISOLATED, GOING_OFFLINE or MIGRATED");
+      return InvalidField("pause_after",
+                          "pause_after must be NONE, ISOLATED, GOING_OFFLINE or MIGRATED");
   }
 }
 
@@ -61,8 +66,8 @@ grpc::Status MemoryBlockServiceImpl::ListMemoryBlocks(grpc::ServerContext* ctx,
   auto all = h->machine().ListBlocks();
   size_t b, e;
   std::string next;
-  MEMNODE_RETURN_IF_GRPC_ERROR(PageWindow(req->page_size(), req->page_token(), all.size(), 256,
-                                          4096, &b, &e, &next));
+  MEMNODE_RETURN_IF_GRPC_ERROR(
+      PageWindow(req->page_size(), req->page_token(), all.size(), 256, 4096, &b, &e, &next));
   for (size_t i = b; i < e; ++i) ToProto(id, all[i], resp->add_memory_blocks());
   resp->set_next_page_token(next);
   return grpc::Status::OK;
@@ -222,8 +227,8 @@ grpc::Status MemoryBlockServiceImpl::InjectNotifierFailure(
   MEMNODE_RETURN_IF_GRPC_ERROR(Event(req->event(), &ev));
   if (req->errnum() == v1::ERRNO_OK || !v1::Errno_IsValid(req->errnum()))
     return InvalidField("errnum", "errnum must be a non-OK Errno");
-  return ToGrpc(h->machine().InjectNotifierFailure(ev, req->priority(),
-                                                   static_cast<Errno>(req->errnum()), req->count()));
+  return ToGrpc(h->machine().InjectNotifierFailure(
+      ev, req->priority(), static_cast<Errno>(req->errnum()), req->count()));
 }
 
 grpc::Status MemoryBlockServiceImpl::ClearNotifierFailures(

@@ -73,7 +73,8 @@ grpc::Status KsmServiceImpl::WriteKsmSysfs(grpc::ServerContext* ctx,
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveKsm(reg_, req->name(), &h));
-  if (req->value().size() > 4096) return InvalidField("value", "a sysfs write is at most 4096 bytes");
+  if (req->value().size() > 4096)
+    return InvalidField("value", "a sysfs write is at most 4096 bytes");
   absl::StatusOr<Errno> e = WaitWhileKsmLocked(
       ctx, [&] { return h->machine().KsmWriteSysfs(req->file(), req->value()); });
   if (!e.ok()) return ToGrpc(e.status());
@@ -94,7 +95,8 @@ grpc::Status KsmServiceImpl::StepKsm(grpc::ServerContext* ctx, const v1::StepKsm
   absl::StatusOr<KsmStepResult> r;
   switch (req->until_case()) {
     case v1::StepKsmRequest::kVisits:
-      if (req->visits() > cap) return OverLimit("VISITS_LIMIT", "visits", req->visits(), cap, "visits");
+      if (req->visits() > cap)
+        return OverLimit("VISITS_LIMIT", "visits", req->visits(), cap, "visits");
       MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
       r = h->machine().KsmStepVisits(req->visits());
       break;
@@ -102,11 +104,10 @@ grpc::Status KsmServiceImpl::StepKsm(grpc::ServerContext* ctx, const v1::StepKsm
       // max_visits is a safety bound: the server's cap tightens it (clients
       // such as memnodectl send the documented 2^32).
       MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
-      r = h->machine().KsmStepPasses(
-          req->full_scans(), req->max_visits() ? std::min(req->max_visits(), cap) : cap);
+      r = h->machine().KsmStepPasses(req->full_scans(),
+                                     req->max_visits() ? std::min(req->max_visits(), cap) : cap);
       break;
-    default:
-      return InvalidField("until", "one of visits or full_scans is required");
+    default: return InvalidField("until", "one of visits or full_scans is required");
   }
   if (!r.ok()) return ToGrpc(r.status());
   resp->set_visits(r->visits);
@@ -124,8 +125,8 @@ grpc::Status KsmServiceImpl::ListStableNodes(grpc::ServerContext* ctx,
   auto all = h->machine().KsmStableNodes();
   size_t b, e;
   std::string next;
-  MEMNODE_RETURN_IF_GRPC_ERROR(PageWindow(req->page_size(), req->page_token(), all.size(), 100,
-                                          1000, &b, &e, &next));
+  MEMNODE_RETURN_IF_GRPC_ERROR(
+      PageWindow(req->page_size(), req->page_token(), all.size(), 100, 1000, &b, &e, &next));
   for (size_t i = b; i < e; ++i) ToProto(all[i], resp->add_stable_nodes());
   resp->set_next_page_token(next);
   return grpc::Status::OK;
@@ -140,14 +141,15 @@ grpc::Status KsmServiceImpl::ListUnstableItems(grpc::ServerContext* ctx,
   auto all = h->machine().KsmUnstableItems();
   size_t b, e;
   std::string next;
-  MEMNODE_RETURN_IF_GRPC_ERROR(PageWindow(req->page_size(), req->page_token(), all.size(), 100,
-                                          1000, &b, &e, &next));
+  MEMNODE_RETURN_IF_GRPC_ERROR(
+      PageWindow(req->page_size(), req->page_token(), all.size(), 100, 1000, &b, &e, &next));
   for (size_t i = b; i < e; ++i) ToProto(all[i], resp->add_items());
   resp->set_next_page_token(next);
   return grpc::Status::OK;
 }
 
-grpc::Status KsmServiceImpl::ListRmapItems(grpc::ServerContext* ctx, const v1::ListRmapItemsRequest* req,
+grpc::Status KsmServiceImpl::ListRmapItems(grpc::ServerContext* ctx,
+                                           const v1::ListRmapItemsRequest* req,
                                            v1::ListRmapItemsResponse* resp) {
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
@@ -159,8 +161,8 @@ grpc::Status KsmServiceImpl::ListRmapItems(grpc::ServerContext* ctx, const v1::L
   if (!all.ok()) return ToGrpc(all.status());
   size_t b, e;
   std::string next;
-  MEMNODE_RETURN_IF_GRPC_ERROR(PageWindow(req->page_size(), req->page_token(), all->size(), 100,
-                                          1000, &b, &e, &next));
+  MEMNODE_RETURN_IF_GRPC_ERROR(
+      PageWindow(req->page_size(), req->page_token(), all->size(), 100, 1000, &b, &e, &next));
   for (size_t i = b; i < e; ++i) ToProto((*all)[i], resp->add_items());
   resp->set_next_page_token(next);
   return grpc::Status::OK;

@@ -30,8 +30,8 @@ grpc::Status MachineServiceImpl::CreateMachine(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status MachineServiceImpl::GetMachine(grpc::ServerContext* ctx, const v1::GetMachineRequest* req,
-                                            v1::Machine* resp) {
+grpc::Status MachineServiceImpl::GetMachine(grpc::ServerContext* ctx,
+                                            const v1::GetMachineRequest* req, v1::Machine* resp) {
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   std::shared_ptr<MachineHandle> h;
@@ -48,9 +48,10 @@ grpc::Status MachineServiceImpl::ListMachines(grpc::ServerContext* ctx,
   auto all = reg_.List();
   size_t b, e;
   std::string next;
-  MEMNODE_RETURN_IF_GRPC_ERROR(PageWindow(req->page_size(), req->page_token(), all.size(), 50, 1000,
-                                          &b, &e, &next));
-  for (size_t i = b; i < e; ++i) ToProto(all[i]->machine().Info(), all[i]->id(), resp->add_machines());
+  MEMNODE_RETURN_IF_GRPC_ERROR(
+      PageWindow(req->page_size(), req->page_token(), all.size(), 50, 1000, &b, &e, &next));
+  for (size_t i = b; i < e; ++i)
+    ToProto(all[i]->machine().Info(), all[i]->id(), resp->add_machines());
   resp->set_next_page_token(next);
   return grpc::Status::OK;
 }
@@ -136,8 +137,8 @@ grpc::Status MachineServiceImpl::ListPageFrames(grpc::ServerContext* ctx,
   if (!frames.ok()) return ToGrpc(frames.status());
   size_t b, e;
   std::string next;
-  MEMNODE_RETURN_IF_GRPC_ERROR(PageWindow(req->page_size(), req->page_token(), frames->size(), 256,
-                                          4096, &b, &e, &next));
+  MEMNODE_RETURN_IF_GRPC_ERROR(
+      PageWindow(req->page_size(), req->page_token(), frames->size(), 256, 4096, &b, &e, &next));
   for (size_t i = b; i < e; ++i) ToProto((*frames)[i], resp->add_frames());
   resp->set_next_page_token(next);
   return grpc::Status::OK;

@@ -26,7 +26,8 @@ grpc::Status Mode(v1::MempolicyMode m, MemPolicy::Mode* out) {
 
 }  // namespace
 
-grpc::Status NumaServiceImpl::SetMempolicy(grpc::ServerContext* ctx, const v1::SetMempolicyRequest* req,
+grpc::Status NumaServiceImpl::SetMempolicy(grpc::ServerContext* ctx,
+                                           const v1::SetMempolicyRequest* req,
                                            v1::SyscallResult* resp) {
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
@@ -40,7 +41,8 @@ grpc::Status NumaServiceImpl::SetMempolicy(grpc::ServerContext* ctx, const v1::S
   return grpc::Status::OK;
 }
 
-grpc::Status NumaServiceImpl::GetMempolicy(grpc::ServerContext* ctx, const v1::GetMempolicyRequest* req,
+grpc::Status NumaServiceImpl::GetMempolicy(grpc::ServerContext* ctx,
+                                           const v1::GetMempolicyRequest* req,
                                            v1::GetMempolicyResponse* resp) {
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
@@ -72,7 +74,8 @@ grpc::Status NumaServiceImpl::Mbind(grpc::ServerContext* ctx, const v1::MbindReq
   return grpc::Status::OK;
 }
 
-grpc::Status NumaServiceImpl::MigratePages(grpc::ServerContext* ctx, const v1::MigratePagesRequest* req,
+grpc::Status NumaServiceImpl::MigratePages(grpc::ServerContext* ctx,
+                                           const v1::MigratePagesRequest* req,
                                            v1::MigratePagesResponse* resp) {
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;

@@ -16,10 +16,10 @@ grpc::Status Resolve(Registry& reg, const std::string& name, std::shared_ptr<Mac
 }
 
 grpc::Status TooLarge(const char* field, uint64_t n, uint64_t limit) {
-  return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, "REQUEST_TOO_LARGE",
-               absl::StrCat(field, " of ", n, " bytes exceeds the limit of ", limit,
-                            " bytes per request"),
-               {{"field", field}, {"limit", absl::StrCat(limit)}});
+  return Error(
+      grpc::StatusCode::RESOURCE_EXHAUSTED, "REQUEST_TOO_LARGE",
+      absl::StrCat(field, " of ", n, " bytes exceeds the limit of ", limit, " bytes per request"),
+      {{"field", field}, {"limit", absl::StrCat(limit)}});
 }
 
 // Operations that visit every page of a range (Fill, Touch, Digest, Pin):
@@ -69,8 +69,8 @@ grpc::Status ProcessServiceImpl::CreateProcess(grpc::ServerContext* ctx,
   return Describe(*h, *pid, resp);
 }
 
-grpc::Status ProcessServiceImpl::GetProcess(grpc::ServerContext* ctx, const v1::GetProcessRequest* req,
-                                            v1::Process* resp) {
+grpc::Status ProcessServiceImpl::GetProcess(grpc::ServerContext* ctx,
+                                            const v1::GetProcessRequest* req, v1::Process* resp) {
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
@@ -89,15 +89,15 @@ grpc::Status ProcessServiceImpl::ListProcesses(grpc::ServerContext* ctx,
   auto all = h->machine().ListProcesses(req->show_exited());
   size_t b, e;
   std::string next;
-  MEMNODE_RETURN_IF_GRPC_ERROR(PageWindow(req->page_size(), req->page_token(), all.size(), 50, 1000,
-                                          &b, &e, &next));
+  MEMNODE_RETURN_IF_GRPC_ERROR(
+      PageWindow(req->page_size(), req->page_token(), all.size(), 50, 1000, &b, &e, &next));
   for (size_t i = b; i < e; ++i) ToProto(id, all[i], resp->add_processes());
   resp->set_next_page_token(next);
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::ForkProcess(grpc::ServerContext* ctx, const v1::ForkProcessRequest* req,
-                                             v1::Process* resp) {
+grpc::Status ProcessServiceImpl::ForkProcess(grpc::ServerContext* ctx,
+                                             const v1::ForkProcessRequest* req, v1::Process* resp) {
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
@@ -109,7 +109,8 @@ grpc::Status ProcessServiceImpl::ForkProcess(grpc::ServerContext* ctx, const v1:
   return Describe(*h, *child, resp);
 }
 
-grpc::Status ProcessServiceImpl::ExitProcess(grpc::ServerContext* ctx, const v1::ExitProcessRequest* req,
+grpc::Status ProcessServiceImpl::ExitProcess(grpc::ServerContext* ctx,
+                                             const v1::ExitProcessRequest* req,
                                              v1::ExitProcessResponse* resp) {
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
@@ -171,8 +172,7 @@ grpc::Status ProcessServiceImpl::Madvise(grpc::ServerContext* ctx, const v1::Mad
     case v1::ADVICE_DONTNEED: advice = Advice::kDontNeed; break;
     case v1::ADVICE_MERGEABLE: advice = Advice::kMergeable; break;
     case v1::ADVICE_UNMERGEABLE: advice = Advice::kUnmergeable; break;
-    default:
-      return InvalidField("advice", "advice must be DONTNEED, MERGEABLE or UNMERGEABLE");
+    default: return InvalidField("advice", "advice must be DONTNEED, MERGEABLE or UNMERGEABLE");
   }
   auto r = h->machine().Madvise(pid, req->address(), req->length(), advice);
   if (!r.ok()) return ToGrpc(r.status());
@@ -190,15 +190,16 @@ grpc::Status ProcessServiceImpl::WriteMemory(grpc::ServerContext* ctx,
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
   if (req->data().size() > reg_.limits().max_request_bytes)
     return TooLarge("data", req->data().size(), reg_.limits().max_request_bytes);
-  auto r = h->machine().Write(pid, req->address(),
-                              reinterpret_cast<const uint8_t*>(req->data().data()),
-                              req->data().size());
+  auto r =
+      h->machine().Write(pid, req->address(), reinterpret_cast<const uint8_t*>(req->data().data()),
+                         req->data().size());
   if (!r.ok()) return ToGrpc(r.status());
   ToProto(*r, resp);
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::FillMemory(grpc::ServerContext* ctx, const v1::FillMemoryRequest* req,
+grpc::Status ProcessServiceImpl::FillMemory(grpc::ServerContext* ctx,
+                                            const v1::FillMemoryRequest* req,
                                             v1::MemoryAccessResult* resp) {
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
@@ -230,7 +231,8 @@ grpc::Status ProcessServiceImpl::FillMemory(grpc::ServerContext* ctx, const v1::
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::ReadMemory(grpc::ServerContext* ctx, const v1::ReadMemoryRequest* req,
+grpc::Status ProcessServiceImpl::ReadMemory(grpc::ServerContext* ctx,
+                                            const v1::ReadMemoryRequest* req,
                                             v1::ReadMemoryResponse* resp) {
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
@@ -294,7 +296,8 @@ grpc::Status ProcessServiceImpl::PinPages(grpc::ServerContext* ctx, const v1::Pi
   return grpc::Status::OK;
 }
 
-grpc::Status ProcessServiceImpl::UnpinPages(grpc::ServerContext* ctx, const v1::UnpinPagesRequest* req,
+grpc::Status ProcessServiceImpl::UnpinPages(grpc::ServerContext* ctx,
+                                            const v1::UnpinPagesRequest* req,
                                             v1::PinPagesResponse* resp) {
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;

@@ -73,7 +73,7 @@ void MachineHandle::KsmdLoop() {
 Registry::~Registry() { Shutdown(); }
 
 absl::StatusOr<std::shared_ptr<MachineHandle>> Registry::Create(const std::string& id,
-                                                                 const MachineConfig& config) {
+                                                                const MachineConfig& config) {
   if (!ValidMachineId(id))
     return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_NAME",
                      absl::StrCat("machine id \"", id, "\" must match [a-z][a-z0-9-]{0,62}"));
@@ -106,7 +106,7 @@ absl::Status Registry::CheckRoom(const std::string& id, uint64_t bytes) {
 }
 
 absl::StatusOr<std::shared_ptr<MachineHandle>> Registry::Adopt(const std::string& id,
-                                                                std::unique_ptr<Machine> m) {
+                                                               std::unique_ptr<Machine> m) {
   if (!ValidMachineId(id))
     return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_NAME",
                      absl::StrCat("machine id \"", id, "\" must match [a-z][a-z0-9-]{0,62}"));
@@ -287,7 +287,8 @@ std::vector<std::string> Registry::RestoreAll(std::vector<std::string>* errors) 
   if (state_dir_.empty()) return restored;
   DIR* d = ::opendir(state_dir_.c_str());
   if (!d) {
-    errors->push_back(absl::StrCat("cannot open state dir ", state_dir_, ": ", std::strerror(errno)));
+    errors->push_back(
+        absl::StrCat("cannot open state dir ", state_dir_, ": ", std::strerror(errno)));
     return restored;
   }
   std::vector<std::string> files;

@@ -79,7 +79,8 @@ class Registry {
   absl::StatusOr<std::shared_ptr<MachineHandle>> Adopt(const std::string& id,
                                                        std::unique_ptr<Machine> machine)
       ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<std::shared_ptr<MachineHandle>> Get(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::shared_ptr<MachineHandle>> Get(const std::string& id)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Snapshots in state_dir (see machine.proto SaveMachineSnapshot).
   struct SavedSnapshot {

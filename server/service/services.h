@@ -16,9 +16,9 @@
 
 namespace memnode::service {
 
-#define MEMNODE_RETURN_IF_GRPC_ERROR(expr) \
-  do {                                     \
-    ::grpc::Status memnode_gs_ = (expr);   \
+#define MEMNODE_RETURN_IF_GRPC_ERROR(expr)     \
+  do {                                         \
+    ::grpc::Status memnode_gs_ = (expr);       \
     if (!memnode_gs_.ok()) return memnode_gs_; \
   } while (0)
 
@@ -27,7 +27,8 @@ class MachineServiceImpl final : public v1::MachineService::Service {
   explicit MachineServiceImpl(Registry& reg) : reg_(reg) {}
   grpc::Status CreateMachine(grpc::ServerContext*, const v1::CreateMachineRequest*,
                              v1::Machine*) override;
-  grpc::Status GetMachine(grpc::ServerContext*, const v1::GetMachineRequest*, v1::Machine*) override;
+  grpc::Status GetMachine(grpc::ServerContext*, const v1::GetMachineRequest*,
+                          v1::Machine*) override;
   grpc::Status ListMachines(grpc::ServerContext*, const v1::ListMachinesRequest*,
                             v1::ListMachinesResponse*) override;
   grpc::Status DeleteMachine(grpc::ServerContext*, const v1::DeleteMachineRequest*,
@@ -52,7 +53,8 @@ class ProcessServiceImpl final : public v1::ProcessService::Service {
   explicit ProcessServiceImpl(Registry& reg) : reg_(reg) {}
   grpc::Status CreateProcess(grpc::ServerContext*, const v1::CreateProcessRequest*,
                              v1::Process*) override;
-  grpc::Status GetProcess(grpc::ServerContext*, const v1::GetProcessRequest*, v1::Process*) override;
+  grpc::Status GetProcess(grpc::ServerContext*, const v1::GetProcessRequest*,
+                          v1::Process*) override;
   grpc::Status ListProcesses(grpc::ServerContext*, const v1::ListProcessesRequest*,
                              v1::ListProcessesResponse*) override;
   grpc::Status ForkProcess(grpc::ServerContext*, const v1::ForkProcessRequest*,
@@ -63,7 +65,8 @@ class ProcessServiceImpl final : public v1::ProcessService::Service {
   grpc::Status Munmap(grpc::ServerContext*, const v1::MunmapRequest*, v1::SyscallResult*) override;
   grpc::Status Mprotect(grpc::ServerContext*, const v1::MprotectRequest*,
                         v1::SyscallResult*) override;
-  grpc::Status Madvise(grpc::ServerContext*, const v1::MadviseRequest*, v1::SyscallResult*) override;
+  grpc::Status Madvise(grpc::ServerContext*, const v1::MadviseRequest*,
+                       v1::SyscallResult*) override;
   grpc::Status WriteMemory(grpc::ServerContext*, const v1::WriteMemoryRequest*,
                            v1::MemoryAccessResult*) override;
   grpc::Status FillMemory(grpc::ServerContext*, const v1::FillMemoryRequest*,

@@ -241,9 +241,7 @@ TEST(Concurrency, RealtimeMachineUnderConcurrentClientsKsmdAndOffline) {
           (void)m.Info();
           (void)m.ListProcesses(true);
           break;
-        default:
-          handle->Wake();
-          absl::SleepFor(absl::Microseconds(300));
+        default: handle->Wake(); absl::SleepFor(absl::Microseconds(300));
       }
     }
     // Leave ksmd running with merging on.
@@ -258,10 +256,10 @@ TEST(Concurrency, RealtimeMachineUnderConcurrentClientsKsmdAndOffline) {
     std::mt19937_64 rng(4);
     while (!clients_done.load()) {
       BlockId id = 1 + static_cast<BlockId>(rng() % 3);  // node 0 keeps block 0
-      if (rng() % 2) id += 4;                               // or node 1's blocks 5..7
+      if (rng() % 2) id += 4;                            // or node 1's blocks 5..7
       Machine::OfflineOptions o;
-      o.pause_after = (rng() % 3 == 0) ? Machine::OfflinePhase::kNone
-                                       : Machine::OfflinePhase::kGoingOffline;
+      o.pause_after =
+          (rng() % 3 == 0) ? Machine::OfflinePhase::kNone : Machine::OfflinePhase::kGoingOffline;
       o.timeout_ns = 2'000'000;
       auto r = m.OfflineBlock(id, o, absl::Now());
       if (!r.ok()) {

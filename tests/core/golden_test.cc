@@ -137,21 +137,15 @@ void Workload(Machine& m, uint64_t seed, int steps) {
         if (live.size() > 2) Unwrap(m.Exit(pid));
         break;
       case 2:
-      case 3:
-        Unwrap(m.KsmStepVisits(1 + rng() % 9));
-        break;
-      case 4:
-        Unwrap(m.Pin(pid, kBase + (rng() % 8) * kPageSize, kPageSize));
-        break;
+      case 3: Unwrap(m.KsmStepVisits(1 + rng() % 9)); break;
+      case 4: Unwrap(m.Pin(pid, kBase + (rng() % 8) * kPageSize, kPageSize)); break;
       case 5: {
         std::string s(1 + rng() % 64, static_cast<char>('a' + rng() % 3));
         Unwrap(m.Write(pid, kBase + 16 * kPageSize + rng() % 4000,
                        reinterpret_cast<const uint8_t*>(s.data()), s.size()));
         break;
       }
-      case 6:
-        Unwrap(m.SetMempolicy(pid, MemPolicy::kInterleave, 3));
-        break;
+      case 6: Unwrap(m.SetMempolicy(pid, MemPolicy::kInterleave, 3)); break;
       default: {
         std::string s(kPageSize, static_cast<char>('A' + rng() % 3));
         Unwrap(m.Write(pid, kBase + (rng() % 8) * kPageSize,
@@ -173,7 +167,8 @@ TEST(SnapshotGolden, SnapshotWrittenBeforeTheRefactorRestores) {
     std::printf("offline of block 4: err %d, %d pages migrated, %d nodes pruned\n",
                 static_cast<int>(r.err), static_cast<int>(r.pages_migrated),
                 static_cast<int>(r.stable_nodes_pruned));
-    ASSERT_TRUE(m->InjectNotifierFailure(Machine::MemEvent::kGoingOnline, 5, Errno::kEBUSY, 1).ok());
+    ASSERT_TRUE(
+        m->InjectNotifierFailure(Machine::MemEvent::kGoingOnline, 5, Errno::kEBUSY, 1).ok());
     Workload(*m, 8, 30);
     KsmInfo k = m->GetKsm();
     std::printf("snapshot: shared %d sharing %d unshared %d stable nodes %d rmap items %d\n",
@@ -183,7 +178,8 @@ TEST(SnapshotGolden, SnapshotWrittenBeforeTheRefactorRestores) {
     const std::string before = m->Check().state_digest;
     WriteFile(snap_path, Unwrap(m->Snapshot()));
     Workload(*m, 9, 80);
-    WriteFile(digest_path, absl::StrCat("restored ", before, "\nafter ", m->Check().state_digest, "\n"));
+    WriteFile(digest_path,
+              absl::StrCat("restored ", before, "\nafter ", m->Check().state_digest, "\n"));
     return;
   }
   const std::string bytes = ReadFile(snap_path);

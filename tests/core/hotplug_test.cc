@@ -47,9 +47,9 @@ using Phase = Machine::OfflinePhase;
 using Event_ = Machine::MemEvent;
 
 constexpr uint64_t kBigVisits = uint64_t{1} << 20;
-constexpr BlockId kBlock4 = 4;       // first block of node 1: pfns 256..319
+constexpr BlockId kBlock4 = 4;  // first block of node 1: pfns 256..319
 constexpr Pfn kBlock4Start = 256;
-constexpr Pfn kBlock5Start = 320;    // second block of node 1
+constexpr Pfn kBlock5Start = 320;  // second block of node 1
 constexpr uint64_t kNsPerSec = 1000000000ull;
 
 const absl::Time kT0 = absl::FromUnixSeconds(1000000);
@@ -107,8 +107,8 @@ class HotplugTest : public ::testing::Test {
   }
 
   Vaddr Map(Pid pid, uint64_t pages, Vaddr fixed_at = 0) {
-    auto r = m_->Mmap(pid, fixed_at, pages * kPageSize, kProtRead | kProtWrite, false,
-                      fixed_at != 0);
+    auto r =
+        m_->Mmap(pid, fixed_at, pages * kPageSize, kProtRead | kProtWrite, false, fixed_at != 0);
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) return 0;
     EXPECT_EQ(r->err, Errno::kOk);
@@ -252,7 +252,7 @@ class HotplugTest : public ::testing::Test {
     StepPasses(2);
     EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));  // ks 10.1
     s.kpfn = PfnOf(s.b, s.vb);
-    EXPECT_EQ(s.kpfn, kBlock4Start + 1);      // ks 10.1: B's original page
+    EXPECT_EQ(s.kpfn, kBlock4Start + 1);  // ks 10.1: B's original page
     EXPECT_EQ(PfnOf(s.a, s.va), s.kpfn);
     EXPECT_TRUE(MachineOk());
     return s;
@@ -298,8 +298,8 @@ TEST_F(HotplugTest, Scenario08LiveKsmPageMigratesWithItsNode) {
   EXPECT_NE(after[0].kpfn, s.kpfn);
   EXPECT_EQ(after[0].kpfn, kBlock5Start);
   EXPECT_EQ(after[0].node, 1u);
-  EXPECT_THAT(after[0].mappings, UnorderedElementsAre(std::make_pair(s.a, s.va),
-                                                      std::make_pair(s.b, s.vb)));
+  EXPECT_THAT(after[0].mappings,
+              UnorderedElementsAre(std::make_pair(s.a, s.va), std::make_pair(s.b, s.vb)));
   // The old pfn lies in offline memory.
   EXPECT_EQ(Frame(s.kpfn).state, PageState::kOffline);
   FrameInfo nf = Frame(after[0].kpfn);
@@ -396,7 +396,7 @@ TEST_F(HotplugTest, Scenario09BothSharersUnmapThenOfflinePrunes) {
   EXPECT_EQ(r.err, Errno::kOk);
   EXPECT_EQ(r.pages_migrated, 0u);  // block 4 holds no page in use any more
   EXPECT_EQ(r.ksm_pages_migrated, 0u);
-  EXPECT_EQ(r.rounds, 0u);          // ks 7.2 r9: no LRU page at all
+  EXPECT_EQ(r.rounds, 0u);               // ks 7.2 r9: no LRU page at all
   EXPECT_EQ(r.stable_nodes_pruned, 1u);  // ks 10.9
   EXPECT_TRUE(CountersAre(0, 0, 0, 2, 2));
   EXPECT_THAT(m_->KsmStableNodes(), IsEmpty());
@@ -694,8 +694,8 @@ TEST_F(HotplugTest, PauseAtEveryPhaseThenFinish) {
 
 TEST_F(HotplugTest, ExpiredPauseIsCancelledAndReleasesKsm) {
   Pair2 s = MergedPairOnNode1();
-  Machine::OfflineReport p = Offline(kBlock4, Phase::kGoingOffline, 120 * kNsPerSec,
-                                     absl::Minutes(1), kT0);
+  Machine::OfflineReport p =
+      Offline(kBlock4, Phase::kGoingOffline, 120 * kNsPerSec, absl::Minutes(1), kT0);
   ASSERT_TRUE(p.paused) << ReportString(p);
   ExpectKsmLocked();
   // Not yet expired.
@@ -729,8 +729,7 @@ TEST_F(HotplugTest, VetoAbovePriority100KsmNeverLocked) {
   // the whole chain, KSM unlocks only if held (7.3 r19).
   EXPECT_EQ(r.err, Errno::kENOMEM);
   EXPECT_THAT(Calls(r), ElementsAre("GOING_OFFLINE inject(200) ENOMEM",
-                                    "CANCEL_OFFLINE inject(200) ok",
-                                    "CANCEL_OFFLINE ksm(100) ok"));
+                                    "CANCEL_OFFLINE inject(200) ok", "CANCEL_OFFLINE ksm(100) ok"));
   EXPECT_EQ(r.pages_migrated, 0u);
   EXPECT_EQ(Block(kBlock4).state, BlockState::kOnline);
   ExpectKsmFree();
@@ -751,10 +750,8 @@ TEST_F(HotplugTest, VetoBelowPriority100KsmLockedThenReleasedByCancel) {
   EXPECT_EQ(r.err, Errno::kEBUSY);
   // KSM (100) takes its lock at GOING, the injector (50) refuses, CANCEL goes
   // down the chain in the same order and KSM unlocks (7.3 r15, r17).
-  EXPECT_THAT(Calls(r), ElementsAre("GOING_OFFLINE ksm(100) ok",
-                                    "GOING_OFFLINE inject(50) EBUSY",
-                                    "CANCEL_OFFLINE ksm(100) ok",
-                                    "CANCEL_OFFLINE inject(50) ok"));
+  EXPECT_THAT(Calls(r), ElementsAre("GOING_OFFLINE ksm(100) ok", "GOING_OFFLINE inject(50) EBUSY",
+                                    "CANCEL_OFFLINE ksm(100) ok", "CANCEL_OFFLINE inject(50) ok"));
   EXPECT_EQ(Block(kBlock4).state, BlockState::kOnline);
   ExpectKsmFree();
   EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));

@@ -38,19 +38,14 @@ void Step(Machine& m, std::mt19937_64& rng) {
     case 1:
       if (live.size() > 3) Unwrap(m.Exit(pid));
       break;
-    case 2:
-      Unwrap(m.Madvise(pid, page, kPageSize, Advice::kDontNeed));
-      break;
+    case 2: Unwrap(m.Madvise(pid, page, kPageSize, Advice::kDontNeed)); break;
     case 3:
-      Unwrap(m.Madvise(pid, page, kPageSize, rng() % 2 ? Advice::kUnmergeable : Advice::kMergeable));
+      Unwrap(
+          m.Madvise(pid, page, kPageSize, rng() % 2 ? Advice::kUnmergeable : Advice::kMergeable));
       break;
-    case 4:
-      Unwrap(m.MigratePages(pid, pid, 1, 2));
-      break;
+    case 4: Unwrap(m.MigratePages(pid, pid, 1, 2)); break;
     case 5:
-    case 6:
-      Unwrap(m.KsmStepVisits(1 + rng() % 9));
-      break;
+    case 6: Unwrap(m.KsmStepVisits(1 + rng() % 9)); break;
     default: {
       // Few distinct contents so pages match; small writes change contents
       // of pages that may be in the unstable tree.

@@ -46,7 +46,7 @@ struct Coverage {
   uint64_t steps_with_sharing = 0;  // pages_sharing > 0 after the step
   uint64_t max_sharing = 0;
   uint64_t stale_nodes_seen = 0;
-  uint64_t unstable_seen = 0;       // steps with pages_unshared > 0
+  uint64_t unstable_seen = 0;  // steps with pages_unshared > 0
   uint64_t ksm_pages_in_children = 0;
   uint64_t visits = 0;
 };
@@ -134,8 +134,7 @@ class KsmRandom {
       ASSERT_TRUE(r.ok()) << r.status();
       ASSERT_EQ(r->err, Errno::kOk);
       std::fill(mem.begin() + first * kPageSize, mem.begin() + (first + count) * kPageSize, b);
-      absl::StrAppend(&op_, " fill pid ", pid, " 0x", absl::Hex(a), " pages ", count, " byte ",
-                      b);
+      absl::StrAppend(&op_, " fill pid ", pid, " 0x", absl::Hex(a), " pages ", count, " byte ", b);
       return;
     }
     // A byte range inside one page.
@@ -178,8 +177,8 @@ class KsmRandom {
       std::vector<uint8_t>& mem = shadow_[pid][start];
       std::fill(mem.begin() + first * kPageSize, mem.begin() + (first + count) * kPageSize, 0);
     }
-    absl::StrAppend(&op_, " madvise(", static_cast<int>(advice), ") pid ", pid, " 0x",
-                    absl::Hex(a), " pages ", count);
+    absl::StrAppend(&op_, " madvise(", static_cast<int>(advice), ") pid ", pid, " 0x", absl::Hex(a),
+                    " pages ", count);
   }
 
   void Step() {
@@ -244,9 +243,9 @@ class KsmRandom {
         if (std::memcmp(r->data.data(), mem.data(), mem.size()) != 0) {
           size_t i = 0;
           while (static_cast<uint8_t>(r->data[i]) == mem[i]) ++i;
-          FAIL() << "pid " << pid << " mapping 0x" << std::hex << start << ": first difference at 0x"
-                 << start + i << " read 0x" << int(static_cast<uint8_t>(r->data[i]))
-                 << " shadow 0x" << int(mem[i]);
+          FAIL() << "pid " << pid << " mapping 0x" << std::hex << start
+                 << ": first difference at 0x" << start + i << " read 0x"
+                 << int(static_cast<uint8_t>(r->data[i])) << " shadow 0x" << int(mem[i]);
         }
       }
     }

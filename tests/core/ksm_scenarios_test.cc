@@ -34,15 +34,13 @@ using ::testing::UnorderedElementsAre;
 constexpr uint64_t kBigVisits = uint64_t{1} << 20;
 
 std::string KsmInfoString(const KsmInfo& k) {
-  return absl::StrCat("run=", k.run, " pages_to_scan=", k.pages_to_scan,
-                      " sleep_millisecs=", k.sleep_millisecs, " shared=", k.pages_shared,
-                      " sharing=", k.pages_sharing, " unshared=", k.pages_unshared,
-                      " volatile=", k.pages_volatile, " full_scans=", k.full_scans,
-                      " rmap_items=", k.rmap_items, " stable_nodes=", k.stable_nodes,
-                      " mm_slots=", k.mm_slots, " cursor_pid=", k.cursor_pid,
-                      " cursor_address=0x", absl::Hex(k.cursor_address),
-                      " visits_total=", k.visits_total,
-                      " locked_by_offline=", k.locked_by_offline);
+  return absl::StrCat(
+      "run=", k.run, " pages_to_scan=", k.pages_to_scan, " sleep_millisecs=", k.sleep_millisecs,
+      " shared=", k.pages_shared, " sharing=", k.pages_sharing, " unshared=", k.pages_unshared,
+      " volatile=", k.pages_volatile, " full_scans=", k.full_scans, " rmap_items=", k.rmap_items,
+      " stable_nodes=", k.stable_nodes, " mm_slots=", k.mm_slots, " cursor_pid=", k.cursor_pid,
+      " cursor_address=0x", absl::Hex(k.cursor_address), " visits_total=", k.visits_total,
+      " locked_by_offline=", k.locked_by_offline);
 }
 
 class KsmScenarioTest : public ::testing::Test {
@@ -134,7 +132,9 @@ class KsmScenarioTest : public ::testing::Test {
     return r.ok() ? *r : std::vector<RmapItemInfo>{};
   }
 
-  void SetRun(uint64_t run) { ASSERT_EQ(*m_->KsmUpdate(run, std::nullopt, std::nullopt), Errno::kOk); }
+  void SetRun(uint64_t run) {
+    ASSERT_EQ(*m_->KsmUpdate(run, std::nullopt, std::nullopt), Errno::kOk);
+  }
 
   KsmStepResult StepPasses(uint64_t k) {
     auto r = m_->KsmStepPasses(k, kBigVisits);
@@ -150,20 +150,20 @@ class KsmScenarioTest : public ::testing::Test {
   ::testing::AssertionResult CountersAre(uint64_t shared, uint64_t sharing, uint64_t unshared,
                                          uint64_t vol, uint64_t full_scans) {
     KsmInfo k = m_->GetKsm();
-    if (k.pages_shared == shared && k.pages_sharing == sharing &&
-        k.pages_unshared == unshared && k.pages_volatile == vol && k.full_scans == full_scans)
+    if (k.pages_shared == shared && k.pages_sharing == sharing && k.pages_unshared == unshared &&
+        k.pages_volatile == vol && k.full_scans == full_scans)
       return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure()
-           << "expected shared=" << shared << " sharing=" << sharing
-           << " unshared=" << unshared << " volatile=" << vol << " full_scans=" << full_scans
-           << "\n  actual " << KsmInfoString(k);
+           << "expected shared=" << shared << " sharing=" << sharing << " unshared=" << unshared
+           << " volatile=" << vol << " full_scans=" << full_scans << "\n  actual "
+           << KsmInfoString(k);
   }
 
   ::testing::AssertionResult MachineOk() {
     CheckResult r = m_->Check();
     if (r.ok()) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "Check() violations:\n  "
-                                         << absl::StrJoin(r.violations, "\n  ");
+    return ::testing::AssertionFailure()
+           << "Check() violations:\n  " << absl::StrJoin(r.violations, "\n  ");
   }
 
   // Scenario 1 set-up: A registered first, then B, each with one page of
@@ -202,10 +202,10 @@ class KsmScenarioTest : public ::testing::Test {
   std::unique_ptr<Machine> m_;
 };
 
-#define STEP_OK(shared, sharing, unshared, vol, full_scans)                   \
-  do {                                                                        \
-    EXPECT_TRUE(CountersAre(shared, sharing, unshared, vol, full_scans));     \
-    EXPECT_TRUE(MachineOk());                                                 \
+#define STEP_OK(shared, sharing, unshared, vol, full_scans)               \
+  do {                                                                    \
+    EXPECT_TRUE(CountersAre(shared, sharing, unshared, vol, full_scans)); \
+    EXPECT_TRUE(MachineOk());                                             \
   } while (0)
 
 // ---------------------------------------------------------------------------
@@ -766,13 +766,27 @@ TEST_F(KsmScenarioTest, Scenario15KnobErrorsChangeNothing) {
   // ks 9.1 r1: strict_strtoul base 10: empty, sign, spaces, non-digits
   // EINVAL; > UINT_MAX EINVAL; run > 2 EINVAL.
   const Bad bad[] = {
-      {"run", "3"},          {"run", "abc"},           {"run", "-1"},
-      {"run", ""},           {"run", "1 "},            {"run", " 1"},
-      {"run", "+1"},         {"run", "1\n\n"},         {"run", "\n"},
-      {"run", "4294967298"}, {"pages_to_scan", "abc"}, {"pages_to_scan", "-1"},
-      {"pages_to_scan", ""}, {"pages_to_scan", "1 "},  {"pages_to_scan", "4294967296"},
-      {"pages_to_scan", "0x10"}, {"sleep_millisecs", "abc"}, {"sleep_millisecs", "-1"},
-      {"sleep_millisecs", ""},   {"sleep_millisecs", "1 "},  {"sleep_millisecs", "4294967296"},
+      {"run", "3"},
+      {"run", "abc"},
+      {"run", "-1"},
+      {"run", ""},
+      {"run", "1 "},
+      {"run", " 1"},
+      {"run", "+1"},
+      {"run", "1\n\n"},
+      {"run", "\n"},
+      {"run", "4294967298"},
+      {"pages_to_scan", "abc"},
+      {"pages_to_scan", "-1"},
+      {"pages_to_scan", ""},
+      {"pages_to_scan", "1 "},
+      {"pages_to_scan", "4294967296"},
+      {"pages_to_scan", "0x10"},
+      {"sleep_millisecs", "abc"},
+      {"sleep_millisecs", "-1"},
+      {"sleep_millisecs", ""},
+      {"sleep_millisecs", "1 "},
+      {"sleep_millisecs", "4294967296"},
   };
   for (const Bad& b : bad) {
     auto e = m_->KsmWriteSysfs(b.file, b.text);
@@ -958,9 +972,9 @@ TEST_F(KsmScenarioTest, UnmergeableBreaksCowAtOnceCountersLag) {
   // Unmerge A's second page only.
   EXPECT_EQ(Madvise(a, va + kPageSize, kPageSize, Advice::kUnmergeable), Errno::kOk);
   Translation t1 = Tr(a, va + kPageSize);
-  EXPECT_NE(t1.pfn, k1);                  // ks 4.3 r12: COW broken at once
+  EXPECT_NE(t1.pfn, k1);  // ks 4.3 r12: COW broken at once
   EXPECT_EQ(t1.state, PageState::kAnon);
-  EXPECT_EQ(PfnOf(a, va), k0);            // the rest untouched
+  EXPECT_EQ(PfnOf(a, va), k0);  // the rest untouched
   EXPECT_EQ(PfnOf(b, vb + kPageSize), k1);
   EXPECT_EQ(Frame(k1).mapcount, 1);
   EXPECT_EQ(ReadPage(a, va + kPageSize), std::string(kPageSize, '\x21'));
@@ -1035,9 +1049,9 @@ TEST_F(KsmScenarioTest, MadviseEnvelopeErrors) {
   p = Proc(a);
   ASSERT_EQ(p.vmas.size(), 2u);
   EXPECT_EQ(p.vmas[0].start, base);
-  EXPECT_TRUE(p.vmas[0].mergeable);   // the part before the gap
-  EXPECT_TRUE(p.vmas[1].mergeable);   // and the part after it
-  EXPECT_TRUE(p.ksm_registered);      // ks 4.2 r7
+  EXPECT_TRUE(p.vmas[0].mergeable);  // the part before the gap
+  EXPECT_TRUE(p.vmas[1].mergeable);  // and the part after it
+  EXPECT_TRUE(p.ksm_registered);     // ks 4.2 r7
   EXPECT_EQ(m_->GetKsm().mm_slots, 1u);
   EXPECT_TRUE(MachineOk());
   // Range entirely inside the gap: ENOMEM, nothing to do.

@@ -281,13 +281,15 @@ TEST(MachineTest, FillPatternsMatchTheirDefinitions) {
   std::string want;
   while (want.size() < len) {
     uint64_t v = Splitmix(state);
-    for (int i = 0; i < 8 && want.size() < len; ++i) want.push_back(static_cast<char>(v >> (8 * i)));
+    for (int i = 0; i < 8 && want.size() < len; ++i)
+      want.push_back(static_cast<char>(v >> (8 * i)));
   }
   EXPECT_EQ(got, want);
   Unwrap(m->Fill(p, start, len, FillPattern{FillPattern::kPattern64, 0x0123456789abcdefULL}));
   got = ReadAll(*m, p, start, len);
   for (uint64_t k = 0; k < len; ++k)
-    ASSERT_EQ(static_cast<uint8_t>(got[k]), static_cast<uint8_t>(0x0123456789abcdefULL >> (8 * (k % 8))));
+    ASSERT_EQ(static_cast<uint8_t>(got[k]),
+              static_cast<uint8_t>(0x0123456789abcdefULL >> (8 * (k % 8))));
   EXPECT_EQ(ReadAll(*m, p, a, 37), std::string(37, '\0'));  // bytes before untouched
   EXPECT_INVARIANTS(*m);
 }
@@ -390,10 +392,14 @@ class Driver {
         uint64_t len = 1 + rng_() % (2 * kPageSize);
         len = std::min(len, kPages * kPageSize - off);
         std::string data(len, static_cast<char>('a' + rng_() % 4));
-        AccessResult r = Unwrap(m_.Write(pid, kBase + off, reinterpret_cast<const uint8_t*>(data.data()), len));
-        if (r.err == Errno::kOk) shadow.replace(off, len, data);
-        else ASSERT_EQ(r.err, Errno::kENOMEM);
-        if (r.err == Errno::kENOMEM) shadow.replace(off, r.bytes_done, data.substr(0, r.bytes_done));
+        AccessResult r =
+            Unwrap(m_.Write(pid, kBase + off, reinterpret_cast<const uint8_t*>(data.data()), len));
+        if (r.err == Errno::kOk)
+          shadow.replace(off, len, data);
+        else
+          ASSERT_EQ(r.err, Errno::kENOMEM);
+        if (r.err == Errno::kENOMEM)
+          shadow.replace(off, r.bytes_done, data.substr(0, r.bytes_done));
         break;
       }
     }

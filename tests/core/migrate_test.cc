@@ -53,8 +53,8 @@ class MigrateTest : public ::testing::Test {
   }
 
   Vaddr Map(Pid pid, uint64_t pages, Vaddr fixed_at = 0) {
-    auto r = m_->Mmap(pid, fixed_at, pages * kPageSize, kProtRead | kProtWrite, false,
-                      fixed_at != 0);
+    auto r =
+        m_->Mmap(pid, fixed_at, pages * kPageSize, kProtRead | kProtWrite, false, fixed_at != 0);
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) return 0;
     EXPECT_EQ(r->err, Errno::kOk);
@@ -86,16 +86,19 @@ class MigrateTest : public ::testing::Test {
   Pfn PfnOf(Pid pid, Vaddr addr) { return Tr(pid, addr).pfn; }
   NodeId NodeOf(Pid pid, Vaddr addr) { return Tr(pid, addr).node; }
 
-  void SetRun(uint64_t run) { ASSERT_EQ(Unwrap(m_->KsmUpdate(run, std::nullopt, std::nullopt)), Errno::kOk); }
+  void SetRun(uint64_t run) {
+    ASSERT_EQ(Unwrap(m_->KsmUpdate(run, std::nullopt, std::nullopt)), Errno::kOk);
+  }
   void StepPasses(uint64_t k) {
     auto r = m_->KsmStepPasses(k, kBigVisits);
     ASSERT_TRUE(r.ok()) << r.status();
   }
   ::testing::AssertionResult SharedSharing(uint64_t shared, uint64_t sharing) {
     KsmInfo k = m_->GetKsm();
-    if (k.pages_shared == shared && k.pages_sharing == sharing) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "shared=" << k.pages_shared
-                                         << " sharing=" << k.pages_sharing;
+    if (k.pages_shared == shared && k.pages_sharing == sharing)
+      return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << "shared=" << k.pages_shared << " sharing=" << k.pages_sharing;
   }
   ::testing::AssertionResult MachineOk() {
     CheckResult r = m_->Check();
@@ -175,23 +178,22 @@ class MigrateTest : public ::testing::Test {
 TEST_F(MigrateTest, MovePagesQueryStatuses) {
   Layout l = Standard();
   std::vector<Vaddr> addrs = {
-      kV1,                     // KSM page
-      kV1 + kPageSize,         // private page on node 0
-      kV1 + 2 * kPageSize,     // zero page
-      kV1 + 3 * kPageSize,     // populated? no: never touched
-      kV2,                     // page mapped twice, node 0
-      0x18000000,              // gap below vma2
-      0x30000000,              // above every vma
-      0x1000,                  // below the lowest vma
-      kV1 + kPageSize + 0xabc, // unaligned address inside p1
+      kV1,                      // KSM page
+      kV1 + kPageSize,          // private page on node 0
+      kV1 + 2 * kPageSize,      // zero page
+      kV1 + 3 * kPageSize,      // populated? no: never touched
+      kV2,                      // page mapped twice, node 0
+      0x18000000,               // gap below vma2
+      0x30000000,               // above every vma
+      0x1000,                   // below the lowest vma
+      kV1 + kPageSize + 0xabc,  // unaligned address inside p1
   };
   auto r = MovePages(l.a, l.a, addrs, {}, 0);
   EXPECT_EQ(r.err, Errno::kOk);
   // ks 6.2 r7 / 10.11: KSM -ENOENT, private page its node (0), zero page
   // -ENOENT, unpopulated -ENOENT, shared page its node, gap below a vma
   // -ENOENT (the seed's quirk), above every vma -EFAULT.
-  EXPECT_THAT(r.status,
-              ElementsAre(kENOENT, 0, kENOENT, kENOENT, 0, kENOENT, kEFAULT, kENOENT, 0));
+  EXPECT_THAT(r.status, ElementsAre(kENOENT, 0, kENOENT, kENOENT, 0, kENOENT, kEFAULT, kENOENT, 0));
   // Query never moves anything.
   EXPECT_EQ(PfnOf(l.a, kV1), l.kpfn);
   EXPECT_TRUE(MachineOk());
@@ -323,8 +325,7 @@ TEST_F(MigrateTest, MbindMoveStrictMovesOrdinaryPagesKsmPagesStay) {
   Layout l = Standard();
   // Range: vma1 (KSM p0, private p1, zero page p2, untouched p3).
   const Pfn p1_before = PfnOf(l.a, kV1 + kPageSize);
-  EXPECT_EQ(Mbind(l.a, kV1, 4 * kPageSize, MemPolicy::kBind, kNode1, kMove | kStrict),
-            Errno::kOk);
+  EXPECT_EQ(Mbind(l.a, kV1, 4 * kPageSize, MemPolicy::kBind, kNode1, kMove | kStrict), Errno::kOk);
   // ks 10.12 / 6.3 r11-13: p1 (mapcount 1) migrates to node 1; the KSM page
   // is skipped entirely and stays on node 0; return 0.
   EXPECT_EQ(NodeOf(l.a, kV1 + kPageSize), 1u);
@@ -407,8 +408,7 @@ TEST_F(MigrateTest, MbindPolicyAppliesOnlyToTheRange) {
   // policies are equal, mpol_equal in vma_merge).
   EXPECT_EQ(Mbind(a, v, 2 * kPageSize, MemPolicy::kBind, kNode1, 0), Errno::kOk);
   EXPECT_EQ(Unwrap(m_->GetMempolicy(a, v, false)).policy.mode, MemPolicy::kBind);
-  EXPECT_EQ(Unwrap(m_->GetMempolicy(a, v + 2 * kPageSize, false)).policy.mode,
-            MemPolicy::kDefault);
+  EXPECT_EQ(Unwrap(m_->GetMempolicy(a, v + 2 * kPageSize, false)).policy.mode, MemPolicy::kDefault);
   FillPage(a, v, 0x01, 4);
   EXPECT_EQ(NodeOf(a, v), 1u);
   EXPECT_EQ(NodeOf(a, v + 2 * kPageSize), 0u);  // default: home node 0

@@ -68,8 +68,8 @@ TEST(ModelRandom, ShadowMemoryAndInvariantsUnderMigrationAndHotplug) {
     testing::PrngSource src(s);
     testing::ModelDriver d(&src, &cov, opts);
     if (!d.Run())
-      ADD_FAILURE() << "seed " << seed << " (replay: memnode_soak --replay " << s
-                    << " --steps " << kSteps << ") " << d.Report();
+      ADD_FAILURE() << "seed " << seed << " (replay: memnode_soak --replay " << s << " --steps "
+                    << kSteps << ") " << d.Report();
   }
   std::printf("coverage: %s\n", cov.ToString().c_str());
   // The mix must actually exercise the interesting paths.

@@ -57,7 +57,8 @@ TEST(RbTreeTest, RandomInsertEraseKeepsProperties) {
       ASSERT_TRUE(ok) << "step " << step;
       ASSERT_TRUE(!t.root() || !t.root()->red);
       std::vector<int> keys;
-      for (RbNode* n = t.First(); n; n = RbTree::Next(n)) keys.push_back(reinterpret_cast<Item*>(n)->key);
+      for (RbNode* n = t.First(); n; n = RbTree::Next(n))
+        keys.push_back(reinterpret_cast<Item*>(n)->key);
       ASSERT_EQ(keys, std::vector<int>(live.begin(), live.end()));
     }
   }

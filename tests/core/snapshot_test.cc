@@ -47,21 +47,15 @@ class Workload {
       case 1:
         if (live.size() > 2) Unwrap(m.Exit(pid));
         break;
-      case 2:
-        Unwrap(m.KsmStepVisits(1 + rng_() % 7));
-        break;
-      case 3:
-        Unwrap(m.Pin(pid, kBase + (rng_() % 8) * kPageSize, kPageSize));
-        break;
+      case 2: Unwrap(m.KsmStepVisits(1 + rng_() % 7)); break;
+      case 3: Unwrap(m.Pin(pid, kBase + (rng_() % 8) * kPageSize, kPageSize)); break;
       case 4: {
         std::string s(1 + rng_() % 64, static_cast<char>('a' + rng_() % 3));
         Unwrap(m.Write(pid, kBase + 16 * kPageSize + rng_() % 4000,
                        reinterpret_cast<const uint8_t*>(s.data()), s.size()));
         break;
       }
-      case 5:
-        Unwrap(m.SetMempolicy(pid, MemPolicy::kInterleave, 3));
-        break;
+      case 5: Unwrap(m.SetMempolicy(pid, MemPolicy::kInterleave, 3)); break;
       default: {
         std::string s(kPageSize, static_cast<char>('A' + rng_() % 3));
         Unwrap(m.Write(pid, kBase + (rng_() % 8) * kPageSize,
@@ -77,7 +71,8 @@ TEST(SnapshotTest, RoundTripKeepsStateAndFuture) {
   for (uint64_t seed = 1; seed <= 6; ++seed) {
     auto a = SmallMachine(2, 4, 64);
     Workload(seed).Run(*a, 120);
-    ASSERT_TRUE(a->InjectNotifierFailure(Machine::MemEvent::kGoingOnline, 5, Errno::kEBUSY, 1).ok());
+    ASSERT_TRUE(
+        a->InjectNotifierFailure(Machine::MemEvent::kGoingOnline, 5, Errno::kEBUSY, 1).ok());
     KsmInfo before = a->GetKsm();
     std::string snap = Unwrap(a->Snapshot());
     auto b = Machine::Restore(snap);

@@ -72,8 +72,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!m.ok()) return 0;
   memnode::Machine& machine = **m;
   memnode::CheckResult c = machine.Check();
-  if (!c.ok()) Fail("Restore accepted a machine that fails Check():\n" +
-                    absl::StrJoin(c.violations, "\n"));
+  if (!c.ok())
+    Fail("Restore accepted a machine that fails Check():\n" + absl::StrJoin(c.violations, "\n"));
   auto again = machine.Snapshot();
   if (!again.ok()) Fail("Snapshot of a restored machine failed: " + again.status().ToString());
   if (*again != bytes) {
@@ -104,7 +104,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     break;
   }
   c = machine.Check();
-  if (!c.ok()) Fail("operations on a restored machine broke an invariant:\n" +
-                    absl::StrJoin(c.violations, "\n"));
+  if (!c.ok())
+    Fail("operations on a restored machine broke an invariant:\n" +
+         absl::StrJoin(c.violations, "\n"));
   return 0;
 }

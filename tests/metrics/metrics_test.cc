@@ -156,17 +156,17 @@ TEST_F(MetricsTest, EverySeriesExistsAtZeroOnAttach) {
   for (const char* result : {"success", "ebusy", "eagain", "eintr", "einval", "other"})
     EXPECT_EQ(Val("memnode_memory_offline_total", {{"result", result}}), 0) << result;
   EXPECT_EQ(Val("memnode_memory_offline_duration_seconds_count"), 0);
-  for (const char* ev : {"going_online", "cancel_online", "online", "going_offline",
-                         "cancel_offline", "offline"})
+  for (const char* ev :
+       {"going_online", "cancel_online", "online", "going_offline", "cancel_offline", "offline"})
     EXPECT_EQ(Val("memnode_memory_notifier_events_total", {{"event", ev}}), 0) << ev;
   EXPECT_EQ(Val("memnode_ksm_batches_held_total"), 0);
 
   // A fresh machine: the five counters are 0 (ks 3), run is 0 in 2.6.33
   // (ks 9.1), no process.
-  for (const char* g : {"memnode_ksm_pages_shared", "memnode_ksm_pages_sharing",
-                        "memnode_ksm_pages_unshared", "memnode_ksm_pages_volatile",
-                        "memnode_ksm_full_scans_total", "memnode_ksm_stable_nodes",
-                        "memnode_ksm_rmap_items", "memnode_processes"})
+  for (const char* g :
+       {"memnode_ksm_pages_shared", "memnode_ksm_pages_sharing", "memnode_ksm_pages_unshared",
+        "memnode_ksm_pages_volatile", "memnode_ksm_full_scans_total", "memnode_ksm_stable_nodes",
+        "memnode_ksm_rmap_items", "memnode_processes"})
     EXPECT_EQ(Val(g), 0) << g;
   // 2 nodes x 4 blocks online; 4 x 64 pages per node; node 0 holds the zero
   // page (reserved), everything else free.
@@ -322,9 +322,8 @@ TEST_F(MetricsTest, HotRemoveFeedReachesItsSeries) {
   mm->RecordOffline(OfflineResult::kEagain, 120);
   mm->RecordNotifierEvent(NotifierEvent::kCancelOffline);
   mm->RecordKsmBatchHeld();
-  EXPECT_EQ(Val("memnode_migrate_pages_total",
-                {{"reason", "memory_offline"}, {"result", "success"}}),
-            3);
+  EXPECT_EQ(
+      Val("memnode_migrate_pages_total", {{"reason", "memory_offline"}, {"result", "success"}}), 3);
   EXPECT_EQ(Val("memnode_memory_offline_total", {{"result", "eagain"}}), 1);
   EXPECT_EQ(Val("memnode_memory_offline_duration_seconds_count"), 1);
   EXPECT_EQ(Val("memnode_memory_offline_duration_seconds_bucket", {{"le", "60"}}), 0);
@@ -371,11 +370,11 @@ TEST(RpcMetricsTest, CountsByMethodAndCodeWithBoundedMethods) {
   EXPECT_EQ(e.series[Key("memnode_rpc_requests_total", {{"method", step}, {"code", "NOT_FOUND"}})],
             1);
   EXPECT_EQ(e.series[Key("memnode_rpc_duration_seconds_count", {{"method", step}})], 2);
-  EXPECT_EQ(e.series[Key("memnode_rpc_duration_seconds_bucket", {{"method", step}, {"le", "0.001"}})],
-            1);
-  EXPECT_EQ(e.series[Key("memnode_rpc_requests_total",
-                         {{"method", "other"}, {"code", "UNIMPLEMENTED"}})],
-            2);
+  EXPECT_EQ(
+      e.series[Key("memnode_rpc_duration_seconds_bucket", {{"method", step}, {"le", "0.001"}})], 1);
+  EXPECT_EQ(
+      e.series[Key("memnode_rpc_requests_total", {{"method", "other"}, {"code", "UNIMPLEMENTED"}})],
+      2);
 }
 
 }  // namespace

@@ -38,7 +38,8 @@ class ServiceTest : public ::testing::Test {
     b.RegisterService(ksm_.get());
     server_ = b.BuildAndStart();
     ASSERT_NE(port, 0);
-    auto ch = grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+    auto ch = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                  grpc::InsecureChannelCredentials());
     m_ = v1::MachineService::NewStub(ch);
     p_ = v1::ProcessService::NewStub(ch);
     k_ = v1::KsmService::NewStub(ch);

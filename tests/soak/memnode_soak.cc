@@ -72,23 +72,22 @@ int main(int argc, char** argv) {
   }
 
   if (!have_seed)
-    seed = static_cast<uint64_t>(
-        std::chrono::system_clock::now().time_since_epoch().count());
+    seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const auto end = start + std::chrono::duration<double>(seconds);
   auto last_report = start;
   uint64_t runs = 0, last_ops = 0;
-  std::printf("memnode_soak: seeds from %llu, %d steps each, %.0f s\n",
-              (unsigned long long)seed, steps, seconds);
+  std::printf("memnode_soak: seeds from %llu, %d steps each, %.0f s\n", (unsigned long long)seed,
+              steps, seconds);
   std::fflush(stdout);
   for (uint64_t s = seed; Clock::now() < end; ++s) {
     memnode::testing::PrngSource src(s);
     memnode::testing::ModelDriver d(&src, &cov, opts);
     if (!d.Run()) {
-      std::printf("FAILED: seed %llu step %d\n%s\nreproduce: memnode_soak --replay %llu --steps %d\n",
-                  (unsigned long long)s, d.step(), d.Report().c_str(), (unsigned long long)s,
-                  steps);
+      std::printf(
+          "FAILED: seed %llu step %d\n%s\nreproduce: memnode_soak --replay %llu --steps %d\n",
+          (unsigned long long)s, d.step(), d.Report().c_str(), (unsigned long long)s, steps);
       return 1;
     }
     ++runs;
@@ -104,10 +103,10 @@ int main(int argc, char** argv) {
     }
   }
   double total = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("memnode_soak: OK, %llu seeds (%llu..%llu), %llu ops in %.1f s = %.0f ops/s\n"
-              "coverage: %s\n",
-              (unsigned long long)runs, (unsigned long long)seed,
-              (unsigned long long)(seed + runs - 1), (unsigned long long)cov.ops, total,
-              cov.ops / total, cov.ToString().c_str());
+  std::printf(
+      "memnode_soak: OK, %llu seeds (%llu..%llu), %llu ops in %.1f s = %.0f ops/s\n"
+      "coverage: %s\n",
+      (unsigned long long)runs, (unsigned long long)seed, (unsigned long long)(seed + runs - 1),
+      (unsigned long long)cov.ops, total, cov.ops / total, cov.ToString().c_str());
   return 0;
 }

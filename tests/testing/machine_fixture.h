@@ -36,11 +36,10 @@ inline std::string Joined(const std::vector<std::string>& v) {
   return s;
 }
 
-#define EXPECT_INVARIANTS(m)                                   \
-  do {                                                         \
-    auto memnode_check_ = (m).Check();                         \
-    EXPECT_TRUE(memnode_check_.ok())                           \
-        << ::memnode::testing::Joined(memnode_check_.violations); \
+#define EXPECT_INVARIANTS(m)                                                                   \
+  do {                                                                                         \
+    auto memnode_check_ = (m).Check();                                                         \
+    EXPECT_TRUE(memnode_check_.ok()) << ::memnode::testing::Joined(memnode_check_.violations); \
   } while (0)
 
 inline Pfn PfnAt(Machine& m, Pid pid, Vaddr addr) {

@@ -87,29 +87,28 @@ class BytesSource final : public ChoiceSource {
 
 // What the runs exercised, so that a quiet run cannot pass silently.
 struct Coverage {
-  uint64_t offlines_ok = 0, offlines_failed = 0, pauses = 0, resumes = 0, cancels = 0,
-           expiries = 0, ksm_migrated = 0, pruned = 0, steps_with_sharing = 0,
-           locked_refusals = 0, pages_migrated = 0, move_pages_ksm = 0, blocks_added = 0,
-           blocks_removed = 0, onlines = 0, online_vetoed = 0, munmaps = 0, mprotects = 0,
-           readonly_refusals = 0, shared_maps = 0, snapshots = 0, mempolicies = 0,
-           misuses = 0, ops = 0;
+  uint64_t offlines_ok = 0, offlines_failed = 0, pauses = 0, resumes = 0, cancels = 0, expiries = 0,
+           ksm_migrated = 0, pruned = 0, steps_with_sharing = 0, locked_refusals = 0,
+           pages_migrated = 0, move_pages_ksm = 0, blocks_added = 0, blocks_removed = 0,
+           onlines = 0, online_vetoed = 0, munmaps = 0, mprotects = 0, readonly_refusals = 0,
+           shared_maps = 0, snapshots = 0, mempolicies = 0, misuses = 0, ops = 0;
   std::string ToString() const {
-    return absl::StrCat(
-        "offlines_ok=", offlines_ok, " failed=", offlines_failed, " pauses=", pauses,
-        " resumes=", resumes, " cancels=", cancels, " expiries=", expiries,
-        " ksm_migrated=", ksm_migrated, " pruned=", pruned, " pages_migrated=", pages_migrated,
-        " sharing_steps=", steps_with_sharing, " locked_refusals=", locked_refusals,
-        " move_pages_ksm=", move_pages_ksm, " added=", blocks_added, " removed=", blocks_removed,
-        " onlines=", onlines, " online_vetoed=", online_vetoed, " munmaps=", munmaps,
-        " mprotects=", mprotects, " readonly_refusals=", readonly_refusals,
-        " shared_maps=", shared_maps, " snapshots=", snapshots, " mempolicies=", mempolicies,
-        " misuses=", misuses, " ops=", ops);
+    return absl::StrCat("offlines_ok=", offlines_ok, " failed=", offlines_failed,
+                        " pauses=", pauses, " resumes=", resumes, " cancels=", cancels,
+                        " expiries=", expiries, " ksm_migrated=", ksm_migrated, " pruned=", pruned,
+                        " pages_migrated=", pages_migrated, " sharing_steps=", steps_with_sharing,
+                        " locked_refusals=", locked_refusals, " move_pages_ksm=", move_pages_ksm,
+                        " added=", blocks_added, " removed=", blocks_removed, " onlines=", onlines,
+                        " online_vetoed=", online_vetoed, " munmaps=", munmaps,
+                        " mprotects=", mprotects, " readonly_refusals=", readonly_refusals,
+                        " shared_maps=", shared_maps, " snapshots=", snapshots,
+                        " mempolicies=", mempolicies, " misuses=", misuses, " ops=", ops);
   }
 };
 
 struct DriverOptions {
-  int steps = 300;              // operations per run (a bytes source may end earlier)
-  int history = 12;             // recent operations kept for failure reports
+  int steps = 300;   // operations per run (a bytes source may end earlier)
+  int history = 12;  // recent operations kept for failure reports
 };
 
 namespace internal {
@@ -146,24 +145,24 @@ struct Voidify {
 
 // MD_ASSERT: on failure record and return from the (void) function.
 // MD_EXPECT: on failure record and go on (the run stops after the step).
-#define MD_ASSERT(cond)                                                                   \
-  switch (0)                                                                              \
-  case 0:                                                                                 \
-  default:                                                                                \
-    if (cond) {                                                                             \
-  } else /* NOLINT */                                                                     \
-    return ::memnode::testing::internal::Voidify() &                                      \
-           ::memnode::testing::internal::FailureStream(&failure_, &failed_, __FILE__,     \
-                                                       __LINE__, #cond)
-#define MD_EXPECT(cond)                                                                   \
-  switch (0)                                                                              \
-  case 0:                                                                                 \
-  default:                                                                                \
-    if (cond) {                                                                             \
-  } else /* NOLINT */                                                                     \
-    ::memnode::testing::internal::Voidify() &                                             \
-        ::memnode::testing::internal::FailureStream(&failure_, &failed_, __FILE__,        \
-                                                    __LINE__, #cond)
+#define MD_ASSERT(cond)                                                                           \
+  switch (0)                                                                                      \
+  case 0:                                                                                         \
+  default:                                                                                        \
+    if (cond) {                                                                                   \
+    } else /* NOLINT */                                                                           \
+      return ::memnode::testing::internal::Voidify() &                                            \
+             ::memnode::testing::internal::FailureStream(&failure_, &failed_, __FILE__, __LINE__, \
+                                                         #cond)
+#define MD_EXPECT(cond)                                                                        \
+  switch (0)                                                                                   \
+  case 0:                                                                                      \
+  default:                                                                                     \
+    if (cond) {                                                                                \
+    } else /* NOLINT */                                                                        \
+      ::memnode::testing::internal::Voidify() &                                                \
+          ::memnode::testing::internal::FailureStream(&failure_, &failed_, __FILE__, __LINE__, \
+                                                      #cond)
 #define MD_RETURN_IF_FAILED() \
   do {                        \
     if (failed_) return;      \
@@ -202,8 +201,7 @@ class ModelDriver {
       Step();
       cov_->ops++;
       history_.push_back(absl::StrCat(step_, ":", op_));
-      if (history_.size() > static_cast<size_t>(options_.history))
-        history_.erase(history_.begin());
+      if (history_.size() > static_cast<size_t>(options_.history)) history_.erase(history_.begin());
       if (failed_) return false;
       Verify();
       if (failed_) return false;
@@ -333,10 +331,8 @@ class ModelDriver {
   // Byte k of a fill stream (SPEC: byte / 64-bit pattern / seeded SplitMix64).
   static uint8_t FillByte(const FillPattern& fp, uint64_t k) {
     switch (fp.kind) {
-      case FillPattern::kByte:
-        return static_cast<uint8_t>(fp.value);
-      case FillPattern::kPattern64:
-        return static_cast<uint8_t>(fp.value >> (8 * (k % 8)));
+      case FillPattern::kByte: return static_cast<uint8_t>(fp.value);
+      case FillPattern::kPattern64: return static_cast<uint8_t>(fp.value >> (8 * (k % 8)));
       case FillPattern::kRandom: {
         uint64_t z = fp.value + (k / 8 + 1) * 0x9E3779B97F4A7C15ULL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -410,8 +406,8 @@ class ModelDriver {
     bool same = Chance(50);
     for (uint64_t k = 0; k < len; ++k) {
       uint64_t a = off + k;
-      data[k] = same ? (*s[vpn0 + a / kPageSize].data)[a % kPageSize]
-                     : static_cast<uint8_t>(Rand(256));
+      data[k] =
+          same ? (*s[vpn0 + a / kPageSize].data)[a % kPageSize] : static_cast<uint8_t>(Rand(256));
     }
     auto r = m_->Write(pid, start + off, data.data(), len);
     MD_ASSERT(r.ok()) << r.status();
@@ -501,8 +497,8 @@ class ModelDriver {
     for (const auto& [key, pfn] : before) {
       auto t = m_->Translate(key.first, key.second, 1);
       MD_ASSERT(t.ok()) << t.status();
-      MD_EXPECT((*t)[0].pfn == pfn) << "KSM page of pid " << key.first << " at 0x" << std::hex
-                                    << key.second << " moved";
+      MD_EXPECT((*t)[0].pfn == pfn)
+          << "KSM page of pid " << key.first << " at 0x" << std::hex << key.second << " moved";
     }
   }
 
@@ -544,8 +540,8 @@ class ModelDriver {
       MD_EXPECT(*r == Errno::kOk) << *r;
     }
     ExpectKsmPagesUnmoved(before);
-    absl::StrAppend(&op_, " mbind pid ", pid, " 0x", absl::Hex(start), " pages ", count,
-                    " mode ", mode, " nodes ", nodes, " flags ", flags, " -> ", ErrnoName(*r));
+    absl::StrAppend(&op_, " mbind pid ", pid, " 0x", absl::Hex(start), " pages ", count, " mode ",
+                    mode, " nodes ", nodes, " flags ", flags, " -> ", ErrnoName(*r));
   }
 
   void DoMovePages() {
@@ -737,9 +733,9 @@ class ModelDriver {
     else if (!used.empty() && Chance(70))
       id = used[Rand(used.size())];
     Machine::OfflineOptions o;
-    static constexpr Phase kPauses[] = {Phase::kNone, Phase::kNone, Phase::kIsolated,
-                                        Phase::kGoingOffline, Phase::kGoingOffline,
-                                        Phase::kMigrated};
+    static constexpr Phase kPauses[] = {Phase::kNone,         Phase::kNone,
+                                        Phase::kIsolated,     Phase::kGoingOffline,
+                                        Phase::kGoingOffline, Phase::kMigrated};
     o.pause_after = kPauses[Rand(6)];
     o.timeout_ns = 5 * 1000000ull;
     ttl_ = absl::Seconds(3 + static_cast<int64_t>(Rand(20)));
@@ -949,12 +945,11 @@ class ModelDriver {
     MD_ASSERT(r.ok()) << r.status();
     CheckResult c = (*r)->Check();
     MD_ASSERT(c.ok()) << absl::StrJoin(c.violations, "\n");
-    MD_EXPECT(c.state_digest == before) << "restored digest " << c.state_digest << " != "
-                                        << before;
+    MD_EXPECT(c.state_digest == before) << "restored digest " << c.state_digest << " != " << before;
     auto again = (*r)->Snapshot();
     MD_ASSERT(again.ok()) << again.status();
-    MD_EXPECT(*again == *s) << "snapshot of the restored machine differs ("
-                            << again->size() << " vs " << s->size() << " bytes)";
+    MD_EXPECT(*again == *s) << "snapshot of the restored machine differs (" << again->size()
+                            << " vs " << s->size() << " bytes)";
     m_ = std::move(*r);  // go on with the restored machine
     cov_->snapshots++;
     absl::StrAppend(&op_, " snapshot+restore ", s->size(), " bytes");
@@ -1093,8 +1088,8 @@ class ModelDriver {
         const Vaddr start = vpn0 << kPageShift;
         auto r = m_->Read(pid, start, pages * kPageSize);
         MD_ASSERT(r.ok()) << r.status();
-        MD_ASSERT(r->err == Errno::kOk) << r->err << " reading pid " << pid << " 0x" << std::hex
-                                        << start;
+        MD_ASSERT(r->err == Errno::kOk)
+            << r->err << " reading pid " << pid << " 0x" << std::hex << start;
         MD_ASSERT(r->data.size() == pages * kPageSize) << r->data.size();
         for (uint64_t i = 0; i < pages; ++i) {
           const std::vector<uint8_t>& mem = *space[vpn0 + i].data;

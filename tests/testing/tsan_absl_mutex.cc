@@ -26,8 +26,8 @@ void __tsan_mutex_post_unlock(void* addr, unsigned flags);
 
 namespace {
 
-constexpr unsigned kReadLock = 1 << 3;     // __tsan_mutex_read_lock
-constexpr unsigned kTryLock = 1 << 4;      // __tsan_mutex_try_lock
+constexpr unsigned kReadLock = 1 << 3;       // __tsan_mutex_read_lock
+constexpr unsigned kTryLock = 1 << 4;        // __tsan_mutex_try_lock
 constexpr unsigned kTryLockFailed = 1 << 5;  // __tsan_mutex_try_lock_failed
 
 template <typename Fn>

@@ -154,7 +154,8 @@ void Ksm::RemoveNode(StableNode* node, PruneReason reason) {
   }
   PageFrame* f = m_.FrameIfPopulated(node->kpfn);
   if (f && f->ksm_node == node) f->ksm_node = nullptr;  // never dangle
-  for (auto it = by_kpfn_.lower_bound(node->kpfn); it != by_kpfn_.end() && it->first == node->kpfn; ++it)
+  for (auto it = by_kpfn_.lower_bound(node->kpfn); it != by_kpfn_.end() && it->first == node->kpfn;
+       ++it)
     if (it->second == node) {
       by_kpfn_.erase(it);
       break;
@@ -464,7 +465,8 @@ RmapItem* Ksm::NextRmapItem(MmSlot* slot, Vaddr addr) {
 
 void Ksm::ResetUnstable() {
   m_.mu_.AssertHeld();
-  for (RbNode* n = unstable_.First(); n; n = RbTree::Next(n)) Container<RmapItem>(n)->in_tree = false;
+  for (RbNode* n = unstable_.First(); n; n = RbTree::Next(n))
+    Container<RmapItem>(n)->in_tree = false;
   unstable_.Reset();
 }
 
@@ -627,7 +629,8 @@ Errno Ksm::UnmergeAll() {
 
 void Ksm::MigratedNode(StableNode* node, Pfn new_kpfn) {
   m_.mu_.AssertHeld();
-  for (auto it = by_kpfn_.lower_bound(node->kpfn); it != by_kpfn_.end() && it->first == node->kpfn; ++it)
+  for (auto it = by_kpfn_.lower_bound(node->kpfn); it != by_kpfn_.end() && it->first == node->kpfn;
+       ++it)
     if (it->second == node) {
       by_kpfn_.erase(it);
       break;
@@ -773,7 +776,8 @@ RmapItemInfo Ksm::DescribeItem(const RmapItem* item) {
   if (item->state == RmapState::kStable && item->head) ri.stable_node_id = item->head->id;
   Process* mm = item->slot->mm;
   auto it = mm->ptes.find(item->address >> kPageShift);
-  if (it != mm->ptes.end()) ri.content_digest = m_.contents_.DigestHex(m_.Frame(it->second.pfn).content);
+  if (it != mm->ptes.end())
+    ri.content_digest = m_.contents_.DigestHex(m_.Frame(it->second.pfn).content);
   return ri;
 }
 
@@ -836,7 +840,8 @@ void Ksm::Check(std::vector<std::string>* out) {
   if (sharing != pages_sharing_)
     fail(absl::StrFormat("pages_sharing %d, lists say %d", pages_sharing_, sharing));
   absl::flat_hash_set<const RmapItem*> in_unstable;
-  for (RbNode* n = unstable_.First(); n; n = RbTree::Next(n)) in_unstable.insert(Container<RmapItem>(n));
+  for (RbNode* n = unstable_.First(); n; n = RbTree::Next(n))
+    in_unstable.insert(Container<RmapItem>(n));
   uint64_t items = 0, unshared = 0, slots = 0;
   for (MmSlot* s = head_.next; s != &head_; s = s->next) {
     slots++;
@@ -859,7 +864,8 @@ void Ksm::Check(std::vector<std::string>* out) {
     }
   }
   if (slots != mm_slots_) fail("mm slot count mismatch");
-  if (items != rmap_items_) fail(absl::StrFormat("rmap_items %d, lists hold %d", rmap_items_, items));
+  if (items != rmap_items_)
+    fail(absl::StrFormat("rmap_items %d, lists hold %d", rmap_items_, items));
   if (unshared != pages_unshared_)
     fail(absl::StrFormat("pages_unshared %d, items say %d", pages_unshared_, unshared));
   // KSM frames point at nodes in the tree.

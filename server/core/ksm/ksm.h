@@ -147,9 +147,9 @@ class Ksm {
   uint32_t pages_to_scan_ = 100;
   uint32_t sleep_millisecs_ = 20;
   uint64_t next_node_id_ = 1;
-  bool unmerging_ = false;  // prunes during run=2 are reported as kUnmerge
-  bool locked_ = false;     // an offline holds ksm_thread_mutex
-  bool use_lookup_cache_ = true;  // see GetMergeablePage
+  bool unmerging_ = false;                          // prunes during run=2 are reported as kUnmerge
+  bool locked_ = false;                             // an offline holds ksm_thread_mutex
+  bool use_lookup_cache_ = true;                    // see GetMergeablePage
   absl::btree_multimap<Pfn, StableNode*> by_kpfn_;  // every node, by kpfn
 };
 

@@ -68,9 +68,9 @@ absl::StatusOr<Errno> Machine::KsmWriteSysfs(absl::string_view file, absl::strin
                          file == "full_scans";
   if (read_only) return Errno::kEACCES;  // 0444: open for writing fails
   if (file != "run" && file != "pages_to_scan" && file != "sleep_millisecs")
-    return MakeError(absl::StatusCode::kInvalidArgument, "UNKNOWN_SYSFS_FILE",
-                     absl::StrCat("no file \"", file,
-                                  "\" under /sys/kernel/mm/ksm in profile linux-2.6.33"));
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, "UNKNOWN_SYSFS_FILE",
+        absl::StrCat("no file \"", file, "\" under /sys/kernel/mm/ksm in profile linux-2.6.33"));
   std::optional<uint64_t> v = ParseStrictUl(text);
   if (!v || !Ksm::ValidKnob(*v)) return Errno::kEINVAL;
   if (file == "run") {
@@ -99,8 +99,8 @@ absl::StatusOr<KsmStepResult> Machine::KsmStepPasses(uint64_t passes, uint64_t m
   if (ksm_->locked()) return KsmLockedError();
   KsmStepResult r = ksm_->StepPasses(passes, max_visits);
   uint64_t per = ksm_->pages_to_scan() ? ksm_->pages_to_scan() : 1;
-  emulated_time_ns_ += ((r.visits + per - 1) / per + r.passes) *
-                       uint64_t{ksm_->sleep_millisecs()} * 1000000;
+  emulated_time_ns_ +=
+      ((r.visits + per - 1) / per + r.passes) * uint64_t{ksm_->sleep_millisecs()} * 1000000;
   return r;
 }
 

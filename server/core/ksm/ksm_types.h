@@ -25,13 +25,13 @@ enum class RmapState : uint8_t { kNone, kUnstable, kStable };
 
 // One (mm, address) at which ksmd found an anonymous page in a mergeable vma.
 struct RmapItem {
-  MmSlot* slot = nullptr;       // owning mm slot
-  Vaddr address = 0;            // page aligned
-  uint32_t oldchecksum = 0;     // checksum at the previous visit (0 = none)
-  uint8_t seqnr = 0;            // low 8 bits of the pass at unstable insert
+  MmSlot* slot = nullptr;    // owning mm slot
+  Vaddr address = 0;         // page aligned
+  uint32_t oldchecksum = 0;  // checksum at the previous visit (0 = none)
+  uint8_t seqnr = 0;         // low 8 bits of the pass at unstable insert
   RmapState state = RmapState::kNone;
-  bool in_tree = false;         // linked in unstable_ (see Ksm::ResetUnstable)
-  RbNode rb;                    // unstable tree link, when in_tree
+  bool in_tree = false;  // linked in unstable_ (see Ksm::ResetUnstable)
+  RbNode rb;             // unstable tree link, when in_tree
   // Stable state: the node and the node's list (hlist: newest first).
   StableNode* head = nullptr;
   RmapItem* hnext = nullptr;
@@ -49,14 +49,14 @@ struct StableNode {
   RbNode rb;
   RmapItem* hlist = nullptr;  // first item of the list
   Pfn kpfn = kNoPfn;
-  uint64_t id = 0;            // emulator id, for the API
+  uint64_t id = 0;  // emulator id, for the API
 };
 
 // Registration of an mm with KSM (kernel-semantics 1.3).
 struct MmSlot {
   MmSlot* prev = nullptr;  // circular list through the head sentinel
   MmSlot* next = nullptr;
-  Process* mm = nullptr;   // null only for the head sentinel
+  Process* mm = nullptr;                    // null only for the head sentinel
   absl::btree_map<Vaddr, RmapItem*> items;  // the rmap_list, address order
 };
 
@@ -82,7 +82,7 @@ struct StableNodeInfo {
   uint64_t id = 0;
   Pfn kpfn = kNoPfn;
   NodeId node = 0;
-  std::string content_digest;  // empty when stale
+  std::string content_digest;                   // empty when stale
   std::vector<std::pair<Pid, Vaddr>> mappings;  // hlist order
   bool stale = false;
   int32_t mapcount = 0;
