@@ -197,54 +197,60 @@ std::string OrList(const std::vector<std::string>& words) {
 }  // namespace
 
 ValueParser Uint(uint64_t min, uint64_t max) {
-  return {Transformer(
-      [min, max](const std::string& text) -> absl::StatusOr<std::string> {
-        absl::StatusOr<uint64_t> v = ParseUint(text);
-        if (!v.ok()) return v.status();
-        if (*v < min) {
-          return absl::InvalidArgumentError(absl::StrCat("must be at least ", min));
-        }
-        if (*v > max) {
-          return absl::InvalidArgumentError(absl::StrCat("out of range (at most ", max, ")"));
-        }
-        return absl::StrCat(*v);
-      },
-      "UINT"), {}};
+  return {
+      Transformer(
+          [min, max](const std::string& text) -> absl::StatusOr<std::string> {
+            absl::StatusOr<uint64_t> v = ParseUint(text);
+            if (!v.ok()) return v.status();
+            if (*v < min) {
+              return absl::InvalidArgumentError(absl::StrCat("must be at least ", min));
+            }
+            if (*v > max) {
+              return absl::InvalidArgumentError(absl::StrCat("out of range (at most ", max, ")"));
+            }
+            return absl::StrCat(*v);
+          },
+          "UINT"),
+      {}};
 }
 
 ValueParser Int32() {
   return {Transformer(
-      [](const std::string& text) -> absl::StatusOr<std::string> {
-        int32_t v = 0;
-        if (!absl::SimpleAtoi(text, &v)) {
-          return absl::InvalidArgumentError(absl::StrCat("not an integer: \"", text, "\""));
-        }
-        return absl::StrCat(v);
-      },
-      "INT"), {}};
+              [](const std::string& text) -> absl::StatusOr<std::string> {
+                int32_t v = 0;
+                if (!absl::SimpleAtoi(text, &v)) {
+                  return absl::InvalidArgumentError(absl::StrCat("not an integer: \"", text, "\""));
+                }
+                return absl::StrCat(v);
+              },
+              "INT"),
+          {}};
 }
 
 ValueParser Size(uint64_t max) {
-  return {Transformer(
-      [max](const std::string& text) -> absl::StatusOr<std::string> {
-        absl::StatusOr<uint64_t> v = ParseSize(text);
-        if (!v.ok()) return v.status();
-        if (*v > max) {
-          return absl::InvalidArgumentError(absl::StrCat("out of range (at most ", max, ")"));
-        }
-        return absl::StrCat(*v);
-      },
-      "SIZE"), {}};
+  return {
+      Transformer(
+          [max](const std::string& text) -> absl::StatusOr<std::string> {
+            absl::StatusOr<uint64_t> v = ParseSize(text);
+            if (!v.ok()) return v.status();
+            if (*v > max) {
+              return absl::InvalidArgumentError(absl::StrCat("out of range (at most ", max, ")"));
+            }
+            return absl::StrCat(*v);
+          },
+          "SIZE"),
+      {}};
 }
 
 ValueParser SizeList() {
   return {Transformer(
-      [](const std::string& text) -> absl::StatusOr<std::string> {
-        absl::StatusOr<std::vector<uint64_t>> v = ParseSizeList(text);
-        if (!v.ok()) return v.status();
-        return absl::StrJoin(*v, ",");
-      },
-      "SIZE[,SIZE...]"), {}};
+              [](const std::string& text) -> absl::StatusOr<std::string> {
+                absl::StatusOr<std::vector<uint64_t>> v = ParseSizeList(text);
+                if (!v.ok()) return v.status();
+                return absl::StrJoin(*v, ",");
+              },
+              "SIZE[,SIZE...]"),
+          {}};
 }
 
 ValueParser Prot() {
@@ -275,14 +281,16 @@ ValueParser HexBytes() {
 
 ValueParser Seconds(double min, double max) {
   return {CLI::Validator(
-      [min, max](std::string& text) -> std::string {
-        double v = 0;
-        if (!absl::SimpleAtod(text, &v) || !(v >= min) || v > max) {
-          return absl::StrCat("seconds between ", min, " and ", max, ", not \"", text, "\"");
-        }
-        return "";
-      },
-      "SECONDS"), {}};
+              [min, max](std::string& text) -> std::string {
+                double v = 0;
+                if (!absl::SimpleAtod(text, &v) || !(v >= min) || v > max) {
+                  return absl::StrCat("seconds between ", min, " and ", max, ", not \"", text,
+                                      "\"");
+                }
+                return "";
+              },
+              "SECONDS"),
+          {}};
 }
 
 ValueParser Choice(std::vector<std::string> words) {

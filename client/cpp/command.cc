@@ -21,7 +21,37 @@ constexpr size_t kSynopsisWords = 4;
 // Help lines: names wider than this put their text on the next line.
 constexpr size_t kHelpNameWidth = 22;
 
+// Help lines are wrapped to this width.
+constexpr size_t kLineWidth = 80;
+
 }  // namespace
+
+std::string Wrap(absl::string_view text, absl::string_view indent) {
+  std::string out;
+  size_t column = 0;  // the caller has printed up to the indent
+  bool first_line = true;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (!first_line) absl::StrAppend(&out, "\n", indent);
+    first_line = false;
+    column = indent.size();
+    bool first_word = true;
+    for (absl::string_view word : absl::StrSplit(line, ' ')) {
+      if (!first_word && column + 1 + word.size() > kLineWidth) {
+        absl::StrAppend(&out, "\n", indent);
+        column = indent.size();
+        first_word = true;
+      }
+      if (!first_word) {
+        out += ' ';
+        ++column;
+      }
+      absl::StrAppend(&out, word);
+      column += word.size();
+      first_word = false;
+    }
+  }
+  return out;
+}
 
 std::string Param::SynopsisWord() const {
   if (positional) {
@@ -161,7 +191,8 @@ std::string Command::Synopsis() const {
       if (std::find(shown.begin(), shown.end(), group) != shown.end()) continue;
       shown.push_back(group);
       std::vector<std::string> alternatives;
-      for (const std::string& f : group->flags) alternatives.push_back(FindParam(f)->SynopsisWord());
+      for (const std::string& f : group->flags)
+        alternatives.push_back(FindParam(f)->SynopsisWord());
       const std::string inner = absl::StrJoin(alternatives, " | ");
       words.push_back(group->min == 1 ? absl::StrCat("(", inner, ")")
                                       : absl::StrCat("[", inner, "]"));
@@ -178,41 +209,44 @@ std::string Command::Usage() const {
   return absl::StrCat("memnodectl ", path_, synopsis.empty() ? "" : " ", synopsis);
 }
 
-void Command::PrintParams(std::ostream& out, bool positionals) const {
+void Command::PrintParams(std::ostream& out) const {
   std::vector<const Param*> shown;
   size_t width = 0;
-  for (const Param& p : params_) {
-    if (p.help.empty() || p.positional != positionals) continue;
-    shown.push_back(&p);
-    if (p.HelpName().size() <= kHelpNameWidth) width = std::max(width, p.HelpName().size());
+  for (bool positionals : {true, false}) {
+    for (const Param& p : params_) {
+      if (p.help.empty() || p.positional != positionals) continue;
+      shown.push_back(&p);
+      if (p.HelpName().size() <= kHelpNameWidth) width = std::max(width, p.HelpName().size());
+    }
   }
   const std::string indent(2 + width + 2, ' ');
   for (const Param* p : shown) {
     std::string name = p->HelpName();
-    std::vector<std::string> lines = absl::StrSplit(p->help, '\n');
     if (name.size() > width) {
       out << "  " << name << "\n" << indent;
     } else {
       out << "  " << name << std::string(width - name.size() + 2, ' ');
     }
-    out << lines[0] << "\n";
-    for (size_t i = 1; i < lines.size(); ++i) out << indent << lines[i] << "\n";
+    out << Wrap(p->help, indent) << "\n";
   }
 }
 
-void Command::PrintHelp(std::ostream& out) const {
+void Command::PrintHelp(std::ostream& out, const Command& root) const {
   out << "usage: " << Usage() << "\n\n" << summary_ << "\n";
-  bool any_positional = false, any_flag = false;
-  for (const Param& p : params_) {
-    if (p.help.empty()) continue;
-    (p.positional ? any_positional : any_flag) = true;
+  if (std::any_of(params_.begin(), params_.end(), [](const Param& p) { return !p.help.empty(); })) {
+    out << "\n";
+    PrintParams(out);
   }
-  if (any_positional || any_flag) out << "\n";
-  if (any_positional) PrintParams(out, /*positionals=*/true);
-  if (any_flag) PrintParams(out, /*positionals=*/false);
   if (!details_.empty()) out << "\n" << details_;
-  out << "\nGlobal flags: --server=HOST:PORT --machine=ID --json --timeout=SECONDS, TLS and\n"
-         "token flags (see memnodectl help)\n";
+  std::vector<std::string> globals;
+  for (const Param& p : root.params()) {
+    if (p.name == "--help") continue;
+    globals.push_back(p.is_switch ? p.name : absl::StrCat(p.name, "=", p.value_name));
+  }
+  out << "\n"
+      << Wrap(absl::StrCat("Global flags: ", absl::StrJoin(globals, " "), " (see memnodectl help)"),
+              "  ")
+      << "\n";
 }
 
 // ---------------------------------------------------------------------------
@@ -288,7 +322,7 @@ void CommandSet::PrintGlobalHelp(std::ostream& out) const {
   const Command& r = root();
   out << r.summary() << "\n\nusage: memnodectl [global flags] COMMAND [ARGS] [FLAGS]\n\n"
       << "Global flags (may appear anywhere on the line):\n";
-  r.PrintParams(out, /*positionals=*/false);
+  r.PrintParams(out);
   if (!r.details().empty()) out << "\n" << r.details();
   out << "\nCommands:\n";
   PrintCommandList(out, "");

@@ -42,9 +42,9 @@ using Handler = std::function<int(Context&)>;
 
 // One declared positional argument or flag.
 struct Param {
-  std::string name;        // "BLOCK", "--pause-after"
-  std::string value_name;  // "PHASE" (flags with a value), synopsis text (positionals)
-  std::string help;        // "" for self-explanatory arguments
+  std::string name;                // "BLOCK", "--pause-after"
+  std::string value_name;          // "PHASE" (flags with a value), synopsis text (positionals)
+  std::string help;                // "" for self-explanatory arguments
   std::vector<std::string> words;  // completion words
   bool positional = false;
   bool required = false;
@@ -65,8 +65,16 @@ struct FlagGroup {
   size_t max = 0;
 };
 
+// `text` with its lines wrapped to 80 columns; lines after the first start
+// with `indent` (the first is assumed to start at that column).
+std::string Wrap(absl::string_view text, absl::string_view indent);
+
 template <typename T>
 struct IsVector : std::false_type {};
+// `text` with its lines wrapped to 80 columns; lines after the first start
+// with `indent` (the first is assumed to start at that column).
+std::string Wrap(absl::string_view text, absl::string_view indent);
+
 template <typename T>
 struct IsVector<std::vector<T>> : std::true_type {};
 
@@ -123,10 +131,11 @@ class Command {
   std::string Usage() const;
   // "BLOCK [--pause-after ...] ..." (without the command words).
   std::string Synopsis() const;
-  // The command's --help text.
-  void PrintHelp(std::ostream& out) const;
-  // Aligned "  NAME  help" lines of the params with help text.
-  void PrintParams(std::ostream& out, bool positionals) const;
+  // The command's --help text; `root` holds the global flags.
+  void PrintHelp(std::ostream& out, const Command& root) const;
+  // Aligned "  NAME  help" lines of the params with help text, positionals
+  // first.
+  void PrintParams(std::ostream& out) const;
 
   const std::string& path() const { return path_; }
   const std::string& summary() const { return summary_; }

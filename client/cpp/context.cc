@@ -32,9 +32,8 @@ bool ReadFile(const std::string& path, std::string* out) {
 
 // A token as the server accepts it: printable ASCII without spaces.
 bool ValidToken(const std::string& token) {
-  return !token.empty() && std::all_of(token.begin(), token.end(), [](char c) {
-    return c > ' ' && c < 0x7f;
-  });
+  return !token.empty() &&
+         std::all_of(token.begin(), token.end(), [](char c) { return c > ' ' && c < 0x7f; });
 }
 
 // The first google.rpc.ErrorInfo of a status' details, if any.
@@ -83,7 +82,8 @@ int Context::Connect() {
   } else if (const char* env = std::getenv(kTokenEnv); env != nullptr && env[0] != '\0') {
     token_ = std::string(absl::StripAsciiWhitespace(env));
     if (!ValidToken(token_)) {
-      return UsageError(absl::StrCat("$", kTokenEnv, " must be one token (printable ASCII, no "
+      return UsageError(absl::StrCat("$", kTokenEnv,
+                                     " must be one token (printable ASCII, no "
                                      "spaces)"));
     }
   }

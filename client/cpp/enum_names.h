@@ -72,7 +72,8 @@ std::string WordName(E value) {
 // The proto value name itself ("MEM_GOING_OFFLINE"), or the decimal number.
 template <typename E>
 std::string ProtoName(E value) {
-  const auto* v = google::protobuf::GetEnumDescriptor<E>()->FindValueByNumber(static_cast<int>(value));
+  const auto* v =
+      google::protobuf::GetEnumDescriptor<E>()->FindValueByNumber(static_cast<int>(value));
   return v != nullptr ? v->name() : std::to_string(static_cast<int>(value));
 }
 

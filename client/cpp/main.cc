@@ -47,7 +47,7 @@ Exit codes: 0 ok, 1 emulated errno (or failed check), 2 usage error,
 )";
 
 // argv[1..] in the reverse order CLI11 consumes, with `--flag_name` spelled
-// `--flag-name` (up to a `--`).
+// `--flag-name` and `--flag=` split into `--flag ""` (up to a `--`).
 std::vector<std::string> Arguments(int argc, char** argv) {
   std::vector<std::string> args;
   bool flags_done = false;
@@ -57,6 +57,12 @@ std::vector<std::string> Arguments(int argc, char** argv) {
     if (!flags_done && arg.size() > 2 && arg.compare(0, 2, "--") == 0) {
       const size_t end = std::min(arg.find('='), arg.size());
       std::replace(arg.begin() + 2, arg.begin() + static_cast<std::ptrdiff_t>(end), '_', '-');
+      if (end + 1 == arg.size()) {
+        // `--flag=` is the empty value (CLI11 would take the next word).
+        args.push_back(arg.substr(0, end));
+        args.emplace_back();
+        continue;
+      }
     }
     args.push_back(std::move(arg));
   }
@@ -64,17 +70,20 @@ std::vector<std::string> Arguments(int argc, char** argv) {
   return args;
 }
 
-// The message of a parse error; an unexpected word where a command is
-// expected is an unknown command.
+// The message of a parse error: an unexpected word is an unknown command
+// where a command is expected, an unknown flag or an extra argument.
 std::string ParseErrorMessage(const CLI::ParseError& e, const CLI::App& app,
                               const Command& selected) {
   const std::vector<std::string> rest = app.remaining();
-  if (selected.is_group() && dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr &&
-      !rest.empty() && rest[0].rfind('-', 0) != 0) {
+  if (dynamic_cast<const CLI::ExtrasError*>(&e) == nullptr || rest.empty()) return e.what();
+  if (rest[0].rfind('-', 0) == 0 && rest[0].size() > 1) {
+    return absl::StrCat("unknown flag ", rest[0]);
+  }
+  if (selected.is_group()) {
     return absl::StrCat("unknown command \"", selected.path(), selected.path().empty() ? "" : " ",
                         rest[0], "\"");
   }
-  return e.what();
+  return absl::StrCat("unexpected argument \"", rest[0], "\"");
 }
 
 int Run(int argc, char** argv) {
@@ -95,7 +104,7 @@ int Run(int argc, char** argv) {
     } else if (c.is_group()) {
       set.PrintGroupHelp(std::cout, c);
     } else {
-      c.PrintHelp(std::cout);
+      c.PrintHelp(std::cout, set.root());
     }
     return kExitOk;
   } catch (const CLI::ParseError& e) {

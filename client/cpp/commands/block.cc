@@ -66,10 +66,9 @@ int OfflineResult(Context& ctx, const v1::OfflineReport& r) {
   kv.Add("ksm_pages_migrated", absl::StrCat(r.ksm_pages_migrated()));
   kv.Add("stable_nodes_pruned", absl::StrCat(r.stable_nodes_pruned()));
   kv.Add("rounds", absl::StrCat(r.rounds()));
-  kv.Add("emulated_duration",
-         r.emulated_ns() < 1000
-             ? Duration(r.emulated_ns())
-             : absl::StrCat(Duration(r.emulated_ns()), " (", r.emulated_ns(), " ns)"));
+  kv.Add("emulated_duration", r.emulated_ns() < 1000 ? Duration(r.emulated_ns())
+                                                     : absl::StrCat(Duration(r.emulated_ns()), " (",
+                                                                    r.emulated_ns(), " ns)"));
   kv.Add("failure", r.failure().empty() ? "-" : r.failure());
   kv.Add("notifier_calls", absl::StrCat(r.notifier_calls_size()));
   kv.Print(std::cout);
@@ -89,14 +88,15 @@ int KernelPagesResult(Context& ctx, const v1::KernelPagesResponse& response, con
 
 int BlockList(Context& ctx) {
   v1::ListMemoryBlocksResponse all;
-  if (int rc = ctx.FetchAll(&all, [&](const std::string& token, v1::ListMemoryBlocksResponse* page) {
-        v1::ListMemoryBlocksRequest request;
-        request.set_parent(ctx.MachineName());
-        request.set_page_size(kBlockPageSize);
-        request.set_page_token(token);
-        return ctx.Call(ctx.blocks(), &v1::MemoryBlockService::Stub::ListMemoryBlocks, request,
-                        page);
-      })) {
+  if (int rc =
+          ctx.FetchAll(&all, [&](const std::string& token, v1::ListMemoryBlocksResponse* page) {
+            v1::ListMemoryBlocksRequest request;
+            request.set_parent(ctx.MachineName());
+            request.set_page_size(kBlockPageSize);
+            request.set_page_token(token);
+            return ctx.Call(ctx.blocks(), &v1::MemoryBlockService::Stub::ListMemoryBlocks, request,
+                            page);
+          })) {
     return rc;
   }
   if (ctx.json()) {
@@ -142,8 +142,8 @@ int NotifierInject(Context& ctx, const InjectArgs& a) {
   request.set_errnum(a.errnum);
   request.set_count(a.count);
   v1::InjectNotifierFailureResponse response;
-  if (int rc = ctx.Call(ctx.blocks(), &v1::MemoryBlockService::Stub::InjectNotifierFailure,
-                        request, &response)) {
+  if (int rc = ctx.Call(ctx.blocks(), &v1::MemoryBlockService::Stub::InjectNotifierFailure, request,
+                        &response)) {
     return rc;
   }
   if (ctx.json()) {
@@ -275,8 +275,8 @@ void AddBlockCommands(CommandSet& set) {
     return ctx.SyscallDone(result);
   });
 
-  AddBlock(set, "block kernel-pages", "Allocate COUNT kernel pages in a block (makes offline fail).",
-           a)
+  AddBlock(set, "block kernel-pages",
+           "Allocate COUNT kernel pages in a block (makes offline fail).", a)
       .Arg("COUNT", &a.count, Uint())
       .Switch("--unmovable", &a.unmovable,
               "in an unmovable pageblock: isolation fails (EBUSY, no\n"

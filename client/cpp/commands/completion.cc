@@ -27,9 +27,9 @@ struct Vocabulary {
   std::vector<std::string> global_flags;  // the root's flags
   std::vector<std::string> top;           // first command words, "help" first
   std::vector<std::pair<std::string, std::vector<std::string>>> groups;  // group -> subcommands
-  std::vector<std::pair<std::string, std::string>> flags;  // path -> its flags
-  std::vector<std::pair<std::string, const Param*>> flag_values;  // "path flag" -> param
-  std::vector<std::pair<std::string, const Param*>> positional;   // "path:index" -> param
+  std::vector<std::pair<std::string, std::string>> flags;                // path -> its flags
+  std::vector<std::pair<std::string, const Param*>> flag_values;         // "path flag" -> param
+  std::vector<std::pair<std::string, const Param*>> positional;          // "path:index" -> param
 };
 
 void AddUnique(std::vector<std::string>* words, const std::string& w) {
@@ -194,7 +194,7 @@ int Help(Context& ctx, const std::vector<std::string>& topic) {
   if (c->is_group()) {
     set.PrintGroupHelp(std::cout, *c);
   } else {
-    c->PrintHelp(std::cout);
+    c->PrintHelp(std::cout, set.root());
   }
   return kExitOk;
 }

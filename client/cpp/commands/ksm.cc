@@ -180,8 +180,7 @@ int KsmStable(Context& ctx) {
   return kExitOk;
 }
 
-void PrintRmapItems(const google::protobuf::RepeatedPtrField<v1::RmapItem>& items,
-                    bool with_pid) {
+void PrintRmapItems(const google::protobuf::RepeatedPtrField<v1::RmapItem>& items, bool with_pid) {
   std::vector<std::string> header = {"ADDRESS", "STATE",  "CHECKSUM", "SEQNR",
                                      "STABLE",  "DIGEST", "DEPTH",    "PREV"};
   if (with_pid) header.insert(header.begin(), "PID");

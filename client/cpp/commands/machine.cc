@@ -109,8 +109,8 @@ int MachineCreate(Context& ctx, const CreateArgs& a) {
   topology->set_pages_per_block(a.pages_per_block);
   request.mutable_machine()->set_clock_mode(a.clock);
   v1::Machine machine;
-  if (int rc = ctx.Call(ctx.machines(), &v1::MachineService::Stub::CreateMachine, request,
-                        &machine)) {
+  if (int rc =
+          ctx.Call(ctx.machines(), &v1::MachineService::Stub::CreateMachine, request, &machine)) {
     return rc;
   }
   return MachineResult(ctx, machine);
@@ -120,8 +120,8 @@ int MachineCheck(Context& ctx, const std::string& id) {
   v1::CheckMachineRequest request;
   request.set_name(id.empty() ? ctx.MachineName() : MachineResource(id));
   v1::CheckMachineResponse response;
-  if (int rc = ctx.Call(ctx.machines(), &v1::MachineService::Stub::CheckMachine, request,
-                        &response)) {
+  if (int rc =
+          ctx.Call(ctx.machines(), &v1::MachineService::Stub::CheckMachine, request, &response)) {
     return rc;
   }
   if (ctx.json()) {
@@ -143,8 +143,7 @@ int PageGet(Context& ctx, uint64_t pfn) {
   request.set_machine(ctx.MachineName());
   request.set_pfn(pfn);
   v1::PageFrame frame;
-  if (int rc =
-          ctx.Call(ctx.machines(), &v1::MachineService::Stub::GetPageFrame, request, &frame)) {
+  if (int rc = ctx.Call(ctx.machines(), &v1::MachineService::Stub::GetPageFrame, request, &frame)) {
     return rc;
   }
   if (ctx.json()) {
@@ -241,8 +240,8 @@ void AddMachineCommands(CommandSet& set) {
         v1::GetMachineRequest request;
         request.set_name(get_id.empty() ? ctx.MachineName() : MachineResource(get_id));
         v1::Machine machine;
-        if (int rc =
-                ctx.Call(ctx.machines(), &v1::MachineService::Stub::GetMachine, request, &machine)) {
+        if (int rc = ctx.Call(ctx.machines(), &v1::MachineService::Stub::GetMachine, request,
+                              &machine)) {
           return rc;
         }
         return MachineResult(ctx, machine);
@@ -257,8 +256,8 @@ void AddMachineCommands(CommandSet& set) {
       .Flag("--pages-per-block", &create.pages_per_block, "N",
             "4 KiB pages per block, a multiple of 64 (default 32768)", Size())
       .Flag("--clock", &create.clock, "MODE", "manual (deterministic, default) or realtime",
-            EnumValue<v1::ClockMode>(NameStyle::kWord,
-                                     [](v1::ClockMode m) { return m != v1::CLOCK_MODE_UNSPECIFIED; }))
+            EnumValue<v1::ClockMode>(
+                NameStyle::kWord, [](v1::ClockMode m) { return m != v1::CLOCK_MODE_UNSPECIFIED; }))
       .Run([&create](Context& ctx) { return MachineCreate(ctx, create); });
 
   auto& delete_id = set.Store<std::string>();

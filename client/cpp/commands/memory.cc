@@ -63,10 +63,10 @@ struct MemArgs {
   uint64_t address = 0;
   uint64_t length = 0;
   uint64_t pages = 1;
-  std::string hex, text, file;                // write
-  uint32_t byte = 0;                          // fill
-  uint64_t pattern = 0, seed = 0;             // fill
-  bool hexdump = false, raw = false;          // read
+  std::string hex, text, file;        // write
+  uint32_t byte = 0;                  // fill
+  uint64_t pattern = 0, seed = 0;     // fill
+  bool hexdump = false, raw = false;  // read
 };
 
 Command& AddRange(CommandSet& set, const std::string& path, const std::string& summary,
@@ -189,8 +189,7 @@ int Read(Context& ctx, const MemArgs& a) {
     v1::ReadMemoryResponse part;
     request.set_address(a.address + done);
     request.set_length(std::min(kReadChunkBytes, a.length - done));
-    if (int rc =
-            ctx.Call(ctx.processes(), &v1::ProcessService::Stub::ReadMemory, request, &part)) {
+    if (int rc = ctx.Call(ctx.processes(), &v1::ProcessService::Stub::ReadMemory, request, &part)) {
       return rc;
     }
     if (part.errnum() != v1::ERRNO_OK) {
@@ -221,8 +220,8 @@ int Digest(Context& ctx, const MemArgs& a) {
   request.set_address(a.address);
   request.set_length(a.length);
   v1::DigestMemoryResponse response;
-  if (int rc = ctx.Call(ctx.processes(), &v1::ProcessService::Stub::DigestMemory, request,
-                        &response)) {
+  if (int rc =
+          ctx.Call(ctx.processes(), &v1::ProcessService::Stub::DigestMemory, request, &response)) {
     return rc;
   }
   if (ctx.json()) {
@@ -334,12 +333,14 @@ void AddMemoryCommands(CommandSet& set) {
       .Run([&touch](Context& ctx) { return Touch(ctx, touch); });
 
   auto& pin = set.Store<MemArgs>();
-  AddRange(set, "pin", "Pin the pages of a range (get_user_pages).", pin)
-      .Run([&pin](Context& ctx) { return Pin(ctx, pin, /*pin=*/true); });
+  AddRange(set, "pin", "Pin the pages of a range (get_user_pages).", pin).Run([&pin](Context& ctx) {
+    return Pin(ctx, pin, /*pin=*/true);
+  });
 
   auto& unpin = set.Store<MemArgs>();
-  AddRange(set, "unpin", "Drop pins taken by pin.", unpin)
-      .Run([&unpin](Context& ctx) { return Pin(ctx, unpin, /*pin=*/false); });
+  AddRange(set, "unpin", "Drop pins taken by pin.", unpin).Run([&unpin](Context& ctx) {
+    return Pin(ctx, unpin, /*pin=*/false);
+  });
 
   auto& translate = set.Store<MemArgs>();
   set.Add("translate", "Virtual to physical (pagemap): pfn, node and state of each page.")

@@ -32,8 +32,8 @@ struct NumaArgs {
   uint64_t old_nodes = 0;
   bool node = false;
   bool strict = false, move = false, move_all = false;
-  std::string addresses;            // move-pages: "n,n,..." (SizeList)
-  std::vector<uint64_t> to_nodes;   // move-pages --nodes
+  std::string addresses;           // move-pages: "n,n,..." (SizeList)
+  std::vector<uint64_t> to_nodes;  // move-pages --nodes
 };
 
 int MempolicyGet(Context& ctx, const NumaArgs& a) {
@@ -131,8 +131,7 @@ void AddNumaCommands(CommandSet& set) {
   set.Add("mempolicy get", "get_mempolicy(2): the task policy, or the VMA's at --address.")
       .Arg("PID", &a.pid, Uint(0, kMaxPid))
       .Flag("--address", &a.address, "A", "MPOL_F_ADDR: the policy of the VMA at A", Size())
-      .Switch("--node", &a.node,
-              "MPOL_F_NODE: also the node of the page at A (read-faults\nit in)")
+      .Switch("--node", &a.node, "MPOL_F_NODE: also the node of the page at A (read-faults\nit in)")
       .Needs("--node", "--address")
       .Run([&a](Context& ctx) { return MempolicyGet(ctx, a); });
 

@@ -69,8 +69,8 @@ int ProcessCreate(Context& ctx, const CreateArgs& a) {
   request.mutable_process()->set_home_node(a.home_node);
   request.mutable_process()->set_privileged(a.privileged);
   v1::Process process;
-  if (int rc = ctx.Call(ctx.processes(), &v1::ProcessService::Stub::CreateProcess, request,
-                        &process)) {
+  if (int rc =
+          ctx.Call(ctx.processes(), &v1::ProcessService::Stub::CreateProcess, request, &process)) {
     return rc;
   }
   return ProcessResult(ctx, process);
@@ -110,8 +110,8 @@ int ProcessExit(Context& ctx, int32_t pid) {
   v1::ExitProcessRequest request;
   request.set_name(ctx.ProcessName(pid));
   v1::ExitProcessResponse response;
-  if (int rc = ctx.Call(ctx.processes(), &v1::ProcessService::Stub::ExitProcess, request,
-                        &response)) {
+  if (int rc =
+          ctx.Call(ctx.processes(), &v1::ProcessService::Stub::ExitProcess, request, &response)) {
     return rc;
   }
   if (ctx.json()) {
@@ -184,8 +184,7 @@ void AddProcessCommands(CommandSet& set) {
 
   auto& show_exited = set.Store<bool>();
   set.Add("process list", "List processes.")
-      .Switch("--show-exited", &show_exited,
-              "also list exited processes whose mm KSM still holds")
+      .Switch("--show-exited", &show_exited, "also list exited processes whose mm KSM still holds")
       .Run([&show_exited](Context& ctx) { return ProcessList(ctx, show_exited); });
 
   auto& get_pid = set.Store<int32_t>();
@@ -239,8 +238,7 @@ void AddProcessCommands(CommandSet& set) {
     request.set_address(munmap.address);
     request.set_length(munmap.length);
     v1::SyscallResult result;
-    if (int rc =
-            ctx.Call(ctx.processes(), &v1::ProcessService::Stub::Munmap, request, &result)) {
+    if (int rc = ctx.Call(ctx.processes(), &v1::ProcessService::Stub::Munmap, request, &result)) {
       return rc;
     }
     return ctx.SyscallDone(result);

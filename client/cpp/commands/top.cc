@@ -207,15 +207,15 @@ int ReadState(Context& ctx, View* v) {
   ksm_request.set_name(ctx.KsmName());
   if (int rc = ctx.Call(ctx.ksm(), &v1::KsmService::Stub::GetKsm, ksm_request, &v->ksm)) return rc;
   v1::ListMemoryBlocksResponse blocks;
-  if (int rc = ctx.FetchAll(&blocks, [&](const std::string& token,
-                                         v1::ListMemoryBlocksResponse* page) {
-        v1::ListMemoryBlocksRequest request;
-        request.set_parent(ctx.MachineName());
-        request.set_page_size(kBlockPageSize);
-        request.set_page_token(token);
-        return ctx.Call(ctx.blocks(), &v1::MemoryBlockService::Stub::ListMemoryBlocks, request,
-                        page);
-      })) {
+  if (int rc =
+          ctx.FetchAll(&blocks, [&](const std::string& token, v1::ListMemoryBlocksResponse* page) {
+            v1::ListMemoryBlocksRequest request;
+            request.set_parent(ctx.MachineName());
+            request.set_page_size(kBlockPageSize);
+            request.set_page_token(token);
+            return ctx.Call(ctx.blocks(), &v1::MemoryBlockService::Stub::ListMemoryBlocks, request,
+                            page);
+          })) {
     return rc;
   }
   const v1::Ksm& k = v->ksm;
