@@ -26,14 +26,16 @@ constexpr size_t kLineWidth = 80;
 
 }  // namespace
 
-std::string Wrap(absl::string_view text, absl::string_view indent) {
+std::string Wrap(absl::string_view text, absl::string_view indent, size_t first_column) {
   std::string out;
-  size_t column = 0;  // the caller has printed up to the indent
+  size_t column = first_column;
   bool first_line = true;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (!first_line) absl::StrAppend(&out, "\n", indent);
+    if (!first_line) {
+      absl::StrAppend(&out, "\n", indent);
+      column = indent.size();
+    }
     first_line = false;
-    column = indent.size();
     bool first_word = true;
     for (absl::string_view word : absl::StrSplit(line, ' ')) {
       if (!first_word && column + 1 + word.size() > kLineWidth) {
@@ -227,12 +229,12 @@ void Command::PrintParams(std::ostream& out) const {
     } else {
       out << "  " << name << std::string(width - name.size() + 2, ' ');
     }
-    out << Wrap(p->help, indent) << "\n";
+    out << Wrap(p->help, indent, indent.size()) << "\n";
   }
 }
 
 void Command::PrintHelp(std::ostream& out, const Command& root) const {
-  out << "usage: " << Usage() << "\n\n" << summary_ << "\n";
+  out << "usage: " << Usage() << "\n\n" << Wrap(summary_, "", 0) << "\n";
   if (std::any_of(params_.begin(), params_.end(), [](const Param& p) { return !p.help.empty(); })) {
     out << "\n";
     PrintParams(out);
@@ -245,7 +247,7 @@ void Command::PrintHelp(std::ostream& out, const Command& root) const {
   }
   out << "\n"
       << Wrap(absl::StrCat("Global flags: ", absl::StrJoin(globals, " "), " (see memnodectl help)"),
-              "  ")
+              "  ", 0)
       << "\n";
 }
 

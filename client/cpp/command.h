@@ -65,15 +65,15 @@ struct FlagGroup {
   size_t max = 0;
 };
 
-// `text` with its lines wrapped to 80 columns; lines after the first start
-// with `indent` (the first is assumed to start at that column).
-std::string Wrap(absl::string_view text, absl::string_view indent);
+// `text` with its lines wrapped to 80 columns; the first starts at column
+// `first_column` (already printed), the others with `indent`.
+std::string Wrap(absl::string_view text, absl::string_view indent, size_t first_column);
 
 template <typename T>
 struct IsVector : std::false_type {};
-// `text` with its lines wrapped to 80 columns; lines after the first start
-// with `indent` (the first is assumed to start at that column).
-std::string Wrap(absl::string_view text, absl::string_view indent);
+// `text` with its lines wrapped to 80 columns; the first starts at column
+// `first_column` (already printed), the others with `indent`.
+std::string Wrap(absl::string_view text, absl::string_view indent, size_t first_column);
 
 template <typename T>
 struct IsVector<std::vector<T>> : std::true_type {};

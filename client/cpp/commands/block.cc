@@ -308,7 +308,7 @@ void AddBlockCommands(CommandSet& set) {
       NameStyle::kWord,
       [](v1::MemoryNotifierEvent e) { return e != v1::MEMORY_NOTIFIER_EVENT_UNSPECIFIED; });
   const std::string event_help =
-      absl::StrCat(absl::StrJoin(events.words, ", "), "\n(or MEM_*, or the number)");
+      absl::StrCat(absl::StrJoin(events.words, ", "), " (or MEM_*, or the number)");
   set.Add("notifier inject", "Make memory notifier calls of EVENT fail with ERRNO at PRIORITY.")
       .Arg("EVENT", &inject.event, events, event_help)
       .Arg("PRIORITY", &inject.priority, Int32(),

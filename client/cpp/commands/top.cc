@@ -82,10 +82,18 @@ using Counters = std::vector<std::pair<const char*, uint64_t>>;
 // node -> state -> blocks
 using BlocksPerNode = std::map<uint32_t, std::map<v1::MemoryBlockState, uint64_t>>;
 
+// The block states shown, one column each: every value of the enum but
+// UNSPECIFIED, in declaration order.
 const std::vector<v1::MemoryBlockState>& States() {
-  static const auto* const kStates = new std::vector<v1::MemoryBlockState>{
-      v1::MEMORY_BLOCK_STATE_ONLINE, v1::MEMORY_BLOCK_STATE_GOING_OFFLINE,
-      v1::MEMORY_BLOCK_STATE_OFFLINE, v1::MEMORY_BLOCK_STATE_REMOVED};
+  static const auto* const kStates = [] {
+    auto* states = new std::vector<v1::MemoryBlockState>;
+    for (int n : EnumNumbers(v1::MemoryBlockState_descriptor())) {
+      if (n != v1::MEMORY_BLOCK_STATE_UNSPECIFIED) {
+        states->push_back(static_cast<v1::MemoryBlockState>(n));
+      }
+    }
+    return states;
+  }();
   return *kStates;
 }
 
