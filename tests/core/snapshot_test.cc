@@ -71,8 +71,7 @@ TEST(SnapshotTest, RoundTripKeepsStateAndFuture) {
   for (uint64_t seed = 1; seed <= 6; ++seed) {
     auto a = SmallMachine(2, 4, 64);
     Workload(seed).Run(*a, 120);
-    ASSERT_TRUE(
-        a->InjectNotifierFailure(Machine::MemEvent::kGoingOnline, 5, Errno::kEBUSY, 1).ok());
+    ASSERT_TRUE(a->InjectNotifierFailure(MemEvent::kGoingOnline, 5, Errno::kEBUSY, 1).ok());
     KsmInfo before = a->GetKsm();
     std::string snap = Unwrap(a->Snapshot());
     auto b = Machine::Restore(snap);
@@ -119,8 +118,8 @@ TEST(SnapshotTest, CorruptTruncatedAndFutureSnapshotsAreRefused) {
 
 TEST(SnapshotTest, PausedOfflineCannotBeSaved) {
   auto a = SmallMachine();
-  Machine::OfflineOptions opt;
-  opt.pause_after = Machine::OfflinePhase::kGoingOffline;
+  OfflineOptions opt;
+  opt.pause_after = OfflinePhase::kGoingOffline;
   auto r = Unwrap(a->OfflineBlock(1, opt, absl::Now()));
   ASSERT_TRUE(r.paused);
   EXPECT_EQ(ErrorReason(a->Snapshot().status()), "OFFLINE_IN_PROGRESS");

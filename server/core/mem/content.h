@@ -3,15 +3,15 @@
 // singleton. Linux analogue: none (the kernel stores every page's bytes);
 // this is how memnode keeps 1 TiB machines in a few MiB of host memory.
 // Thread safety: not thread-safe; owned by one Machine, used under its lock.
-#ifndef MEMNODE_SERVER_CORE_CONTENT_H_
-#define MEMNODE_SERVER_CORE_CONTENT_H_
+#ifndef MEMNODE_SERVER_CORE_MEM_CONTENT_H_
+#define MEMNODE_SERVER_CORE_MEM_CONTENT_H_
 
 #include <cstdint>
 #include <cstring>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
-#include "server/core/sha256.h"
+#include "server/core/mem/sha256.h"
 #include "server/core/types.h"
 
 namespace memnode {
@@ -89,4 +89,4 @@ class ContentStore {
 
 }  // namespace memnode
 
-#endif  // MEMNODE_SERVER_CORE_CONTENT_H_
+#endif  // MEMNODE_SERVER_CORE_MEM_CONTENT_H_

@@ -5,10 +5,10 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "server/service/events_service.h"
+#include "server/host/event_hub.h"
 #include "tests/testing/machine_fixture.h"
 
-namespace memnode::service {
+namespace memnode::host {
 namespace {
 
 using memnode::testing::PfnAt;
@@ -36,7 +36,7 @@ TEST(EventQueueTest, ScenarioOneInOrderWithSequenceNumbers) {
   EventHub hub;
   m->AddObserver(&hub);
   EventQueue all(64, 0);
-  EventQueue merges_only(64, uint64_t{1} << v1::EVENT_KIND_MERGE);
+  EventQueue merges_only(64, KindBit(EventKind::kMerge));
   hub.Subscribe(&all);
   hub.Subscribe(&merges_only);
 
@@ -120,4 +120,4 @@ TEST(EventQueueTest, ClosedHubClosesLateSubscribers) {
 }
 
 }  // namespace
-}  // namespace memnode::service
+}  // namespace memnode::host

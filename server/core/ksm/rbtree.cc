@@ -7,7 +7,7 @@
 //      which takes over the erased node's parent, children and colour; the
 //      fix-up runs from the successor's old position when the removed colour
 //      was black.
-#include "server/core/rbtree.h"
+#include "server/core/ksm/rbtree.h"
 
 namespace memnode {
 

@@ -1,4 +1,4 @@
-#include "server/service/registry.h"
+#include "server/host/registry.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -16,7 +16,7 @@
 #include "absl/time/time.h"
 #include "server/core/status.h"
 
-namespace memnode::service {
+namespace memnode::host {
 
 bool ValidMachineId(absl::string_view id) {
   if (id.empty() || id.size() > 63) return false;
@@ -54,7 +54,7 @@ void MachineHandle::KsmdLoop() {
       machine_->ExpirePausedOffline(absl::Now());
       next_expiry_check = absl::Now() + absl::Seconds(1);
     }
-    Machine::KsmdTick t = realtime ? machine_->KsmdBatch() : Machine::KsmdTick{};
+    KsmdTick t = realtime ? machine_->KsmdBatch() : KsmdTick{};
     // Sleep sleep_millisecs when there is work, else until woken (polling at
     // a coarse interval also catches registrations that did not wake us).
     absl::Duration d = t.should_run ? absl::Milliseconds(t.sleep_millisecs)
@@ -75,7 +75,7 @@ Registry::~Registry() { Shutdown(); }
 absl::StatusOr<std::shared_ptr<MachineHandle>> Registry::Create(const std::string& id,
                                                                 const MachineConfig& config) {
   if (!ValidMachineId(id))
-    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_NAME",
+    return MakeError(absl::StatusCode::kInvalidArgument, Reason::kInvalidName,
                      absl::StrCat("machine id \"", id, "\" must match [a-z][a-z0-9-]{0,62}"));
   MEMNODE_RETURN_IF_ERROR(config.Validate());
   // Check the limits before building anything.
@@ -86,20 +86,20 @@ absl::StatusOr<std::shared_ptr<MachineHandle>> Registry::Create(const std::strin
 
 absl::Status Registry::CheckRoom(const std::string& id, uint64_t bytes) {
   if (bytes > limits_.max_machine_bytes)
-    return MakeError(absl::StatusCode::kResourceExhausted, "MEMORY_LIMIT",
+    return MakeError(absl::StatusCode::kResourceExhausted, Reason::kMemoryLimit,
                      absl::StrCat("machine of ", bytes, " bytes exceeds max_machine_bytes ",
                                   limits_.max_machine_bytes));
   absl::MutexLock lock(&mu_);
   if (machines_.count(id))
-    return MakeError(absl::StatusCode::kAlreadyExists, "MACHINE_EXISTS",
+    return MakeError(absl::StatusCode::kAlreadyExists, Reason::kMachineExists,
                      absl::StrCat("machines/", id, " already exists"));
   if (machines_.size() >= limits_.max_machines)
-    return MakeError(absl::StatusCode::kResourceExhausted, "MACHINE_LIMIT",
+    return MakeError(absl::StatusCode::kResourceExhausted, Reason::kMachineLimit,
                      absl::StrCat("at most ", limits_.max_machines, " machines"));
   uint64_t total = bytes;
   for (const auto& [n, h] : machines_) total += h->machine().Info().total_pages * kPageSize;
   if (total > limits_.max_total_bytes)
-    return MakeError(absl::StatusCode::kResourceExhausted, "MEMORY_LIMIT",
+    return MakeError(absl::StatusCode::kResourceExhausted, Reason::kMemoryLimit,
                      absl::StrCat("server total of ", total, " emulated bytes exceeds ",
                                   limits_.max_total_bytes));
   return absl::OkStatus();
@@ -108,13 +108,13 @@ absl::Status Registry::CheckRoom(const std::string& id, uint64_t bytes) {
 absl::StatusOr<std::shared_ptr<MachineHandle>> Registry::Adopt(const std::string& id,
                                                                std::unique_ptr<Machine> m) {
   if (!ValidMachineId(id))
-    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_NAME",
+    return MakeError(absl::StatusCode::kInvalidArgument, Reason::kInvalidName,
                      absl::StrCat("machine id \"", id, "\" must match [a-z][a-z0-9-]{0,62}"));
   MEMNODE_RETURN_IF_ERROR(CheckRoom(id, m->Info().total_pages * kPageSize));
   auto h = std::make_shared<MachineHandle>(id, std::move(m));
   absl::MutexLock lock(&mu_);
   if (machines_.count(id))  // lost a race with another create of the same id
-    return MakeError(absl::StatusCode::kAlreadyExists, "MACHINE_EXISTS",
+    return MakeError(absl::StatusCode::kAlreadyExists, Reason::kMachineExists,
                      absl::StrCat("machines/", id, " already exists"));
   machines_[id] = h;
   for (RegistryListener* l : listeners_) l->OnMachineAdded(h);
@@ -125,7 +125,7 @@ absl::StatusOr<std::shared_ptr<MachineHandle>> Registry::Get(const std::string& 
   absl::MutexLock lock(&mu_);
   auto it = machines_.find(id);
   if (it == machines_.end())
-    return MakeError(absl::StatusCode::kNotFound, "MACHINE_NOT_FOUND",
+    return MakeError(absl::StatusCode::kNotFound, Reason::kMachineNotFound,
                      absl::StrCat("machines/", id, " not found"));
   return it->second;
 }
@@ -136,7 +136,7 @@ absl::Status Registry::Delete(const std::string& id) {
     absl::MutexLock lock(&mu_);
     auto it = machines_.find(id);
     if (it == machines_.end())
-      return MakeError(absl::StatusCode::kNotFound, "MACHINE_NOT_FOUND",
+      return MakeError(absl::StatusCode::kNotFound, Reason::kMachineNotFound,
                        absl::StrCat("machines/", id, " not found"));
     h = std::move(it->second);
     machines_.erase(it);
@@ -175,9 +175,9 @@ void Registry::RemoveListener(RegistryListener* listener) {
   listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());
 }
 
-}  // namespace memnode::service
+}  // namespace memnode::host
 
-namespace memnode::service {
+namespace memnode::host {
 namespace {
 
 bool ValidFileName(const std::string& f) {
@@ -192,7 +192,7 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& dat
   const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
-    return MakeError(absl::StatusCode::kInternal, "SNAPSHOT_IO",
+    return MakeError(absl::StatusCode::kInternal, Reason::kSnapshotIo,
                      absl::StrCat("cannot create ", tmp, ": ", std::strerror(errno)));
   size_t done = 0;
   while (done < data.size()) {
@@ -202,18 +202,19 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& dat
       int e = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
-      return MakeError(absl::StatusCode::kInternal, "SNAPSHOT_IO",
+      return MakeError(absl::StatusCode::kInternal, Reason::kSnapshotIo,
                        absl::StrCat("cannot write ", tmp, ": ", std::strerror(e)));
     }
     done += static_cast<size_t>(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     ::unlink(tmp.c_str());
-    return MakeError(absl::StatusCode::kInternal, "SNAPSHOT_IO", absl::StrCat("cannot sync ", tmp));
+    return MakeError(absl::StatusCode::kInternal, Reason::kSnapshotIo,
+                     absl::StrCat("cannot sync ", tmp));
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     ::unlink(tmp.c_str());
-    return MakeError(absl::StatusCode::kInternal, "SNAPSHOT_IO",
+    return MakeError(absl::StatusCode::kInternal, Reason::kSnapshotIo,
                      absl::StrCat("cannot rename ", tmp, ": ", std::strerror(errno)));
   }
   // Make the rename durable.
@@ -229,7 +230,7 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& dat
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
-    return MakeError(absl::StatusCode::kNotFound, "SNAPSHOT_NOT_FOUND",
+    return MakeError(absl::StatusCode::kNotFound, Reason::kSnapshotNotFound,
                      absl::StrCat("no snapshot file ", path));
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   return data;
@@ -240,11 +241,11 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 absl::StatusOr<Registry::SavedSnapshot> Registry::SaveSnapshot(const std::string& id,
                                                                const std::string& file) {
   if (state_dir_.empty())
-    return MakeError(absl::StatusCode::kFailedPrecondition, "NO_STATE_DIR",
+    return MakeError(absl::StatusCode::kFailedPrecondition, Reason::kNoStateDir,
                      "the server was started without --state_dir");
   std::string name = file.empty() ? absl::StrCat(id, ".mnsnap") : file;
   if (!ValidFileName(name))
-    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
+    return MakeError(absl::StatusCode::kInvalidArgument, Reason::kInvalidField,
                      "file must match [A-Za-z0-9._-]{1,128} and not start with '.'");
   MEMNODE_ASSIGN_OR_RETURN(std::shared_ptr<MachineHandle> h, Get(id));
   MEMNODE_ASSIGN_OR_RETURN(std::string bytes, h->machine().Snapshot());
@@ -259,13 +260,13 @@ absl::StatusOr<Registry::SavedSnapshot> Registry::SaveSnapshot(const std::string
 absl::StatusOr<std::shared_ptr<MachineHandle>> Registry::LoadSnapshot(const std::string& file,
                                                                       const std::string& id) {
   if (state_dir_.empty())
-    return MakeError(absl::StatusCode::kFailedPrecondition, "NO_STATE_DIR",
+    return MakeError(absl::StatusCode::kFailedPrecondition, Reason::kNoStateDir,
                      "the server was started without --state_dir");
   if (!ValidFileName(file))
-    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
+    return MakeError(absl::StatusCode::kInvalidArgument, Reason::kInvalidField,
                      "file must match [A-Za-z0-9._-]{1,128} and not start with '.'");
   if (!ValidMachineId(id))
-    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_NAME",
+    return MakeError(absl::StatusCode::kInvalidArgument, Reason::kInvalidName,
                      absl::StrCat("machine id \"", id, "\" must match [a-z][a-z0-9-]{0,62}"));
   MEMNODE_ASSIGN_OR_RETURN(std::string bytes, ReadFile(absl::StrCat(state_dir_, "/", file)));
   MEMNODE_ASSIGN_OR_RETURN(std::unique_ptr<Machine> m, Machine::Restore(bytes));
@@ -309,4 +310,4 @@ std::vector<std::string> Registry::RestoreAll(std::vector<std::string>* errors) 
   return restored;
 }
 
-}  // namespace memnode::service
+}  // namespace memnode::host

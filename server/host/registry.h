@@ -4,8 +4,8 @@
 // 2.1 rule 1): a batch of pages_to_scan visits, then sleep_millisecs.
 // Thread safety: thread-safe. Lock order: Registry::mu_, then Machine::mu_
 // (never the reverse: ksmd threads hold no registry lock while scanning).
-#ifndef MEMNODE_SERVER_SERVICE_REGISTRY_H_
-#define MEMNODE_SERVER_SERVICE_REGISTRY_H_
+#ifndef MEMNODE_SERVER_HOST_REGISTRY_H_
+#define MEMNODE_SERVER_HOST_REGISTRY_H_
 
 #include <map>
 #include <memory>
@@ -18,7 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/core/machine.h"
 
-namespace memnode::service {
+namespace memnode::host {
 
 struct Limits {
   uint32_t max_machines = 16;
@@ -125,6 +125,6 @@ class Registry {
 // Valid machine ids: [a-z][a-z0-9-]{0,62}.
 bool ValidMachineId(absl::string_view id);
 
-}  // namespace memnode::service
+}  // namespace memnode::host
 
-#endif  // MEMNODE_SERVER_SERVICE_REGISTRY_H_
+#endif  // MEMNODE_SERVER_HOST_REGISTRY_H_

@@ -1,4 +1,4 @@
-#include "server/core/content.h"
+#include "server/core/mem/content.h"
 
 #include "server/core/status.h"
 

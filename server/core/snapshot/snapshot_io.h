@@ -1,8 +1,8 @@
 // Byte-level writer and bounds-checked reader for machine snapshots:
 // little-endian base-128 varints and raw byte runs.
 // Thread safety: one object per thread.
-#ifndef MEMNODE_SERVER_CORE_SNAPSHOT_IO_H_
-#define MEMNODE_SERVER_CORE_SNAPSHOT_IO_H_
+#ifndef MEMNODE_SERVER_CORE_SNAPSHOT_SNAPSHOT_IO_H_
+#define MEMNODE_SERVER_CORE_SNAPSHOT_SNAPSHOT_IO_H_
 
 #include <cstdint>
 #include <cstring>
@@ -86,4 +86,4 @@ class SnapshotReader {
 
 }  // namespace memnode
 
-#endif  // MEMNODE_SERVER_CORE_SNAPSHOT_IO_H_
+#endif  // MEMNODE_SERVER_CORE_SNAPSHOT_SNAPSHOT_IO_H_

@@ -6,8 +6,8 @@
 // Like the kernel's API, the caller descends and links (Link), then calls
 // InsertColor; comparison is the caller's business.
 // Thread safety: not thread-safe; used under the owning machine's lock.
-#ifndef MEMNODE_SERVER_CORE_RBTREE_H_
-#define MEMNODE_SERVER_CORE_RBTREE_H_
+#ifndef MEMNODE_SERVER_CORE_KSM_RBTREE_H_
+#define MEMNODE_SERVER_CORE_KSM_RBTREE_H_
 
 namespace memnode {
 
@@ -54,4 +54,4 @@ class RbTree {
 
 }  // namespace memnode
 
-#endif  // MEMNODE_SERVER_CORE_RBTREE_H_
+#endif  // MEMNODE_SERVER_CORE_KSM_RBTREE_H_
