@@ -81,14 +81,14 @@ static char self_exe[4096];
 
 /* ---- output without stdio ---------------------------------------------- */
 
-static void out_raw(const char *s, size_t n) {
+static void out_raw(const char* s, size_t n) {
   size_t room = sizeof(reply) - 1 - reply_len; /* one byte kept for '\n' */
   if (n > room) n = room;
   memcpy(reply + reply_len, s, n);
   reply_len += n;
 }
 
-static void out(const char *s) { out_raw(s, strlen(s)); }
+static void out(const char* s) { out_raw(s, strlen(s)); }
 
 static void out_u64(uint64_t v) {
   char tmp[24];
@@ -116,7 +116,7 @@ static void flush_reply(void) {
   reply_len = 0;
 }
 
-static void reply_err(int e, const char *what) {
+static void reply_err(int e, const char* what) {
   reply_len = 0;
   out("err ");
   out_i64(e);
@@ -147,12 +147,12 @@ static int read_line(void) {
   }
 }
 
-static char *tokens[16];
+static char* tokens[16];
 static int ntokens;
 
 static void split(void) {
   ntokens = 0;
-  char *p = line;
+  char* p = line;
   while (*p && ntokens < 16) {
     while (*p == ' ') p++;
     if (!*p) break;
@@ -162,8 +162,8 @@ static void split(void) {
   }
 }
 
-static int parse_u64(const char *s, uint64_t *v) {
-  char *end;
+static int parse_u64(const char* s, uint64_t* v) {
+  char* end;
   errno = 0;
   unsigned long long x = strtoull(s, &end, 0);
   if (errno || end == s || *end) return -1;
@@ -186,7 +186,7 @@ static uint64_t splitmix_next(void) {
 /* Page contents: "zero" (all 0), "byte" (every byte = arg), "seed" (the
  * splitmix64 stream seeded with arg, little-endian words from the first
  * byte of the page: FillMemory(random_seed=arg) over that one page). */
-static int fill_page(unsigned char *p, const char *kind, uint64_t arg) {
+static int fill_page(unsigned char* p, const char* kind, uint64_t arg) {
   if (strcmp(kind, "zero") == 0) {
     memset(p, 0, PAGE);
   } else if (strcmp(kind, "byte") == 0) {
@@ -205,7 +205,7 @@ static int fill_page(unsigned char *p, const char *kind, uint64_t arg) {
 
 /* ---- /proc readers ----------------------------------------------------- */
 
-static int pread_u64(const char *path, uint64_t index, uint64_t *v) {
+static int pread_u64(const char* path, uint64_t index, uint64_t* v) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -errno;
   ssize_t r = pread(fd, v, 8, (off_t)(index * 8));
@@ -217,9 +217,9 @@ static int pread_u64(const char *path, uint64_t index, uint64_t *v) {
 
 static uint64_t zero_pfn(void) {
   /* A read fault on an untouched private anonymous page maps the zero page. */
-  void *p = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* p = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return 0;
-  volatile unsigned char c = *(volatile unsigned char *)p;
+  volatile unsigned char c = *(volatile unsigned char*)p;
   (void)c;
   uint64_t pm = 0;
   if (pread_u64("/proc/self/pagemap", (uintptr_t)p / PAGE, &pm) != 0) pm = 0;
@@ -229,13 +229,13 @@ static uint64_t zero_pfn(void) {
 
 /* ---- commands ---------------------------------------------------------- */
 
-static struct region *get_region(const char *tok) {
+static struct region* get_region(const char* tok) {
   uint64_t r;
   if (parse_u64(tok, &r) || r >= MAX_REGIONS || !regions[r].addr) return NULL;
   return &regions[r];
 }
 
-static int range_ok(struct region *rg, uint64_t first, uint64_t count) {
+static int range_ok(struct region* rg, uint64_t first, uint64_t count) {
   return first <= rg->pages && count <= rg->pages - first;
 }
 
@@ -246,7 +246,7 @@ static void cmd_mmap(void) {
   if ((ntokens != 4 && !shared) || parse_u64(tokens[1], &r) || parse_u64(tokens[2], &addr) ||
       parse_u64(tokens[3], &pages) || r >= MAX_REGIONS || regions[r].addr || !pages)
     return reply_err(EINVAL, "usage: mmap R ADDR PAGES [shared] (R unused)");
-  void *p = mmap((void *)addr, pages * PAGE, PROT_READ | PROT_WRITE,
+  void* p = mmap((void*)addr, pages * PAGE, PROT_READ | PROT_WRITE,
                  (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   if (p == MAP_FAILED) return reply_err(errno, "mmap");
   if ((uintptr_t)p != addr) {
@@ -263,15 +263,16 @@ static void cmd_mmap(void) {
 
 /* fill R FIRST COUNT KIND ARG [STEP]: page FIRST+i gets KIND(ARG + i*STEP) */
 static void cmd_fill(void) {
-  struct region *rg;
+  struct region* rg;
   uint64_t first, count, arg, step = 0;
   if ((ntokens != 6 && ntokens != 7) || !(rg = get_region(tokens[1])) ||
       parse_u64(tokens[2], &first) || parse_u64(tokens[3], &count) || parse_u64(tokens[5], &arg) ||
       (ntokens == 7 && parse_u64(tokens[6], &step)) || !range_ok(rg, first, count))
     return reply_err(EINVAL, "usage: fill R FIRST COUNT KIND ARG [STEP]");
   for (uint64_t i = 0; i < count; i++) {
-    unsigned char *p = (unsigned char *)(rg->addr + (first + i) * PAGE);
-    if (fill_page(p, tokens[4], arg + i * step) != 0) return reply_err(EINVAL, "fill: unknown kind");
+    unsigned char* p = (unsigned char*)(rg->addr + (first + i) * PAGE);
+    if (fill_page(p, tokens[4], arg + i * step) != 0)
+      return reply_err(EINVAL, "fill: unknown kind");
   }
   out("ok");
   flush_reply();
@@ -279,25 +280,25 @@ static void cmd_fill(void) {
 
 /* write R PAGE OFFSET VALUE: an 8-byte little-endian store */
 static void cmd_write(void) {
-  struct region *rg;
+  struct region* rg;
   uint64_t page, offset, value;
   if (ntokens != 5 || !(rg = get_region(tokens[1])) || parse_u64(tokens[2], &page) ||
       parse_u64(tokens[3], &offset) || parse_u64(tokens[4], &value) || page >= rg->pages ||
       offset > PAGE - 8)
     return reply_err(EINVAL, "usage: write R PAGE OFFSET VALUE");
-  memcpy((void *)(rg->addr + page * PAGE + offset), &value, 8);
+  memcpy((void*)(rg->addr + page * PAGE + offset), &value, 8);
   out("ok");
   flush_reply();
 }
 
 /* madvise R FIRST COUNT ADVICE */
 static void cmd_madvise(void) {
-  struct region *rg;
+  struct region* rg;
   uint64_t first, count, advice;
   if (ntokens != 5 || !(rg = get_region(tokens[1])) || parse_u64(tokens[2], &first) ||
       parse_u64(tokens[3], &count) || parse_u64(tokens[4], &advice) || !range_ok(rg, first, count))
     return reply_err(EINVAL, "usage: madvise R FIRST COUNT ADVICE");
-  if (madvise((void *)(rg->addr + first * PAGE), count * PAGE, (int)advice) != 0) {
+  if (madvise((void*)(rg->addr + first * PAGE), count * PAGE, (int)advice) != 0) {
     out("ok errno=");
     out_i64(errno);
   } else {
@@ -308,12 +309,12 @@ static void cmd_madvise(void) {
 
 /* munmap R FIRST COUNT (the whole region forgets itself when fully unmapped) */
 static void cmd_munmap(void) {
-  struct region *rg;
+  struct region* rg;
   uint64_t first, count;
   if (ntokens != 4 || !(rg = get_region(tokens[1])) || parse_u64(tokens[2], &first) ||
       parse_u64(tokens[3], &count) || !range_ok(rg, first, count))
     return reply_err(EINVAL, "usage: munmap R FIRST COUNT");
-  if (munmap((void *)(rg->addr + first * PAGE), count * PAGE) != 0) {
+  if (munmap((void*)(rg->addr + first * PAGE), count * PAGE) != 0) {
     out("ok errno=");
     out_i64(errno);
   } else {
@@ -352,7 +353,7 @@ static int is_region(uintptr_t start, uintptr_t end) {
 /* isolate: MADV_UNMERGEABLE on every VMA that is not (inside) a test region,
  * so that under PR_SET_MEMORY_MERGE only the test regions are under KSM.
  * Replies the number of VMAs advised. */
-static int do_isolate(int *advised) {
+static int do_isolate(int* advised) {
   static char maps[1 << 16];
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -errno;
@@ -367,16 +368,16 @@ static int do_isolate(int *advised) {
   close(fd);
   maps[len] = '\0';
   *advised = 0;
-  char *p = maps;
+  char* p = maps;
   while (*p) {
-    char *nl = strchr(p, '\n');
+    char* nl = strchr(p, '\n');
     if (nl) *nl = '\0';
-    char *dash;
+    char* dash;
     uintptr_t start = (uintptr_t)strtoull(p, &dash, 16);
     uintptr_t end = (uintptr_t)strtoull(dash + 1, NULL, 16);
     /* [vsyscall] lies above user space: madvise would fail, skip it. */
     if (!strstr(p, "[vsyscall]") && !is_region(start, end)) {
-      if (madvise((void *)start, end - start, MADV_UNMERGEABLE) == 0) (*advised)++;
+      if (madvise((void*)start, end - start, MADV_UNMERGEABLE) == 0) (*advised)++;
     }
     if (!nl) break;
     p = nl + 1;
@@ -395,7 +396,7 @@ static void cmd_isolate(void) {
 
 /* observe R FIRST COUNT: per page "pagemap,kpageflags,kpagecount" (hex) */
 static void cmd_observe(void) {
-  struct region *rg;
+  struct region* rg;
   uint64_t first, count;
   if (ntokens != 4 || !(rg = get_region(tokens[1])) || parse_u64(tokens[2], &first) ||
       parse_u64(tokens[3], &count) || !range_ok(rg, first, count))
@@ -421,8 +422,8 @@ static void cmd_observe(void) {
       if (pread(kc, &mapcount, 8, (off_t)(pfn * 8)) != 8) mapcount = 0;
     }
     char tmp[80];
-    int n = snprintf(tmp, sizeof(tmp), "%s%" PRIx64 ":%" PRIx64 ":%" PRIx64, i ? "," : "", e,
-                     flags, mapcount);
+    int n = snprintf(tmp, sizeof(tmp), "%s%" PRIx64 ":%" PRIx64 ":%" PRIx64, i ? "," : "", e, flags,
+                     mapcount);
     out_raw(tmp, (size_t)n);
   }
   close(pm);
@@ -456,8 +457,8 @@ static void cmd_fork(void) {
 
 /* exec: re-executes this program (same pid, same stdin/stdout, fresh mm). */
 static void cmd_exec(void) {
-  char *argv[] = {self_exe, "--after-exec", NULL};
-  char *envp[] = {NULL};
+  char* argv[] = {self_exe, "--after-exec", NULL};
+  char* envp[] = {NULL};
   execve(self_exe, argv, envp);
   reply_err(errno, "execve");
 }
@@ -479,7 +480,7 @@ static void hello(void) {
   flush_reply();
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   (void)argc;
   (void)argv;
   /* Children are reaped by the kernel: the driver waits for /proc/PID to go. */
@@ -494,18 +495,29 @@ int main(int argc, char **argv) {
       reply_err(EINVAL, "empty command");
       continue;
     }
-    const char *c = tokens[0];
-    if (!strcmp(c, "mmap")) cmd_mmap();
-    else if (!strcmp(c, "fill")) cmd_fill();
-    else if (!strcmp(c, "write")) cmd_write();
-    else if (!strcmp(c, "madvise")) cmd_madvise();
-    else if (!strcmp(c, "munmap")) cmd_munmap();
-    else if (!strcmp(c, "prctl_set")) cmd_prctl(1);
-    else if (!strcmp(c, "prctl_get")) cmd_prctl(0);
-    else if (!strcmp(c, "isolate")) cmd_isolate();
-    else if (!strcmp(c, "observe")) cmd_observe();
-    else if (!strcmp(c, "fork")) cmd_fork();
-    else if (!strcmp(c, "exec")) cmd_exec();
+    const char* c = tokens[0];
+    if (!strcmp(c, "mmap"))
+      cmd_mmap();
+    else if (!strcmp(c, "fill"))
+      cmd_fill();
+    else if (!strcmp(c, "write"))
+      cmd_write();
+    else if (!strcmp(c, "madvise"))
+      cmd_madvise();
+    else if (!strcmp(c, "munmap"))
+      cmd_munmap();
+    else if (!strcmp(c, "prctl_set"))
+      cmd_prctl(1);
+    else if (!strcmp(c, "prctl_get"))
+      cmd_prctl(0);
+    else if (!strcmp(c, "isolate"))
+      cmd_isolate();
+    else if (!strcmp(c, "observe"))
+      cmd_observe();
+    else if (!strcmp(c, "fork"))
+      cmd_fork();
+    else if (!strcmp(c, "exec"))
+      cmd_exec();
     else if (!strcmp(c, "exit")) {
       out("ok");
       flush_reply();

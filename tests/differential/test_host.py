@@ -14,7 +14,7 @@ import pytest
 
 import host_ksm
 import observe
-from conftest import HERE, TRACEFS_OFF
+from conftest import HERE, TRACEFS_OFF, load_recorded
 from host_exec import HostExecutor
 from scenarios import DEFAULT_KNOBS, SCENARIOS
 
@@ -25,6 +25,23 @@ def test_scenario_on_host(host_trails, scenario):
     trail = result["trail"]
     problems = observe.check_expectations(scenario, trail) + observe.invariants(trail)
     assert not problems, "%s on the real kernel:\n  %s" % (scenario.name, "\n  ".join(problems))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_host_trail_matches_recording(host_trails, scenario):
+    """The kernel is deterministic under lockstep: this host's trail equals the
+    recording made on the same kernel release (events included when both have
+    them). A different kernel release is reported as such, not compared."""
+    rec = load_recorded(scenario.name)
+    assert rec is not None, "no recording for %s (MEMNODE_DIFFERENTIAL_RECORD=1)" % scenario.name
+    if rec["kernel"] != os.uname().release:
+        pytest.skip("recorded on %s, this host runs %s: re-record with "
+                    "MEMNODE_DIFFERENTIAL_RECORD=1" % (rec["kernel"], os.uname().release))
+    result = host_trails(scenario)
+    diffs = observe.compare_trails(rec["trail"], json.loads(json.dumps(result["trail"])),
+                                   names=("recorded", "now"),
+                                   events=bool(rec["events"] and result["events"]))
+    assert not diffs, "\n".join(diffs)
 
 
 def test_event_log_available(host):
@@ -142,3 +159,30 @@ def test_lockstep_pass_is_one_full_scan(host, helper_binary):
             assert a == b and a["full_scans"] == k
     finally:
         ex.end()
+
+
+def test_fill_generators_match_memnode(helper_binary):
+    """The helper's page contents are the bytes memnode's FillMemory writes
+    (memnode.digest is the client's reference implementation of them)."""
+    sys.path.insert(0, str(HERE.parents[1] / "client" / "python"))
+    from memnode.digest import byte_fill, random_bytes
+    addr = 0x2000_0000_0000
+    p = subprocess.Popen([str(helper_binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         bufsize=0)
+    try:
+        p.stdout.readline()
+        cmds = ["mmap 0 %d 4" % addr, "fill 0 0 1 zero 0", "fill 0 1 1 byte 171",
+                "fill 0 2 2 seed 12345 7"]
+        for cmd in cmds:
+            p.stdin.write((cmd + "\n").encode())
+            assert p.stdout.readline().startswith(b"ok"), cmd
+        with open("/proc/%d/mem" % p.pid, "rb", buffering=0) as mem:
+            mem.seek(addr)
+            data = mem.read(4 * 4096)
+    finally:
+        p.kill()
+        p.wait()
+    assert data[0:4096] == bytes(4096)
+    assert data[4096:8192] == byte_fill(171, 4096)
+    assert data[8192:12288] == random_bytes(12345, 4096)
+    assert data[12288:16384] == random_bytes(12345 + 7, 4096)

@@ -86,6 +86,7 @@ def test_knob_matrix_on_host(host_matrix):
 
 
 def test_knob_matrix_on_memnode(memnode_profile, request):
+    client = memnode_profile()
     from memnode_exec import MemnodeExecutor
     from dsl import Scenario
     if HOST_OFF:
@@ -94,7 +95,7 @@ def test_knob_matrix_on_memnode(memnode_profile, request):
         rows, side = rec["rows"], rec["side_effects"]
     else:
         rows, side = request.getfixturevalue("host_matrix")
-    ex = MemnodeExecutor(memnode_profile, DEFAULT_KNOBS)
+    ex = MemnodeExecutor(client, DEFAULT_KNOBS)
     ex.begin(Scenario(name="knob-matrix", doc="", ops=[], expect=[]))
     try:
         got_rows, got_side = run_matrix(lambda f, t: ex.write_knob(f, t)[0], ex.read_knob)

@@ -16,8 +16,9 @@ from scenarios import DEFAULT_KNOBS, SCENARIOS
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_scenario_memnode_vs_kernel(memnode_profile, reference, scenario):
+    client = memnode_profile()
     ref = reference(scenario)
-    ex = MemnodeExecutor(memnode_profile, DEFAULT_KNOBS)
+    ex = MemnodeExecutor(client, DEFAULT_KNOBS)
     try:
         trail = observe.run_scenario(ex, scenario)
     except observe.Unsupported as e:
