@@ -223,10 +223,10 @@ class HostExecutor(Executor):
         n = len(h.regions)
         while n in h.regions.values():
             n += 1
-        reply = h.send("mmap %d %d %d%s" % (n, addr, pages, " shared" if shared else ""))
+        h.send("mmap %d %d %d%s" % (n, addr, pages, " shared" if shared else ""))  # raises
         h.regions[region] = n
         self._collect(proc)
-        return 0 if reply.startswith("ok") else -1
+        return 0
 
     def fill(self, proc, region, first, count, kind, arg, step) -> None:
         h, r = self._region(proc, region)

@@ -41,6 +41,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -50,6 +51,9 @@ TRACEFS = Path("/sys/kernel/tracing")
 INSTANCE = "memnode_differential"
 LOCK_FILE = Path("/run/memnode-differential.lock")
 STATE_FILE = Path("/run/memnode-differential-ksm.json")
+# Present while tracefs is mounted by a run of this test (so that a run killed
+# with SIGKILL leaves the next run the job of unmounting it).
+MOUNT_MARKER = Path("/run/memnode-differential-tracefs-mounted")
 
 # Restore order (see module docstring); files not listed are restored after.
 RESTORE_ORDER = (
@@ -159,6 +163,8 @@ class HostKsm:
         self.readonly: List[str] = []
         self._lock_fd: Optional[int] = None
         self._restored = True
+        self._restoring = False
+        self._pending_signal = 0
         self._old_handlers: Dict[int, object] = {}
         self.tracing: Optional[Tracing] = None
         self._sleep = SLEEP_A
@@ -193,6 +199,8 @@ class HostKsm:
         self._restored = False
         atexit.register(self.restore)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            if signal.getsignal(sig) is signal.SIG_IGN:
+                continue            # an ignored signal cannot end the run
             self._old_handlers[sig] = signal.signal(sig, self._on_signal)
 
     @staticmethod
@@ -227,14 +235,15 @@ class HostKsm:
                               + "; ".join(problems))
 
     def _on_signal(self, signum, frame) -> None:
-        self.restore()
-        old = self._old_handlers.get(signum)
-        signal.signal(signum, old if callable(old) or old in (signal.SIG_IGN, signal.SIG_DFL)
-                      else signal.SIG_DFL)
-        if callable(old):
-            old(signum, frame)
-        else:
-            os.kill(os.getpid(), signum)
+        """SIGTERM/SIGINT/SIGHUP become KeyboardInterrupt: the stack unwinds
+        (closing helper pipes and trace files), pytest tears the session down
+        and the fixture, or atexit, restores the knobs. A signal that arrives
+        while the knobs are being restored is raised when the restore is done."""
+        if self._restoring:
+            self._pending_signal = signum
+            return
+        raise KeyboardInterrupt("signal %d: the host KSM knobs are restored on the way out"
+                                % signum)
 
     def _write_back(self, saved: Dict[str, str]) -> List[str]:
         """run=2, every saved knob in RESTORE_ORDER, run=0. Returns problems."""
@@ -261,10 +270,23 @@ class HostKsm:
         if self._restored:
             return []
         self._restored = True
+        self._restoring = True
+        self._pending_signal = 0
+        try:
+            problems = self._restore()
+        finally:
+            self._restoring = False
+        if self._pending_signal:
+            raise KeyboardInterrupt("signal %d during the restore of the host KSM knobs (done: "
+                                    "%s)" % (self._pending_signal, problems or "clean"))
+        return problems
+
+    def _restore(self) -> List[str]:
         problems = []
         if self.tracing is not None:
-            problems += self.tracing.close()
+            self.tracing.close()
             self.tracing = None
+        problems += cleanup_tracefs()
         problems += self._write_back(self.saved)
         problems += self.verify_restored()
         if not problems:
@@ -359,12 +381,18 @@ class Tracing:
         self.unavailable = ""
         try:
             if not (TRACEFS / "instances").is_dir():
-                r = os.system("mount -t tracefs nodev %s >/dev/null 2>&1" % TRACEFS)
-                if r != 0:
+                # Marker first: a run killed right after the mount still
+                # tells the next run (or restore) to unmount.
+                MOUNT_MARKER.touch()
+                r = subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
+                                   capture_output=True, text=True)
+                if r.returncode != 0:
+                    MOUNT_MARKER.unlink(missing_ok=True)
                     self.unavailable = ("tracefs is not mounted at %s and `mount -t tracefs` "
-                                        "failed (exit %d)" % (TRACEFS, r))
+                                        "failed: %s" % (TRACEFS, r.stderr.strip()
+                                                        or "exit %d" % r.returncode))
                     return
-                self.mounted_here = True
+            self.mounted_here = MOUNT_MARKER.exists()
             if not (TRACEFS / "events" / "ksm").is_dir():
                 self.unavailable = "%s/events/ksm does not exist (no ksm tracepoints)" % TRACEFS
                 return
@@ -412,19 +440,31 @@ class Tracing:
         return out
 
     def close(self) -> List[str]:
-        problems = []
-        if self.dir is not None:
-            try:
-                (self.dir / "events" / "ksm" / "enable").write_text("0")
-                os.rmdir(self.dir)
-            except OSError as e:
-                problems.append("removing tracefs instance: %s" % e)
-            self.dir = None
-        if self.mounted_here:
-            if os.system("umount %s >/dev/null 2>&1" % TRACEFS) != 0:
-                problems.append("could not unmount the tracefs this run mounted at %s" % TRACEFS)
-            self.mounted_here = False
-        return problems
+        self.dir = None
+        self.mounted_here = False
+        return cleanup_tracefs()
+
+
+def cleanup_tracefs() -> List[str]:
+    """Removes this test's tracefs instance, and unmounts tracefs if a run of
+    this test mounted it (MOUNT_MARKER). Idempotent."""
+    problems = []
+    d = TRACEFS / "instances" / INSTANCE
+    if d.is_dir():
+        try:
+            (d / "events" / "ksm" / "enable").write_text("0")
+            os.rmdir(d)
+        except OSError as e:
+            problems.append("removing tracefs instance %s: %s" % (d, e))
+    if MOUNT_MARKER.exists():
+        if (TRACEFS / "instances").is_dir():
+            r = subprocess.run(["umount", str(TRACEFS)], capture_output=True, text=True)
+            if r.returncode != 0:
+                problems.append("could not unmount the tracefs this test mounted at %s: %s"
+                                % (TRACEFS, r.stderr.strip()))
+                return problems
+        MOUNT_MARKER.unlink()
+    return problems
 
 
 _BODY = {

@@ -93,6 +93,11 @@ def test_guard_sees_mergeable_process(host, helper_binary):
     assert not any(u.startswith("%d " % p.pid) for u in host_ksm.processes_using_ksm())
 
 
+def _die_with_parent():
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)   # PR_SET_PDEATHSIG
+
+
 _DRIVER = r"""
 import sys, time
 sys.path.insert(0, %(here)r)
@@ -117,8 +122,10 @@ def test_driver_restores_knobs_after_signal(host, sig):
     assert not problems, problems
     before = {f: host_ksm.read_knob(f) for f in host_ksm.HostKsm().writable_files()}
     try:
+        # The driver gets SIGTERM if this process dies (PR_SET_PDEATHSIG), so
+        # an interrupted session never leaves it behind holding the knobs.
         p = subprocess.Popen([sys.executable, "-c", _DRIVER % {"here": str(HERE)}],
-                             stdout=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
         assert p.stdout.readline().strip() == "changed"
         assert host_ksm.read_knob("sleep_millisecs") == "4321\n"
         os.kill(p.pid, sig)
