@@ -225,7 +225,6 @@ class Model:
 def run_scenario(ex: Executor, scenario: Scenario) -> List[Dict[str, Any]]:
     """Runs ``scenario`` on ``ex``; returns the trail (one dict per step)."""
     ops = scenario.tagged()
-    regions = scenario.regions()
     model = Model()
     labeler = FrameLabeler()
     trail: List[Dict[str, Any]] = []

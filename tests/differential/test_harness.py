@@ -5,8 +5,6 @@ and the recordings' consistency with the scenario catalogue."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import pytest
 
 import host_ksm
