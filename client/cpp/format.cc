@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "absl/status/status.h"
@@ -60,7 +61,9 @@ std::string ErrnoText(v1::Errno errnum) {
     case v1::ERRNO_EBUSY: return "device or resource busy";
     case v1::ERRNO_ENODEV: return "no such device";
     case v1::ERRNO_EINVAL: return "invalid argument";
-    default: return "unknown error";
+    default:
+      // An errno without a wording of its own here: the C library's.
+      return absl::AsciiStrToLower(std::strerror(static_cast<int>(errnum)));
   }
 }
 

@@ -38,7 +38,8 @@ std::string Bytes(uint64_t bytes);
 // "EFAULT" for ERRNO_EFAULT (enum_names.h's rule, upper case).
 std::string ErrnoName(memnode::v1::Errno errnum);
 
-// Short description of an errno ("bad address").
+// Short description of an errno ("bad address"; strerror's, in lower case,
+// for an errno without one of its own).
 std::string ErrnoText(memnode::v1::Errno errnum);
 
 // "EFAULT (14): <detail>"; detail defaults to ErrnoText.
