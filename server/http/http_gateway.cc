@@ -2,13 +2,16 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -25,7 +28,63 @@
 #include "server/service/status_mapping.h"
 
 namespace memnode::http {
+
+// server/http/openssl_shim, compiled in (embed_assets.py --blobs).
+extern const unsigned char kSslShim[];
+extern const size_t kSslShim_size;
+extern const unsigned char kCryptoShim[];
+extern const size_t kCryptoShim_size;
+
 namespace {
+
+// Loads a shared object from memory through a memfd, which stays open: glibc
+// names the object by its path /proc/self/fd/N, and a later object loaded
+// through a reused N would be taken for this one. The object stays loaded.
+bool LoadFromMemory(const unsigned char* data, size_t size, const char* name, std::string* error) {
+  const int fd = memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) {
+    *error = absl::StrCat("memfd_create: ", std::strerror(errno));
+    return false;
+  }
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = write(fd, data + done, size - done);
+    if (n <= 0) {
+      *error = absl::StrCat("write: ", std::strerror(errno));
+      close(fd);
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  const std::string path = absl::StrCat("/proc/self/fd/", fd);
+  if (dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {
+    const char* e = dlerror();
+    *error = e != nullptr ? e : "dlopen failed";
+    close(fd);
+    return false;
+  }
+  return true;
+}
+
+// Makes civetweb's run-time loading of OpenSSL work with OpenSSL 3: civetweb
+// 1.15 (Debian 12) dlopen()s "libssl.so" and "libcrypto.so" and calls
+// SSL_get_peer_certificate, which OpenSSL 3 does not export. glibc's dlopen
+// returns an already loaded object whose soname matches the name asked for,
+// so the shims (sonames libssl.so and libcrypto.so, depending on the real
+// libssl.so.3 / libcrypto.so.3) are loaded first. Once per process.
+bool LoadShims(std::string* error) {
+  static std::string* const result = [] {
+    auto* e = new std::string;
+    if (LoadFromMemory(kCryptoShim, kCryptoShim_size, "libcrypto.so", e) &&
+        LoadFromMemory(kSslShim, kSslShim_size, "libssl.so", e))
+      e->clear();
+    else if (e->empty())
+      *e = "unknown error";
+    return e;
+  }();
+  *error = *result;
+  return result->empty();
+}
 
 // Whether a host (no port) names the local machine only.
 bool IsLoopbackHost(absl::string_view host) {
@@ -151,6 +210,17 @@ class CivetResponder final : public Responder {
 
 int HttpGateway::HandleRequest(mg_connection* conn, void* cbdata) {
   auto* self = static_cast<HttpGateway*>(cbdata);
+  {
+    absl::MutexLock lock(&self->mu_);
+    ++self->active_;
+  }
+  struct Done {
+    HttpGateway* g;
+    ~Done() {
+      absl::MutexLock lock(&g->mu_);
+      --g->active_;
+    }
+  } done{self};
   const mg_request_info* ri = mg_get_request_info(conn);
   const std::string path = ri->local_uri != nullptr ? ri->local_uri : "";
   const std::string verb = ri->request_method != nullptr ? ri->request_method : "";
@@ -257,11 +327,19 @@ int HttpGateway::InitSsl(void* ssl_ctx, void* user_data) {
 
 HttpGateway::~HttpGateway() {
   Stop();
-  if (connect_ != nullptr) mg_exit_library();
+  if (library_initialized_) mg_exit_library();
 }
 
 void HttpGateway::Stop() {
   if (ctx_ == nullptr) return;
+  {
+    // Streams end on their own once the event service shut down, each with
+    // its end-stream message; civetweb stops writing once stopping.
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(
+                             +[](int* active) { return *active == 0; }, &active_),
+                         absl::Seconds(5));
+  }
   stopping_.store(true);
   mg_stop(ctx_);
   ctx_ = nullptr;
@@ -311,14 +389,16 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> StartHttpGateway(grpc::Server& serv
   copts.max_body_bytes = message_limit * 3 / 2 + (64 << 10);
   g->connect_ = std::make_unique<ConnectGateway>(server.InProcessChannel(args), copts);
 
-  if (tls && (mg_init_library(MG_FEATURES_SSL) & MG_FEATURES_SSL) == 0) {
-    mg_exit_library();
-    g->connect_.reset();
-    return absl::FailedPreconditionError(
-        "the HTTP port cannot speak TLS: civetweb could not load OpenSSL (it opens libssl.so and "
-        "libcrypto.so, installed by libssl-dev)");
+  // Reference-counted (prometheus-cpp's exposer uses civetweb too); OpenSSL
+  // is loaded here for TLS, after the shims (a failure shows in mg_start2).
+  if (tls) {
+    std::string error;
+    if (!LoadShims(&error))
+      return absl::FailedPreconditionError(
+          absl::StrCat("the HTTP port cannot speak TLS: loading OpenSSL for civetweb: ", error));
   }
-  if (!tls) mg_init_library(0);
+  mg_init_library(tls ? MG_FEATURES_SSL : 0);
+  g->library_initialized_ = true;
 
   const std::string ports = absl::StrCat(host, ":", port, tls ? "s" : "");
   // Each WatchEvents stream holds a worker thread for its lifetime.
@@ -355,10 +435,12 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> StartHttpGateway(grpc::Server& serv
   error.code = &error_code;
   error.text = error_text;
   error.text_buffer_size = sizeof(error_text);
+  // (civetweb also sets SIGPIPE to SIG_IGN: a client closing its connection
+  // must not kill the process.)
   g->ctx_ = mg_start2(&init, &error);
   if (g->ctx_ == nullptr)
     return absl::UnavailableError(
-        absl::StrCat("cannot serve HTTP on ", address, ": ", error_text[0] ? error_text : "?"));
+        absl::StrCat("cannot serve HTTP on ", address, ": ", error_text[0] ? error_text : "?", ""));
   mg_set_request_handler(g->ctx_, "/", &HttpGateway::HandleRequest, g.get());
   mg_server_port sp;
   std::memset(&sp, 0, sizeof(sp));

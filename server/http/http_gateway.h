@@ -25,7 +25,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "server/http/connect_gateway.h"
 
 struct mg_context;
@@ -59,8 +61,9 @@ class HttpGateway {
   // "host:port" actually served (the port chosen when 0 was asked for).
   const std::string& address() const { return address_; }
   bool tls() const { return tls_; }
-  // Stops serving: waits for requests in progress (streams end when the
-  // event service shuts down). Idempotent.
+  // Stops serving: waits (up to 5 s) for the requests in progress to finish
+  // (streams end when the event service shuts down: call that first), then
+  // cancels what remains and stops civetweb. Idempotent.
   void Stop();
 
  private:
@@ -73,7 +76,10 @@ class HttpGateway {
   std::string address_;
   bool tls_ = false;
   bool check_host_ = false;
+  bool library_initialized_ = false;
   std::atomic<bool> stopping_{false};
+  absl::Mutex mu_;
+  int active_ ABSL_GUARDED_BY(mu_) = 0;  // requests being answered
   std::string tls_cert_, tls_key_, tls_client_ca_;
 
   static int HandleRequest(mg_connection* conn, void* self);
