@@ -1,6 +1,7 @@
 // memnoded: wiring only - flags, the default machine, the gRPC server with
 // health checking and reflection, the event stream, the Prometheus metrics
-// endpoint, graceful shutdown on SIGTERM/SIGINT.
+// endpoint, the optional HTTP port (server/http), graceful shutdown on
+// SIGTERM/SIGINT.
 #include <algorithm>
 #include <atomic>
 #include <chrono>

@@ -742,7 +742,7 @@ export class Pane {
       classes: this.hl.inserted.has(itemKey(i.pid, i.address)) ? "hl-insert" : "",
       lines: [`pid ${i.pid} ${hex(i.address)}`, `digest ${digest12(i.contentDigest)}`, `checksum ${i.oldchecksum.toString(16).padStart(8, "0")} · seqnr ${i.seqnr}`],
     }));
-    const rmapTables = [...rmap.entries()].map(([pid, items]) =>
+    const rmapTables = [...rmap.entries()].sort((x, y) => x[0] - y[0]).map(([pid, items]) =>
       h(
         "table",
         { class: "grid rmap", "data-testid": `rmap-${pid}` },
@@ -859,7 +859,10 @@ export class Pane {
     this.offline = { block, report: null, phases: [], migrations: [], pruned: [], notes: [] };
     this.beginChanges(`offline memory${block}`);
     const r = await this.guard("offline", () => api.blocks.offlineMemoryBlock({ name: `${this.machine}/memoryBlocks/${block}`, pauseAfter }));
-    if (r) this.offline.report = r;
+    if (r) {
+      this.offline.report = r;
+      this.note(`offline memory${block}: ${r.paused ? "paused after" : "ended at"} ${OfflinePhase[r.phase]}, errno ${r.errnum}`);
+    }
     await this.refresh();
     this.endChanges();
     this.done();
@@ -868,10 +871,14 @@ export class Pane {
   async offlineResume() {
     const o = this.offline;
     const pauseAfter = Number(this.offForm.pause.value);
+    this.beginChanges(`resume the offline of memory${o.block}`);
     const r = await this.guard("resume", () =>
       api.blocks.resumeOffline({ name: `${this.machine}/memoryBlocks/${o.block}`, pauseAfter: pauseAfter > (o.report?.phase ?? 0) ? pauseAfter : OfflinePhase.NONE }),
     );
-    if (r) o.report = r;
+    if (r) {
+      o.report = r;
+      this.note(`offline memory${o.block}: ${r.paused ? "paused after" : "ended at"} ${OfflinePhase[r.phase]}, errno ${r.errnum}`);
+    }
     await this.refresh();
     this.endChanges();
     this.done();
@@ -879,9 +886,14 @@ export class Pane {
 
   async offlineCancel() {
     const o = this.offline;
+    this.beginChanges(`cancel the offline of memory${o.block}`);
     const r = await this.guard("cancel", () => api.blocks.cancelOffline({ name: `${this.machine}/memoryBlocks/${o.block}` }));
-    if (r) o.report = r;
+    if (r) {
+      o.report = r;
+      this.note(`offline memory${o.block} cancelled: errno ${r.errnum}`);
+    }
     await this.refresh();
+    this.endChanges();
     this.done();
   }
 
