@@ -28,7 +28,12 @@
 //    migrated (offlining migrates KSM pages, 6.1) to another block of node 1
 //    (choice 8), its stable node follows it (same id, new kpfn), every
 //    sharer keeps sharing and the counters do not move; MEM_OFFLINE prunes
-//    nothing (no node's kpfn is left in the block, 7.3 rule 16).
+//    nothing (no node's kpfn is left in the block, 7.3 rule 16);
+//  * a write to the merged page copies it at once (5.1 rule 1) and leaves the
+//    counters alone until ksmd revisits (3.7); the next pass takes A's item
+//    off the node (9a) and counts it volatile (changed checksum, 9d); after
+//    A unmaps the page, the pass frees its item and unregisters A's mm (2.2
+//    rule 7): shared 1, sharing 0, volatile 0.
 //
 // Screenshots go to $MEMNODE_SCREENSHOTS (default build/release/web-screenshots).
 import { test, before, after } from "node:test";
@@ -340,6 +345,36 @@ test("offline the KSM page's block with a pause point", async () => {
   await shot("6-offline-done");
 });
 
+test("a write breaks COW; ksmd then notices; an unmapped page's item is removed", async () => {
+  // A write to a merged page copies it at once (5.1 rule 1): a COW break,
+  // and the counters stay as they are until ksmd looks again (section 3
+  // rule 7: writes never move them).
+  assert.match(await syscall("write", { pid: pidA, address: ADDR, text: "A changed it" }), /wrote 12 bytes/);
+  await page.waitForFunction(
+    (sel) => [...document.querySelectorAll(sel)].some((li) => li.dataset.kind === "cow"),
+    WAIT,
+    `${P("changes")} li`,
+  );
+  const cow = (await changes()).filter((c) => c.kind === "cow").map((c) => c.text);
+  assert.equal(cow.length, 1);
+  assert.match(cow[0], new RegExp(`COW break: pid ${pidA} 0x7f0000000000 copied KSM page`));
+  await expectCounters({ pages_shared: 1, pages_sharing: 1, pages_unshared: 0, pages_volatile: 0, full_scans: 3 });
+  // Pass 4: A's item leaves the node (9a: pages_sharing -1), its page no
+  // longer equals the KSM page and its checksum changed (9b, 9d): volatile.
+  await clickAndSettle(P("step-pass"));
+  await expectCounters({ pages_shared: 1, pages_sharing: 0, pages_unshared: 0, pages_volatile: 1, full_scans: 4 });
+  assert.deepEqual((await stableNodes()).map((n) => n.sharers), [[pidB]]);
+  // A unmaps the page: nothing moves until ksmd walks A's mm, finds no
+  // mergeable VMA, frees its item and unregisters the mm (2.2 rule 7).
+  assert.match(await syscall("munmap", { pid: pidA, address: ADDR, pages: 1 }), /^ok$/);
+  await expectCounters({ pages_shared: 1, pages_sharing: 0, pages_unshared: 0, pages_volatile: 1, full_scans: 4 });
+  await clickAndSettle(P("step-pass"));
+  await expectCounters({ pages_shared: 1, pages_sharing: 0, pages_unshared: 0, pages_volatile: 0, full_scans: 5 });
+  const removed = (await changes()).filter((c) => c.kind === "removed").map((c) => c.text);
+  assert.deepEqual(removed, [`rmap item removed: ${pidA} 0x7f0000000000`]);
+  await shot("7-cow-and-removed");
+});
+
 test("two machines side by side", async () => {
   await setInput('[data-testid="new-id"]', "lab2");
   await click('[data-testid="add-pane"]');
@@ -353,7 +388,7 @@ test("two machines side by side", async () => {
   // The second pane steps its own machine; the first is untouched.
   await clickAndSettle(P("step-pass", 1), 1);
   await expectCounters({ pages_shared: 0, pages_sharing: 0, pages_unshared: 0, pages_volatile: 0, full_scans: 0 }, 1);
-  await expectCounters({ pages_shared: 1, pages_sharing: 1, pages_unshared: 0, pages_volatile: 0, full_scans: 3 }, 0);
-  await shot("7-side-by-side");
+  await expectCounters({ pages_shared: 1, pages_sharing: 0, pages_unshared: 0, pages_volatile: 0, full_scans: 5 }, 0);
+  await shot("8-side-by-side");
   assert.deepEqual(pageErrors, [], "no script error in the page");
 });

@@ -90,6 +90,9 @@ class App {
         p.setMachines(names);
         if (p.machine && !names.includes(p.machine)) p.setMachine("");
       }
+      // (after a token was entered, for example) the first pane shows a machine.
+      const first = this.panes[0];
+      if (first && !first.machine && names.length) await first.setMachine(names[0]);
       this.note(`${names.length} machine${names.length === 1 ? "" : "s"}`);
       return names;
     } catch (err) {
@@ -134,8 +137,6 @@ class App {
 }
 
 const app = new App(document.getElementById("app"));
-app.reloadMachines().then((names) => {
-  const p = app.panes[0];
-  if (!p.machine && names.length) p.setMachine(names[0]);
+app.reloadMachines().then(() => {
   document.body.dataset.ready = "1";
 });

@@ -20,6 +20,8 @@ import {
 const PAGE = 4096n;
 const MAX_RMAP_PROCESSES = 16;
 const MAX_EVENTS = 300;
+const MAX_CHANGES = 200;
+const MAX_DRAWN = 200; // larger trees are listed, not drawn
 const PHASES = [
   OfflinePhase.ISOLATED,
   OfflinePhase.GOING_OFFLINE,
@@ -162,6 +164,7 @@ export class Pane {
     this.history = [];
     this.events = [];
     this.changes = [];
+    this.changesDropped = 0;
     this.hl = { merge: new Set(), inserted: new Set() };
     this.removed = [];
     this.offline = null;
@@ -220,11 +223,22 @@ export class Pane {
       this.offline.migrations.push(ev);
     if (this.offline && ev.kind === EventKind.PRUNE && ev.pruneReason === PruneReason.OFFLINE)
       this.offline.pruned.push(ev);
-    // Coalesced refresh: the listings follow the events.
+    if (this.changes.length > MAX_CHANGES) {
+      this.changesDropped += this.changes.length - MAX_CHANGES;
+      this.changes.splice(0, this.changes.length - MAX_CHANGES);
+    }
+    // Coalesced refresh (the listings follow the events) and rendering (a
+    // REALTIME machine can send thousands of events a second).
     clearTimeout(this.refreshTimer);
     this.refreshTimer = setTimeout(() => this.refresh(), this.isRealtime() ? 700 : 120);
-    this.renderEvents();
-    this.renderChanges();
+    if (!this.renderPending) {
+      this.renderPending = true;
+      setTimeout(() => {
+        this.renderPending = false;
+        this.renderEvents();
+        this.renderChanges();
+      }, 50);
+    }
   }
 
   describeEvent(ev) {
@@ -680,6 +694,7 @@ export class Pane {
   beginChanges(label) {
     this.changeLabel = label;
     this.changes = [];
+    this.changesDropped = 0;
     this.hl = { merge: new Set(), inserted: new Set() };
     this.removed = [];
     this.before = this.snapshot();
@@ -712,6 +727,7 @@ export class Pane {
       ...[...this.hl.inserted].map((k) => h("li", { class: "chg chg-insert", "data-kind": "insert" }, `unstable tree: inserted ${k.replace(":", " ")}`)),
       ...this.removed.map((k) => h("li", { class: "chg chg-removed", "data-kind": "removed" }, `rmap item removed: ${k.replace(":", " ")}`)),
     ];
+    if (this.changesDropped) chips.unshift(h("li", { class: "chg" }, `… and ${this.changesDropped} earlier changes`));
     put(
       box,
       this.changeLabel ? h("div", { class: "changes-title" }, `What changed (${this.changeLabel}):`) : null,
@@ -760,12 +776,22 @@ export class Pane {
         items.length === 0 ? h("tr", {}, h("td", { colspan: 4, class: "hint" }, "no rmap item")) : null,
       ),
     );
+    // A tree too large to draw is listed in content order instead.
+    const treeOrList = (nodes) =>
+      nodes.length > MAX_DRAWN
+        ? h(
+            "div",
+            {},
+            h("div", { class: "hint" }, `${nodes.length} elements: too many to draw; the first ${MAX_DRAWN} in content order (depth in the tree first):`),
+            h("ol", { class: "tree-list" }, nodes.slice(0, MAX_DRAWN).map((n) => h("li", {}, `[${n.depth}] ${n.lines.join(" · ")}`))),
+          )
+        : (drawTree(nodes) ?? h("span", { class: "hint" }, "empty"));
     put(
       this.sec.trees,
       h("h3", {}, `Stable tree (${stable.length} node${stable.length === 1 ? "" : "s"})`),
-      h("div", { class: "tree-box", "data-testid": "stable-tree", "data-count": stable.length }, drawTree(stableNodes) ?? h("span", { class: "hint" }, "empty")),
+      h("div", { class: "tree-box", "data-testid": "stable-tree", "data-count": stable.length }, treeOrList(stableNodes)),
       h("h3", {}, `Unstable tree of this pass (${current.length} item${current.length === 1 ? "" : "s"})`),
-      h("div", { class: "tree-box", "data-testid": "unstable-tree", "data-count": current.length }, drawTree(unstableNodes) ?? h("span", { class: "hint" }, "empty")),
+      h("div", { class: "tree-box", "data-testid": "unstable-tree", "data-count": current.length }, treeOrList(unstableNodes)),
       previous.length
         ? h("div", { class: "hint", "data-testid": "previous-pass" }, `still flagged unstable from the previous pass (counted in pages_unshared until revisited): ${previous.map((i) => `pid ${i.pid} ${hex(i.address)}`).join(", ")}`)
         : null,
