@@ -137,6 +137,7 @@ class App {
 }
 
 const app = new App(document.getElementById("app"));
+window.memnodeApp = app; // for debugging from the console
 app.reloadMachines().then(() => {
   document.body.dataset.ready = "1";
 });
