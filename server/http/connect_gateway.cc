@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
+#include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "server/service/status_mapping.h"
 
@@ -20,7 +21,6 @@ namespace memnode::http {
 namespace {
 
 namespace pb = google::protobuf;
-using service::Error;
 
 constexpr absl::string_view kRpcPrefix = "/memnode.v1.";
 
@@ -42,7 +42,7 @@ bool IsIdentity(absl::string_view encoding) {
 }
 
 grpc::Status InvalidBody(absl::string_view message) {
-  return Error(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_BODY", message);
+  return HttpError(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_BODY", message);
 }
 
 std::unique_ptr<pb::Message> NewMessage(const pb::Descriptor* type) {
@@ -117,16 +117,16 @@ grpc::Status PrepareContext(const HttpRequest& req, grpc::ClientContext* ctx) {
     uint64_t ms = 0;
     if (req.timeout_ms.size() > 10 || !absl::SimpleAtoi(req.timeout_ms, &ms) ||
         !absl::ascii_isdigit(static_cast<unsigned char>(req.timeout_ms[0])))
-      return Error(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_HEADER",
-                   "Connect-Timeout-Ms must be a positive integer of at most 10 digits",
-                   {{"header", "connect-timeout-ms"}});
+      return HttpError(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_HEADER",
+                       "Connect-Timeout-Ms must be a positive integer of at most 10 digits",
+                       {{"header", "connect-timeout-ms"}});
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
   }
   if (!req.authorization.empty()) {
     for (char c : req.authorization)
       if (c < 0x20 || c > 0x7e)
-        return Error(grpc::StatusCode::UNAUTHENTICATED, "UNAUTHENTICATED",
-                     "the authorization header is not 'Bearer <token>'");
+        return service::Error(grpc::StatusCode::UNAUTHENTICATED, Reason::kUnauthenticated,
+                              "the authorization header is not 'Bearer <token>'");
     ctx->AddMetadata("authorization", req.authorization);
   }
   return grpc::Status::OK;
@@ -209,6 +209,19 @@ HttpResponse UnsupportedMediaType(bool streaming) {
 }
 
 }  // namespace
+
+grpc::Status HttpError(grpc::StatusCode code, absl::string_view reason, absl::string_view message,
+                       const std::map<std::string, std::string>& metadata) {
+  google::rpc::ErrorInfo info;
+  info.set_reason(std::string(reason));
+  info.set_domain(service::kErrorDomain);
+  for (const auto& [k, v] : metadata) (*info.mutable_metadata())[k] = v;
+  google::rpc::Status st;
+  st.set_code(static_cast<int>(code));
+  st.set_message(std::string(message));
+  st.add_details()->PackFrom(info);
+  return grpc::Status(code, std::string(message), st.SerializeAsString());
+}
 
 absl::string_view ConnectCodeName(grpc::StatusCode code) {
   switch (code) {
@@ -296,9 +309,9 @@ void ConnectGateway::Serve(const HttpRequest& req, Responder* out) {
   const pb::MethodDescriptor* method = FindMethod(req.path);
   if (method == nullptr || method->client_streaming()) {
     // 404 is what Connect clients read as "unimplemented" without a body.
-    HttpResponse r = ErrorResponse(Error(grpc::StatusCode::UNIMPLEMENTED, "UNKNOWN_METHOD",
-                                         absl::StrCat(req.path, " is not a method of memnode.v1"),
-                                         {{"path", req.path}}));
+    HttpResponse r = ErrorResponse(
+        HttpError(grpc::StatusCode::UNIMPLEMENTED, "UNKNOWN_METHOD",
+                  absl::StrCat(req.path, " is not a method of memnode.v1"), {{"path", req.path}}));
     r.status = 404;
     out->Send(r);
     return;
@@ -330,16 +343,16 @@ void ConnectGateway::Serve(const HttpRequest& req, Responder* out) {
 void ConnectGateway::ServeUnary(const HttpRequest& req, const pb::MethodDescriptor* method,
                                 bool json, Responder* out) {
   if (!req.protocol_version.empty() && req.protocol_version != "1") {
-    out->Send(ErrorResponse(Error(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_HEADER",
-                                  "Connect-Protocol-Version must be 1",
-                                  {{"header", "connect-protocol-version"}})));
+    out->Send(ErrorResponse(HttpError(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_HEADER",
+                                      "Connect-Protocol-Version must be 1",
+                                      {{"header", "connect-protocol-version"}})));
     return;
   }
   if (!IsIdentity(req.content_encoding)) {
-    out->Send(ErrorResponse(Error(grpc::StatusCode::UNIMPLEMENTED, "UNSUPPORTED_ENCODING",
-                                  absl::StrCat("Content-Encoding ", req.content_encoding,
-                                               " is not supported; supported: identity"),
-                                  {{"header", "content-encoding"}})));
+    out->Send(ErrorResponse(HttpError(grpc::StatusCode::UNIMPLEMENTED, "UNSUPPORTED_ENCODING",
+                                      absl::StrCat("Content-Encoding ", req.content_encoding,
+                                                   " is not supported; supported: identity"),
+                                      {{"header", "content-encoding"}})));
     return;
   }
   grpc::ClientContext ctx;
@@ -379,8 +392,8 @@ void ConnectGateway::ServeUnary(const HttpRequest& req, const pb::MethodDescript
     return;
   }
   if (!FormatResponse(method, json, ToString(reply), &r.body)) {
-    out->Send(ErrorResponse(Error(grpc::StatusCode::INTERNAL, "INTERNAL",
-                                  "the response message could not be converted")));
+    out->Send(ErrorResponse(service::Error(grpc::StatusCode::INTERNAL, Reason::kInternal,
+                                           "the response message could not be converted")));
     return;
   }
   r.status = 200;
@@ -405,17 +418,18 @@ void ConnectGateway::ServeServerStream(const HttpRequest& req, const pb::MethodD
   };
   if (!req.protocol_version.empty() && req.protocol_version != "1") {
     out->StartStream(headers);
-    end_with(Error(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_HEADER",
-                   "Connect-Protocol-Version must be 1", {{"header", "connect-protocol-version"}}),
-             "");
+    end_with(
+        HttpError(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_HEADER",
+                  "Connect-Protocol-Version must be 1", {{"header", "connect-protocol-version"}}),
+        "");
     return;
   }
   if (!IsIdentity(req.connect_content_encoding)) {
     out->StartStream(headers);
-    end_with(Error(grpc::StatusCode::UNIMPLEMENTED, "UNSUPPORTED_ENCODING",
-                   absl::StrCat("Connect-Content-Encoding ", req.connect_content_encoding,
-                                " is not supported; supported: identity"),
-                   {{"header", "connect-content-encoding"}}),
+    end_with(HttpError(grpc::StatusCode::UNIMPLEMENTED, "UNSUPPORTED_ENCODING",
+                       absl::StrCat("Connect-Content-Encoding ", req.connect_content_encoding,
+                                    " is not supported; supported: identity"),
+                       {{"header", "connect-content-encoding"}}),
              "");
     return;
   }
@@ -500,8 +514,8 @@ void ConnectGateway::ServeServerStream(const HttpRequest& req, const pb::MethodD
     if (!wait(kRead)) break;
     std::string body;
     if (!FormatResponse(method, json, ToString(msg), &body)) {
-      st = Error(grpc::StatusCode::INTERNAL, "INTERNAL",
-                 "a response message could not be converted");
+      st = service::Error(grpc::StatusCode::INTERNAL, Reason::kInternal,
+                          "a response message could not be converted");
       cancelled = true;
       ctx.TryCancel();
       continue;  // the next Read fails; Finish collects the call

@@ -229,7 +229,7 @@ int HttpGateway::HandleRequest(mg_connection* conn, void* cbdata) {
   if (self->check_host_) {
     const std::string host = Header(conn, "Host");
     if (!host.empty() && !IsLoopbackHost(HostOfHeader(host))) {
-      out.Send(ConnectGateway::ErrorResponse(service::Error(
+      out.Send(ConnectGateway::ErrorResponse(HttpError(
           grpc::StatusCode::PERMISSION_DENIED, "HOST_NOT_ALLOWED",
           absl::StrCat("this server listens on a loopback address without tokens and only "
                        "answers requests for localhost, 127.0.0.1 or [::1], not ",
@@ -252,7 +252,7 @@ int HttpGateway::HandleRequest(mg_connection* conn, void* cbdata) {
     const uint64_t limit = self->connect_->max_body_bytes();
     auto too_large = [&]() {
       out.Send(ConnectGateway::ErrorResponse(service::OverLimit(
-          "REQUEST_TOO_LARGE", "body", ri->content_length < 0 ? limit + 1 : ri->content_length,
+          Reason::kRequestTooLarge, "body", ri->content_length < 0 ? limit + 1 : ri->content_length,
           limit, "bytes")));
       mg_disable_connection_keep_alive(conn);  // the rest of the body is not read
       return out.status();

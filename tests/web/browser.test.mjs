@@ -149,6 +149,20 @@ async function clickAndSettle(selector, pane = 0) {
   await page.waitForFunction((s, b) => Number(document.querySelector(s).dataset.seq) > b, WAIT, paneSel, before);
 }
 
+// Ticks or unticks "predict, then reveal" and waits until the pane is in
+// that mode (the page keeps its state in window.memnodeApp).
+async function setPredict(on, pane = 0) {
+  const sel = P("predict-mode", pane);
+  await page.waitForSelector(sel, WAIT);
+  if ((await page.$eval(sel, (el) => el.checked)) !== on) await click(sel);
+  await page.waitForFunction(
+    (i, want) => window.memnodeApp.panes[i].predict.on === want,
+    WAIT,
+    pane,
+    on,
+  );
+}
+
 before(async () => {
   server = await startServer(["--default_machine=false"]);
   chrome = await launch();
@@ -266,7 +280,7 @@ test("the rest of pass 2 and pass 3 (predicted, then revealed)", async () => {
   await clickAndSettle(P("step-pass"));
   await expectCounters({ pages_shared: 1, pages_sharing: 1, pages_unshared: 0, pages_volatile: 0, full_scans: 2 });
   // Predict, then reveal: the counters a student expects after pass 3.
-  await click(P("predict-mode"));
+  await setPredict(true);
   await clickAndSettle(P("step-pass"));
   await page.waitForSelector(P("predict-form"), WAIT);
   const guess = { pages_shared: 1, pages_sharing: 1, pages_unshared: 0, pages_volatile: 0, full_scans: 3 };
@@ -285,7 +299,7 @@ test("the rest of pass 2 and pass 3 (predicted, then revealed)", async () => {
   ]);
   assert.match(await page.$eval(P("prediction-score"), (el) => el.textContent), /score: 1 of 1/);
   await expectCounters(guess);
-  await click(P("predict-mode")); // off again
+  await setPredict(false);
   await shot("4-predicted");
 });
 
@@ -307,7 +321,11 @@ test("offline the KSM page's block with a pause point", async () => {
   await page.waitForFunction((sel) => document.querySelector(sel).textContent.includes("held"), WAIT, P("ksm-lock"));
   assert.equal(await page.$eval(P(`block-${block}`), (el) => el.dataset.state), "GOING_OFFLINE");
   // ksmd's work is refused while the lock is held.
+  assert.equal(await page.evaluate(() => window.memnodeApp.panes[0].predict.on), false);
   await clickAndSettle(P("step-visit"));
+  await page
+    .waitForFunction((sel) => document.querySelector(sel).textContent.includes("KSM_LOCKED"), WAIT, P("status"))
+    .catch(() => {});
   assert.match(await page.$eval(P("status"), (el) => el.textContent), /FailedPrecondition KSM_LOCKED/);
   await shot("5-offline-paused");
 
