@@ -459,7 +459,7 @@ int main(int argc, char** argv) {
 
   std::thread waiter([&server, &event_hubs, &http] {
     while (g_signal.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    event_hubs.Shutdown();  // event streams end now instead of at the deadline
+    event_hubs.Shutdown();   // event streams end now instead of at the deadline
     if (http) http->Stop();  // after the streams: waits for HTTP requests in progress
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   });
