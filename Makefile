@@ -29,7 +29,9 @@ run: build
 	@scripts/run.sh $(BUILD_DIR) $(LISTEN)
 
 # Builds everything and runs every test: C++ unit and service tests (CTest),
-# the Python integration tests against the real memnoded, then the core tests
+# the Python integration tests against the real memnoded, the Node client's
+# tests, the HTTP port and web view (scripts/test-web.sh: Connect client,
+# curl examples of docs/API.md, headless chromium), then the core tests
 # again under ASan+UBSan.
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
@@ -37,6 +39,7 @@ test: build
 	/usr/bin/python3 -m pytest -q tests/deploy
 	scripts/lint.sh
 	MEMNODED=$(abspath $(BUILD_DIR))/server/memnoded scripts/test-node.sh
+	MEMNODED=$(abspath $(BUILD_DIR))/server/memnoded scripts/test-web.sh
 	$(MAKE) test-asan
 	$(MAKE) test-sanitizers
 	FUZZ_SEED=1 scripts/fuzz.sh 15

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages memnode needs to build, test and run.
+# (libcivetweb-dev, libssl-dev: memnoded's HTTP port. The browser test's
+# packages are installed by scripts/deps-web.sh, run by scripts/test-web.sh.)
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 PKGS=(
@@ -9,6 +11,7 @@ PKGS=(
   python3 python3-grpcio python3-protobuf python3-pytest python3-yaml
   python3-pip python3-setuptools python3-wheel python3-venv python3-matplotlib
   prometheus-cpp-dev prometheus openssl clang-format
+  libcivetweb-dev libssl-dev
 )
 # Node.js and npm (client/node tests, buf via npm in tools/): Debian's
 # packages only when the machine has no node / npm of its own (a node from

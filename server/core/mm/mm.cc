@@ -509,6 +509,29 @@ void Mm::Check(absl::btree_map<Pfn, int32_t>* maps, absl::btree_map<Pfn, int32_t
   }
   if (!processes_.empty() && next_pid_ <= processes_.rbegin()->first)
     fail(absl::StrFormat("next pid %d not above pid %d", next_pid_, processes_.rbegin()->first));
+  // Shared objects: each is referenced by exactly vma_refs VMAs (at least
+  // one: the last unmap frees it), and its pages are shmem frames it owns.
+  absl::btree_map<const ShmObject*, int> refs;
+  for (const auto& [pid, p] : processes_)
+    for (const auto& [s, v] : p->vmas)
+      if (v.shm) {
+        if (!shm_objects_.count(v.shm))
+          fail(absl::StrFormat("pid %d: vma at 0x%x names an unknown shared object", pid, s));
+        refs[v.shm]++;
+      }
+  for (const auto& [obj, owned] : shm_objects_) {
+    auto it = refs.find(obj);
+    const int n = it == refs.end() ? 0 : it->second;
+    if (n == 0 || n != obj->vma_refs)
+      fail(absl::StrFormat("shared object with vma_refs %d is referenced by %d vmas", obj->vma_refs,
+                           n));
+    for (const auto& [off, pfn] : obj->pages) {
+      PageFrame* f = mem_.FrameIfPopulated(pfn);
+      if (!f || f->state != PageState::kShmem || !f->shm_owned)
+        fail(absl::StrFormat("shared object page %d: pfn %d is not a shmem frame it owns", off,
+                             pfn));
+    }
+  }
 }
 
 void Mm::AddToDigest(Digester& d) const {
