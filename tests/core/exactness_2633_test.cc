@@ -195,8 +195,7 @@ TEST_F(Exactness2633Test, MbindDoesNotMergeVmasAgain) {
   Vaddr a = Map(p, 4);
   ASSERT_EQ(Unwrap(m_->Mbind(p, a + kPageSize, kPageSize, MpolMode::kBind, 2, 0)), Errno::kOk);
   ASSERT_EQ(Vmas(p).size(), 3u);
-  ASSERT_EQ(Unwrap(m_->Mbind(p, a + kPageSize, kPageSize, MpolMode::kDefault, 0, 0)),
-            Errno::kOk);
+  ASSERT_EQ(Unwrap(m_->Mbind(p, a + kPageSize, kPageSize, MpolMode::kDefault, 0, 0)), Errno::kOk);
   EXPECT_EQ(Vmas(p).size(), 3u);
   ASSERT_EQ(Unwrap(m_->Mprotect(p, a, 4 * kPageSize, kProtRead)), Errno::kOk);
   EXPECT_EQ(Vmas(p).size(), 1u);

@@ -77,6 +77,10 @@ TEST(ModelRandom, ShadowMemoryAndInvariantsUnderMigrationAndHotplug) {
   EXPECT_GT(cov.offlines_failed, 0u);
   EXPECT_GT(cov.pauses, 0u);
   EXPECT_GT(cov.ksm_migrated, 0u);
+  EXPECT_GT(cov.ksm_without_node, 0u);
+  EXPECT_GT(cov.fork_writes, 0u);
+  EXPECT_GT(cov.full_node_migrations, 0u);
+  EXPECT_GT(cov.move_pages_dups, 0u);
   EXPECT_GT(cov.steps_with_sharing, 0u);
   EXPECT_GT(cov.locked_refusals, 0u);
   EXPECT_GT(cov.move_pages_ksm, 0u);
