@@ -77,7 +77,7 @@ absl::StatusOr<FrameInfo> Machine::GetFrame(Pfn pfn) {
   if (pfn >= k_->mem.PfnLimit())
     return MakeError(
         absl::StatusCode::kOutOfRange, Reason::kPfnOutOfRange,
-        absl::StrCat("pfn ", pfn, " beyond the machine's ", k_->mem.PfnLimit(), " pages"));
+        absl::StrCat("pfn ", pfn.value(), " beyond the machine's ", k_->mem.PfnLimit(), " pages"));
   return k_->DescribeFrame(pfn);
 }
 
@@ -88,7 +88,7 @@ absl::StatusOr<std::vector<FrameInfo>> Machine::ListFrames(Pfn start, uint64_t c
   const uint64_t total = mem.PfnLimit();
   if (start >= total)
     return MakeError(absl::StatusCode::kOutOfRange, Reason::kPfnOutOfRange,
-                     absl::StrCat("start_pfn ", start, " beyond the machine"));
+                     absl::StrCat("start_pfn ", start.value(), " beyond the machine"));
   uint64_t end = std::min(total, start + count);
   std::vector<FrameInfo> out;
   for (Pfn pfn = start; pfn < end; ++pfn) {
@@ -237,7 +237,7 @@ absl::StatusOr<std::vector<RmapItemInfo>> Machine::KsmRmapItems(Pid pid) {
   Process* p = k_->mm.FindProcess(pid);
   if (!p)
     return MakeError(absl::StatusCode::kNotFound, Reason::kProcessNotFound,
-                     absl::StrCat("no process ", pid));
+                     absl::StrCat("no process ", pid.value()));
   return k_->ksm.RmapItems(*p);
 }
 

@@ -8,6 +8,8 @@
 #define MEMNODE_SERVER_CORE_TYPES_H_
 
 #include <cstdint>
+#include <ostream>
+#include <utility>
 
 namespace memnode {
 
@@ -15,13 +17,53 @@ inline constexpr uint64_t kPageShift = 12;
 inline constexpr uint64_t kPageSize = uint64_t{1} << kPageShift;  // bytes
 inline constexpr uint64_t kPageMask = ~(kPageSize - 1);
 
-using Pfn = uint64_t;      // page frame number
-using NodeId = uint32_t;   // NUMA node id
-using BlockId = uint32_t;  // memory block index, machine-wide
-using Pid = int32_t;       // process id
-using Vaddr = uint64_t;    // user virtual address, bytes
+// A small strong integer for the ids that cross component boundaries (pfns,
+// virtual addresses, pids). It converts to and from its integer implicitly,
+// so arithmetic, literals and protos need no ceremony, but one kind never
+// becomes another: a Vaddr passed where a Pfn is expected would need two
+// user-defined conversions (Vaddr -> integer -> Pfn), which C++ refuses, so
+// mixing them is a compile error. Hashable and printable.
+template <typename Tag, typename Rep>
+class StrongInt {
+ public:
+  using rep = Rep;
+  constexpr StrongInt() = default;
+  constexpr StrongInt(Rep v) : v_(v) {}  // NOLINT: implicit from its own integer
+  constexpr Rep value() const { return v_; }
+  constexpr operator Rep() const { return v_; }  // NOLINT: read access by design
+  StrongInt& operator++() {
+    ++v_;
+    return *this;
+  }
+  StrongInt operator++(int) { return StrongInt(v_++); }
+  StrongInt& operator+=(Rep d) {
+    v_ += d;
+    return *this;
+  }
+  StrongInt& operator-=(Rep d) {
+    v_ -= d;
+    return *this;
+  }
+  template <typename H>
+  friend H AbslHashValue(H h, StrongInt s) {
+    return H::combine(std::move(h), s.v_);
+  }
+  friend std::ostream& operator<<(std::ostream& os, StrongInt s) { return os << s.v_; }
 
-inline constexpr Pfn kNoPfn = ~Pfn{0};
+ private:
+  Rep v_ = 0;
+};
+
+struct PfnTag {};
+struct VaddrTag {};
+struct PidTag {};
+using Pfn = StrongInt<PfnTag, uint64_t>;      // page frame number
+using Vaddr = StrongInt<VaddrTag, uint64_t>;  // user virtual address, bytes
+using Pid = StrongInt<PidTag, int32_t>;       // process id
+using NodeId = uint32_t;                      // NUMA node id
+using BlockId = uint32_t;                     // memory block index, machine-wide
+
+inline constexpr Pfn kNoPfn = Pfn(~uint64_t{0});
 
 // Emulated errno (Linux x86_64 numbers). kOk means the emulated call
 // succeeded. Returned as data inside OK results, never as absl::Status.

@@ -253,7 +253,7 @@ void ToProto(const MachineInfo& mi, const std::string& id, v1::Machine* out) {
 }
 
 void ToProto(const std::string& machine_id, const ProcessInfo& pi, v1::Process* out) {
-  out->set_name(absl::StrCat("machines/", machine_id, "/processes/", pi.pid));
+  out->set_name(absl::StrCat("machines/", machine_id, "/processes/", pi.pid.value()));
   out->set_pid(pi.pid);
   out->set_uid(pi.uid);
   out->set_privileged(pi.privileged);

@@ -78,7 +78,7 @@ class Client {
       if (!r.ok()) return r.status().ToString();
       if (r->err != Errno::kOk) return absl::StrCat("read ", ErrnoName(r->err));
       if (std::memcmp(r->data.data(), mem.data(), mem.size()) != 0)
-        return absl::StrCat("pid ", key.first, " 0x", absl::Hex(key.second),
+        return absl::StrCat("pid ", key.first.value(), " 0x", absl::Hex(key.second),
                             ": memory differs from the shadow");
     }
     return "";

@@ -487,7 +487,7 @@ TEST_F(HotplugTest, Scenario10cPinnedAnonPageTimesOutPagesMovedStayMoved) {
   EXPECT_EQ(Block(kBlock4).state, BlockState::kOnline);
   ExpectKsmFree();
   // ks 7.2 r11: pages already migrated out stay where they went (block 5).
-  for (Vaddr a : {v, v + 2 * kPageSize}) {
+  for (Vaddr a : {v, Vaddr(v + 2 * kPageSize)}) {
     Pfn pfn = PfnOf(p, a);
     EXPECT_GE(pfn, kBlock5Start);
     EXPECT_LT(pfn, kBlock5Start + 64);

@@ -94,14 +94,15 @@ class KsmRandom {
     ASSERT_TRUE(r.ok()) << r.status();
     ASSERT_EQ(r->err, Errno::kOk);
     shadow_[pid][r->address] = std::vector<uint8_t>(pages * kPageSize, 0);
-    absl::StrAppend(&op_, " mmap pid ", pid, " 0x", absl::Hex(r->address), " pages ", pages);
+    absl::StrAppend(&op_, " mmap pid ", pid.value(), " 0x", absl::Hex(r->address), " pages ",
+                    pages);
   }
 
   void NewProcess() {
     auto p = m_->CreateProcess(ProcessParams{});
     ASSERT_TRUE(p.ok()) << p.status();
     shadow_[*p];
-    absl::StrAppend(&op_, " create pid ", *p);
+    absl::StrAppend(&op_, " create pid ", (*p).value());
     NewMapping(*p);
   }
 
@@ -134,7 +135,8 @@ class KsmRandom {
       ASSERT_TRUE(r.ok()) << r.status();
       ASSERT_EQ(r->err, Errno::kOk);
       std::fill(mem.begin() + first * kPageSize, mem.begin() + (first + count) * kPageSize, b);
-      absl::StrAppend(&op_, " fill pid ", pid, " 0x", absl::Hex(a), " pages ", count, " byte ", b);
+      absl::StrAppend(&op_, " fill pid ", pid.value(), " 0x", absl::Hex(a), " pages ", count,
+                      " byte ", b);
       return;
     }
     // A byte range inside one page.
@@ -160,8 +162,8 @@ class KsmRandom {
     ASSERT_EQ(r->err, Errno::kOk);
     ASSERT_EQ(r->bytes_done, len);
     std::copy(data.begin(), data.end(), mem.begin() + pos);
-    absl::StrAppend(&op_, " write(", what, ") pid ", pid, " 0x", absl::Hex(start + pos), " len ",
-                    len);
+    absl::StrAppend(&op_, " write(", what, ") pid ", pid.value(), " 0x", absl::Hex(start + pos),
+                    " len ", len);
   }
 
   void DoMadvise(Advice advice) {
@@ -177,8 +179,8 @@ class KsmRandom {
       std::vector<uint8_t>& mem = shadow_[pid][start];
       std::fill(mem.begin() + first * kPageSize, mem.begin() + (first + count) * kPageSize, 0);
     }
-    absl::StrAppend(&op_, " madvise(", static_cast<int>(advice), ") pid ", pid, " 0x", absl::Hex(a),
-                    " pages ", count);
+    absl::StrAppend(&op_, " madvise(", static_cast<int>(advice), ") pid ", pid.value(), " 0x",
+                    absl::Hex(a), " pages ", count);
   }
 
   void Step() {
@@ -197,14 +199,14 @@ class KsmRandom {
       auto c = m_->Fork(parent);
       ASSERT_TRUE(c.ok()) << c.status();
       shadow_[*c] = shadow_[parent];
-      absl::StrAppend(&op_, " fork ", parent, " -> ", *c);
+      absl::StrAppend(&op_, " fork ", parent.value(), " -> ", (*c).value());
     } else if (r < 60) {
       if (shadow_.size() <= 1) return NewProcess();
       Pid pid = AnyPid();
       auto e = m_->Exit(pid);
       ASSERT_TRUE(e.ok()) << e.status();
       shadow_.erase(pid);
-      absl::StrAppend(&op_, " exit ", pid);
+      absl::StrAppend(&op_, " exit ", pid.value());
     } else if (r < 63) {
       if (shadow_.size() < kMaxProcesses) return NewProcess();
       Pid pid = AnyPid();

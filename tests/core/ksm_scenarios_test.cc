@@ -38,9 +38,9 @@ std::string KsmInfoString(const KsmInfo& k) {
       "run=", k.run, " pages_to_scan=", k.pages_to_scan, " sleep_millisecs=", k.sleep_millisecs,
       " shared=", k.pages_shared, " sharing=", k.pages_sharing, " unshared=", k.pages_unshared,
       " volatile=", k.pages_volatile, " full_scans=", k.full_scans, " rmap_items=", k.rmap_items,
-      " stable_nodes=", k.stable_nodes, " mm_slots=", k.mm_slots, " cursor_pid=", k.cursor_pid,
-      " cursor_address=0x", absl::Hex(k.cursor_address), " visits_total=", k.visits_total,
-      " locked_by_offline=", k.locked_by_offline);
+      " stable_nodes=", k.stable_nodes, " mm_slots=", k.mm_slots,
+      " cursor_pid=", k.cursor_pid.value(), " cursor_address=0x", absl::Hex(k.cursor_address),
+      " visits_total=", k.visits_total, " locked_by_offline=", k.locked_by_offline);
 }
 
 class KsmScenarioTest : public ::testing::Test {
@@ -59,7 +59,7 @@ class KsmScenarioTest : public ::testing::Test {
   Pid NewProcess() {
     auto p = m_->CreateProcess(ProcessParams{});
     EXPECT_TRUE(p.ok()) << p.status();
-    return p.ok() ? *p : 0;
+    return p.ok() ? *p : Pid(0);
   }
 
   // Private (or shared) anonymous mapping of `pages` pages, read-write.
@@ -422,7 +422,7 @@ TEST_F(KsmScenarioTest, RegistrationMidPassGoesBehindCursor) {
   EXPECT_EQ(StepVisits(1).visits, 1u);
   STEP_OK(0, 0, 1, 3, 1);
   KsmInfo k = m_->GetKsm();
-  EXPECT_EQ(k.cursor_pid, a);
+  EXPECT_EQ(k.cursor_pid.value(), a);
   EXPECT_EQ(k.cursor_address, va + kPageSize);  // ks 2.2 r6: advances one page
 
   // C registers now, with a page equal to B's second page.
@@ -432,7 +432,7 @@ TEST_F(KsmScenarioTest, RegistrationMidPassGoesBehindCursor) {
   Mergeable(c, vc, 1);
   k = m_->GetKsm();
   EXPECT_EQ(k.mm_slots, 3u);
-  EXPECT_EQ(k.cursor_pid, a);
+  EXPECT_EQ(k.cursor_pid.value(), a);
   STEP_OK(0, 0, 1, 3, 1);
 
   // The rest of pass 2 visits A1, B0, B1 only (C sits before A in the list).

@@ -61,7 +61,7 @@ Pid SmallMachineTest::NewProcess(NodeId home, uint32_t uid, bool privileged) {
   pp.privileged = privileged;
   auto p = m_->CreateProcess(pp);
   EXPECT_TRUE(p.ok()) << p.status();
-  return p.ok() ? *p : 0;
+  return p.ok() ? *p : Pid(0);
 }
 
 Vaddr SmallMachineTest::Map(Pid pid, uint64_t pages, Vaddr fixed_at) {

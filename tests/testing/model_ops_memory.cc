@@ -41,7 +41,7 @@ void ModelDriver::NewMapping(Pid pid) {
   uint64_t first = r->address >> kPageShift;
   for (uint64_t i = 0; i < pages; ++i) s[first + i] = ShadowPage{ZeroPage(), prot, shared};
   if (shared) cov_->shared_maps++;
-  absl::StrAppend(&op_, " mmap pid ", pid, " 0x", absl::Hex(r->address), " pages ", pages,
+  absl::StrAppend(&op_, " mmap pid ", pid.value(), " 0x", absl::Hex(r->address), " pages ", pages,
                   shared ? " shared" : "", fixed ? " fixed" : "", " prot ", prot);
 }
 
@@ -53,7 +53,8 @@ void ModelDriver::NewProcess() {
   MD_ASSERT(p.ok()) << p.status();
   shadow_[*p];
   privileged_[*p] = pp.privileged;
-  absl::StrAppend(&op_, " create pid ", *p, " home ", pp.home_node, " priv ", pp.privileged);
+  absl::StrAppend(&op_, " create pid ", (*p).value(), " home ", pp.home_node, " priv ",
+                  pp.privileged);
   NewMapping(*p);
 }
 
@@ -69,7 +70,7 @@ void ModelDriver::DoFork() {
     child[vpn] = copy;
   }
   privileged_[*c] = privileged_[parent];
-  absl::StrAppend(&op_, " fork ", parent, " -> ", *c);
+  absl::StrAppend(&op_, " fork ", parent.value(), " -> ", (*c).value());
 }
 
 void ModelDriver::DoForkAndWriteKsm() {
@@ -96,8 +97,8 @@ void ModelDriver::DoForkAndWriteKsm() {
   MD_ASSERT(w->err == Errno::kOk) << w->err;
   (*shadow_[parent][at >> kPageShift].data)[at % kPageSize] = byte;
   cov_->fork_writes++;
-  absl::StrAppend(&op_, " fork ", parent, " -> ", *c, " then write pid ", parent, " 0x",
-                  absl::Hex(at));
+  absl::StrAppend(&op_, " fork ", parent.value(), " -> ", (*c).value(), " then write pid ",
+                  parent.value(), " 0x", absl::Hex(at));
 }
 
 void ModelDriver::DoKsmNodelessScenario() {
@@ -138,8 +139,8 @@ void ModelDriver::DoKsmNodelessScenario() {
   }
   auto st = m_->KsmStepPasses(3, uint64_t{1} << 20);
   MD_ASSERT(st.ok()) << st.status();
-  absl::StrAppend(&op_, " nodeless scenario pid ", pid, " 0x", absl::Hex(a1), " 0x", absl::Hex(a2),
-                  " fork -> ", *c);
+  absl::StrAppend(&op_, " nodeless scenario pid ", pid.value(), " 0x", absl::Hex(a1), " 0x",
+                  absl::Hex(a2), " fork -> ", (*c).value());
 }
 
 void ModelDriver::DoExit() {
@@ -151,7 +152,7 @@ void ModelDriver::DoExit() {
   pins_.erase(
       std::remove_if(pins_.begin(), pins_.end(), [pid](const auto& x) { return x.first == pid; }),
       pins_.end());
-  absl::StrAppend(&op_, " exit ", pid);
+  absl::StrAppend(&op_, " exit ", pid.value());
 }
 
 // Byte k of a fill stream (SPEC: byte / 64-bit pattern / seeded SplitMix64).
@@ -193,7 +194,7 @@ void ModelDriver::DoWrite() {
     MD_EXPECT(r->err == Errno::kEACCES) << r->err;
     MD_EXPECT(r->bytes_done == 0u) << r->bytes_done;
     cov_->readonly_refusals++;
-    absl::StrAppend(&op_, " fill read-only pid ", pid, " 0x", absl::Hex(start), " -> ",
+    absl::StrAppend(&op_, " fill read-only pid ", pid.value(), " 0x", absl::Hex(start), " -> ",
                     ErrnoName(r->err));
     return;
   }
@@ -222,7 +223,7 @@ void ModelDriver::DoWrite() {
       uint64_t a = off + k;
       (*s[vpn0 + a / kPageSize].data)[a % kPageSize] = FillByte(fp, k);
     }
-    absl::StrAppend(&op_, " fill(", static_cast<int>(fp.kind), ") pid ", pid, " 0x",
+    absl::StrAppend(&op_, " fill(", static_cast<int>(fp.kind), ") pid ", pid.value(), " 0x",
                     absl::Hex(start + off), " len ", len, " value 0x", absl::Hex(fp.value));
     return;
   }
@@ -242,7 +243,7 @@ void ModelDriver::DoWrite() {
     uint64_t a = off + k;
     (*s[vpn0 + a / kPageSize].data)[a % kPageSize] = data[k];
   }
-  absl::StrAppend(&op_, " write pid ", pid, " 0x", absl::Hex(start + off), " len ", len,
+  absl::StrAppend(&op_, " write pid ", pid.value(), " 0x", absl::Hex(start + off), " len ", len,
                   same ? " same bytes" : "");
 }
 
@@ -263,7 +264,7 @@ void ModelDriver::DoMadvise(Advice advice) {
       if (!pg.shared) pg.data = ZeroPage();
     }
   }
-  absl::StrAppend(&op_, " madvise(", static_cast<int>(advice), ") pid ", pid, " 0x",
+  absl::StrAppend(&op_, " madvise(", static_cast<int>(advice), ") pid ", pid.value(), " 0x",
                   absl::Hex(start), " pages ", count);
 }
 
@@ -278,7 +279,7 @@ void ModelDriver::DoMunmap() {
   Space& s = shadow_[pid];
   for (uint64_t i = 0; i < count; ++i) s.erase((start >> kPageShift) + i);
   cov_->munmaps++;
-  absl::StrAppend(&op_, " munmap pid ", pid, " 0x", absl::Hex(start), " pages ", count);
+  absl::StrAppend(&op_, " munmap pid ", pid.value(), " 0x", absl::Hex(start), " pages ", count);
 }
 
 void ModelDriver::DoMprotect() {
@@ -294,8 +295,8 @@ void ModelDriver::DoMprotect() {
   Space& s = shadow_[pid];
   for (uint64_t i = 0; i < count; ++i) s[(start >> kPageShift) + i].prot = prot;
   cov_->mprotects++;
-  absl::StrAppend(&op_, " mprotect pid ", pid, " 0x", absl::Hex(start), " pages ", count, " prot ",
-                  prot);
+  absl::StrAppend(&op_, " mprotect pid ", pid.value(), " 0x", absl::Hex(start), " pages ", count,
+                  " prot ", prot);
 }
 
 void ModelDriver::DoPin() {
@@ -306,7 +307,7 @@ void ModelDriver::DoPin() {
     auto r = m_->Unpin(pid, a, kPageSize);
     MD_ASSERT(r.ok()) << r.status();
     MD_EXPECT(r->err == Errno::kOk) << r->err;
-    absl::StrAppend(&op_, " unpin pid ", pid, " 0x", absl::Hex(a));
+    absl::StrAppend(&op_, " unpin pid ", pid.value(), " 0x", absl::Hex(a));
     return;
   }
   if (pins_.size() >= 3) return;
@@ -323,7 +324,7 @@ void ModelDriver::DoPin() {
   MD_ASSERT(r.ok()) << r.status();
   MD_ASSERT(r->err == Errno::kOk) << r->err;
   pins_.emplace_back(pid, a);
-  absl::StrAppend(&op_, " pin pid ", pid, " 0x", absl::Hex(a));
+  absl::StrAppend(&op_, " pin pid ", pid.value(), " 0x", absl::Hex(a));
 }
 
 }  // namespace memnode::testing

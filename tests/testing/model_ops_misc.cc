@@ -110,7 +110,7 @@ void ModelDriver::DoMisuse() {
       break;
     }
   }
-  absl::StrAppend(&op_, " misuse ", k, " pid ", pid);
+  absl::StrAppend(&op_, " misuse ", k, " pid ", pid.value());
 }
 
 }  // namespace memnode::testing

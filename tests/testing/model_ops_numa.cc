@@ -59,8 +59,8 @@ void ModelDriver::DoMigratePages() {
   MD_ASSERT(r.ok()) << r.status();
   MD_EXPECT(r->err == Errno::kOk) << r->err;
   ExpectKsmPagesUnmoved(before);
-  absl::StrAppend(&op_, " migrate_pages ", caller, " -> ", target, " ", from, "->", to,
-                  " not_migrated ", r->not_migrated);
+  absl::StrAppend(&op_, " migrate_pages ", caller.value(), " -> ", target.value(), " ", from, "->",
+                  to, " not_migrated ", r->not_migrated);
 }
 
 void ModelDriver::DoMigrateToFullNode() {
@@ -87,7 +87,7 @@ void ModelDriver::DoMigrateToFullNode() {
   ExpectKsmPagesUnmoved(before);
   for (const auto& [id, n] : filled) MD_ASSERT(m_->FreeKernelPages(id, n).ok());
   cov_->full_node_migrations++;
-  absl::StrAppend(&op_, " migrate_pages ", target, " ", from, " -> full node ", full,
+  absl::StrAppend(&op_, " migrate_pages ", target.value(), " ", from, " -> full node ", full,
                   " not_migrated ", r->not_migrated);
 }
 
@@ -114,8 +114,8 @@ void ModelDriver::DoMbind() {
     MD_EXPECT(*r == Errno::kOk) << *r;
   }
   ExpectKsmPagesUnmoved(before);
-  absl::StrAppend(&op_, " mbind pid ", pid, " 0x", absl::Hex(start), " pages ", count, " mode ",
-                  mode, " nodes ", nodes, " flags ", flags, " -> ", ErrnoName(*r));
+  absl::StrAppend(&op_, " mbind pid ", pid.value(), " 0x", absl::Hex(start), " pages ", count,
+                  " mode ", mode, " nodes ", nodes, " flags ", flags, " -> ", ErrnoName(*r));
 }
 
 void ModelDriver::DoMovePages() {
@@ -183,7 +183,8 @@ void ModelDriver::DoMovePages() {
     }
   }
   ExpectKsmPagesUnmoved(before);
-  absl::StrAppend(&op_, " move_pages ", caller, " -> ", target, " n ", n, query ? " query" : "");
+  absl::StrAppend(&op_, " move_pages ", caller.value(), " -> ", target.value(), " n ", n,
+                  query ? " query" : "");
 }
 
 void ModelDriver::DoMempolicy() {
@@ -201,8 +202,8 @@ void ModelDriver::DoMempolicy() {
       MD_EXPECT(g->err == Errno::kOk) << g->err;
       MD_EXPECT(g->policy.mode == mode) << g->policy.mode << " set " << mode;
     }
-    absl::StrAppend(&op_, " set_mempolicy pid ", pid, " mode ", mode, " nodes ", nodes, " -> ",
-                    ErrnoName(*r));
+    absl::StrAppend(&op_, " set_mempolicy pid ", pid.value(), " mode ", mode, " nodes ", nodes,
+                    " -> ", ErrnoName(*r));
     return;
   }
   Vaddr start;
@@ -225,8 +226,8 @@ void ModelDriver::DoMempolicy() {
           << "node " << g->node << " page on " << (*t)[0].node;
     }
   }
-  absl::StrAppend(&op_, " get_mempolicy pid ", pid, " 0x", absl::Hex(start), node_of ? " node" : "",
-                  " -> ", ErrnoName(g->err));
+  absl::StrAppend(&op_, " get_mempolicy pid ", pid.value(), " 0x", absl::Hex(start),
+                  node_of ? " node" : "", " -> ", ErrnoName(g->err));
 }
 
 }  // namespace memnode::testing

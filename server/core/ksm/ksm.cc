@@ -669,8 +669,8 @@ KsmInfo Ksm::Info() const {
   i.rmap_items = rmap_items_;
   i.stable_nodes = stable_nodes_;
   i.mm_slots = mm_slots_;
-  i.cursor_pid = cur_slot_ == &head_ ? 0 : cur_slot_->mm->pid;
-  i.cursor_address = cur_slot_ == &head_ ? 0 : cur_address_;
+  i.cursor_pid = cur_slot_ == &head_ ? Pid(0) : cur_slot_->mm->pid;
+  i.cursor_address = cur_slot_ == &head_ ? Vaddr(0) : cur_address_;
   i.visits_total = visits_total_;
   i.locked_by_offline = locked_;
   return i;
@@ -830,7 +830,7 @@ void Ksm::AddToDigest(Digester& d) const {
   add(pages_unshared_);
   add(rmap_items_);
   add(seqnr_);
-  add(cur_slot_ == &head_ ? 0 : cur_slot_->mm->pid);
+  add(cur_slot_ == &head_ ? 0 : cur_slot_->mm->pid.value());
   add(cur_address_);
   for (RbNode* n = stable_.First(); n; n = RbTree::Next(n)) {
     StableNode* node = Container<StableNode>(n);

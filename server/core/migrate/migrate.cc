@@ -333,7 +333,7 @@ absl::StatusOr<MigratePagesResult> Migration::MigratePages(Pid caller, Pid targe
     if (source == -1) break;
     tmp &= ~(uint64_t{1} << source);
     std::vector<Pfn> queue;
-    Vaddr first = t->vmas.empty() ? 0 : t->vmas.begin()->first;
+    Vaddr first = t->vmas.empty() ? Vaddr(0) : t->vmas.begin()->first;
     CheckRange(*t, first, Mm::kTaskSize, uint64_t{1} << source, flags | kDiscontigOk, &queue);
     if (queue.empty()) continue;
     NodeId dn = static_cast<NodeId>(dest);

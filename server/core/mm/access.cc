@@ -205,7 +205,7 @@ absl::StatusOr<AccessResult> Mm::Touch(Pid pid, Vaddr addr, uint64_t length) {
     Errno e = ReadFault(*p, *FindVma(*p, vpn << kPageShift), vpn);
     if (e != Errno::kOk) {
       r.err = e;
-      r.fault_address = std::max(addr, vpn << kPageShift);
+      r.fault_address = std::max<uint64_t>(addr, vpn << kPageShift);
       r.bytes_done = r.fault_address - addr;
       return r;
     }

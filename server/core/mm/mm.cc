@@ -27,7 +27,7 @@ namespace {
 
 absl::Status NoProcess(Pid pid) {
   return MakeError(absl::StatusCode::kNotFound, Reason::kProcessNotFound,
-                   absl::StrCat("no live process ", pid));
+                   absl::StrCat("no live process ", pid.value()));
 }
 
 void PutPolicy(SnapshotWriter& w, const MemPolicy& p) {
