@@ -6,7 +6,7 @@
 set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config ccache
-  libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
+  libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-pytest python3-yaml
   python3-pip python3-setuptools python3-wheel python3-venv python3-matplotlib
