@@ -289,7 +289,7 @@ TEST_F(HotplugTest, Scenario09BothSharersWriteThenOfflinePrunes) {
   ExpectKsmFree();  // one visit: A's item
   EXPECT_TRUE(MachineOk());
 
-  // SEMANTICS SC-9 "until ksmd visits them": each item is re-evaluated, its
+  // SEMANTICS SC-9 "until ksmd reaches them again": each item is re-evaluated, its
   // content changed since the stored checksum (SEMANTICS COW-3) -> volatile.
   StepPasses(1);
   EXPECT_TRUE(CountersAre(0, 0, 0, 2, 3));
@@ -316,7 +316,7 @@ TEST_F(HotplugTest, Scenario09BothSharersUnmapThenOfflinePrunes) {
   EXPECT_FALSE(m_->KsmLocked());
   EXPECT_TRUE(MachineOk());
 
-  // SEMANTICS SC-9 "or freed if their addresses are gone": the next pass walks each
+  // SEMANTICS SC-9 "or frees them if their addresses are gone": the next pass walks each
   // mm, finds no VM_MERGEABLE vma, frees the items and the slots (SEMANTICS SCAN-7).
   StepPasses(1);
   EXPECT_TRUE(CountersAre(0, 0, 0, 0, 3));
@@ -780,7 +780,7 @@ TEST_F(HotplugTest, Scenario17DuringAnOffline) {
   EXPECT_NE(PfnOf(s.b, s.vb), s.kpfn);
   EXPECT_EQ(Tr(s.b, s.vb).state, PageState::kKsm);
   EXPECT_EQ(ReadPage(s.b, s.vb), Page(0x11));
-  // SEMANTICS SC-17: "`echo 0 > run` waits until the offline ends" - now it works.
+  // SEMANTICS SC-17: "a `run=0` write waits for the end of the offline" - now it works.
   EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));
   EXPECT_FALSE(m_->KsmLocked());
   EXPECT_FALSE(m_->GetKsm().locked_by_offline);

@@ -218,7 +218,7 @@ TEST_F(KsmScenarioTest, Scenario01TwoIdenticalPagesMergeIntoLaterVisitedPage) {
   EXPECT_EQ(Frame(s.pa).state, PageState::kAnon);
   EXPECT_EQ(Frame(s.pb).state, PageState::kAnon);
 
-  // Pass 1: SEMANTICS SC-1 "first visits only store checksums" (SEMANTICS MERGE-5: the
+  // Pass 1: SEMANTICS SC-1 "a first visit only records a checksum" (SEMANTICS MERGE-5: the
   // zero-initialised oldchecksum (SEMANTICS DS-1) always differs): 2 flagless items.
   EXPECT_EQ(StepPasses(1).passes, 1u);
   STEP_OK(0, 0, 0, 2, 1);
