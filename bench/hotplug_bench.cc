@@ -12,10 +12,10 @@
 //    distinct anonymous pages by a second process, so the block is full when
 //    it is offlined. Block 0 is not used: pfn 0 is the zero page.
 //
-// 2. The MEM_OFFLINE prune (kernel-semantics 7.3 rule 16) against the size of
+// 2. The MEM_OFFLINE prune (SEMANTICS HP-16) against the size of
 //    the stable tree: machines whose stable trees hold N nodes, K of them
 //    stale (both sharers unmapped the KSM page, ksmd has not revisited:
-//    kernel-semantics 10.9) with their kpfn in the block offlined; the
+//    SEMANTICS SC-9) with their kpfn in the block offlined; the
 //    offline's time with the kpfn index (the default) and, on a second
 //    machine built the same way, with SetPruneByRescanForTesting(true) (the
 //    seed's rescan from the tree's first node for every node pruned). Both

@@ -4,16 +4,16 @@
 Two processes A and B (on node 1: pfn 0 is the zero page, so block 0 of
 node 0 can never be offlined) each map SAME pages that are pairwise identical
 (A's page i == B's page i) and UNIQUE pages nobody else has. Then, recording
-the KSM counters after every step (kernel-semantics.md section 10):
+the KSM counters after every step (scenarios of docs/SEMANTICS.md):
 
-  pass 1..3   ksmd passes: 10.1/10.3 merge in pass 2, 10.4 unique pages unshared
-  write       A writes to its first WRITES merged pages (COW, 10.6: lazy counters)
+  pass 1..3   ksmd passes: SC-1/SC-3 merge in pass 2, SC-4 unique pages unshared
+  write       A writes to its first WRITES merged pages (COW, SC-6: lazy counters)
   pass x2     ksmd notices: sharing drops, A's pages volatile then unshared
-  offline     offline the block of a KSM page: it migrates, counters unchanged (10.8)
+  offline     offline the block of a KSM page: it migrates, counters unchanged (SC-8)
   pause+drop  offline of the block now holding KSM page P paused after
               MEM_GOING_OFFLINE; A and B both drop P (MADV_DONTNEED): P is freed
   resume      MEM_OFFLINE prunes P's stale node: shared-1, sharing-1, volatile+2
-              (10.9, the race the seed closes)
+              (SC-9, the race the seed closes)
   pass        ksmd frees the two items of the dropped addresses
 
 and plots shared / sharing / unshared / volatile against the step to --out.

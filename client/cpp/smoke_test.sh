@@ -236,7 +236,7 @@ has stdout '^pages_freed: +[0-9]+$'
 new_pid() { awk '/^pid:/ {print $2}' <<<"$OUT"; }
 
 # merged_pair MACHINE: two processes on node 1 with one identical page each,
-# merged by two ksmd passes (kernel-semantics 10.1). Sets PA, PB, AA, AB.
+# merged by two ksmd passes (SEMANTICS SC-1). Sets PA, PB, AA, AB.
 merged_pair() {
   local m=$1
   expect 0 --machine="$m" process create --home-node 1
@@ -272,7 +272,7 @@ expect 0 $H block get "$BLK"
 has stdout '^ksm_pages: +1$'
 has stdout '^node: +1$'
 
-# Offline the block holding the merged page (10.8): the KSM page migrates.
+# Offline the block holding the merged page (SC-8): the KSM page migrates.
 expect 0 $H block offline "$BLK"
 has stdout '^result: +ok$'
 has stdout '^pages_migrated: +1$'
@@ -294,7 +294,7 @@ has stderr '^EINVAL \(22\)'
 expect 0 $H block online "$BLK"
 has stdout '^ok$'
 
-# A paused offline, then resume (SPEC Decisions 4, kernel-semantics 10.17).
+# A paused offline, then resume (SEMANTICS CH-4, SEMANTICS SC-17).
 expect 0 $H page get "$NEWPFN"
 BLK2=$(awk '/^block:/ {print $2}' <<<"$OUT")
 expect 0 $H block offline "$BLK2" --pause-after going-offline --pause-ttl 60
@@ -334,7 +334,7 @@ has stdout '^cleared$'
 expect 0 $H block offline 6
 expect 0 $H block online 6
 
-# Unmovable kernel pages: EBUSY before any notifier (10.10 a).
+# Unmovable kernel pages: EBUSY before any notifier (SC-10(a)).
 expect 0 $H block kernel-pages 7 2 --unmovable
 has stdout '^allocated 2 kernel pages$'
 has stdout '^unmovable_pages: +2$'
@@ -354,7 +354,7 @@ expect 0 $H block remove 8
 expect 1 $H --json block remove 8
 has stdout '"errnum":"ERRNO_EBUSY"'
 
-# NUMA: policy, move_pages statuses (10.11), mbind and migrate_pages.
+# NUMA: policy, move_pages statuses (SC-11), mbind and migrate_pages.
 expect 0 $H mempolicy set "$PA" bind 0-1
 expect 0 $H mempolicy get "$PA"
 has stdout '^mode: +BIND$'
@@ -435,8 +435,8 @@ subscribed() {
 expect 0 machine create ev --nodes 2 --blocks-per-node 4 --pages-per-block 64 --clock manual
 merged_pair ev
 E=--machine=ev
-# watch --count 2 while another call makes the merges of kernel-semantics
-# 10.1: the node is created with A's item (new_node), then B's joins.
+# watch --count 2 while another call makes the merges of docs/SEMANTICS.md
+# SC-1: the node is created with A's item (new_node), then B's joins.
 bg_ctl watch $E --timeout 60 watch --kinds merge --count 2
 subscribed watch
 expect 0 $E ksm step --full-scans 2
@@ -453,7 +453,7 @@ bg_done watchj 0
 has stdout '^\{"sequence":"[0-9]+","kind":"EVENT_KIND_PASS_END",.*"value":"3"'
 
 # top, not a TTY: plain text blocks; an offline between the two refreshes
-# shows as a migration outcome (kernel-semantics 10.8: the KSM page moves).
+# shows as a migration outcome (SEMANTICS SC-8: the KSM page moves).
 bg_ctl top $E top --iterations 2 --interval 3
 if wait_for "$TMP/top.out" '^memnodectl top: machines/ev +iteration 1/2'; then pass; else fail "top did not draw"; fi
 # The hot-remove events, all of them, while top runs.

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The docs/API.md worked experiment, with the Python wrapper (memnode.Client).
 
-Kernel-semantics 10.1 (two identical pages merge in pass 2), a write that
+docs/SEMANTICS.md SC-1 (two identical pages merge in pass 2), a write that
 breaks COW, an offline that migrates a KSM page (kpfn follows it), and the
 race the seed closes (a KSM page freed while an offline is paused after
 MEM_GOING_OFFLINE: MEM_OFFLINE prunes its stable node).
@@ -52,7 +52,7 @@ with Client(target) as c:
         print("pid %d: page at 0x%x -> pfn %d" % (p.pid, addr, p.pfn(addr)))
         print("  madvise MERGEABLE:", p.madvise(addr, PAGE_SIZE, "mergeable").errno_name)
 
-    # 3. Step ksmd pass by pass (kernel-semantics 10.1).
+    # 3. Step ksmd pass by pass (SEMANTICS SC-1).
     for i in (1, 2):
         s = m.ksm.step(full_scans=1)
         print("after pass %d (visits %d): %s" % (i, s.visits, counters(m.ksm)))

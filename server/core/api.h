@@ -1,6 +1,6 @@
 // The value types of the machine's public API (machine.h): configurations,
 // requests and results. Results of emulated syscalls carry the emulated errno
-// as data (SPEC Decisions 6); API misuse is an absl::Status instead.
+// as data (SEMANTICS CH-21); API misuse is an absl::Status instead.
 // Thread safety: plain values.
 #ifndef MEMNODE_SERVER_CORE_API_H_
 #define MEMNODE_SERVER_CORE_API_H_

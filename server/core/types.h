@@ -124,7 +124,7 @@ inline constexpr MemEvent kAllMemEvents[] = {MemEvent::kGoingOnline,   MemEvent:
                                              MemEvent::kOnline,        MemEvent::kGoingOffline,
                                              MemEvent::kCancelOffline, MemEvent::kOffline};
 
-// The phases of an offline a client may pause after (SPEC Decisions 4).
+// The phases of an offline a client may pause after (SEMANTICS CH-4).
 enum class OfflinePhase { kNone, kIsolated, kGoingOffline, kMigrated, kDone };
 
 // Who asked for a migration (docs/SEMANTICS.md, migration).

@@ -46,7 +46,7 @@ void MachineHandle::Wake() {
 
 void MachineHandle::KsmdLoop() {
   // REALTIME machines: ksm_scan_thread. Every machine: a paused offline whose
-  // client went away is cancelled after its pause_ttl (SPEC Decisions 4).
+  // client went away is cancelled after its pause_ttl (SEMANTICS CH-4).
   const bool realtime = machine_->config().clock == ClockMode::kRealtime;
   absl::Time next_expiry_check = absl::Now();
   for (;;) {

@@ -1,7 +1,7 @@
 // The server's machines: creation and deletion under limits, name lookup,
 // and one ksmd thread per REALTIME machine (the core spawns no threads).
-// Linux analogue: none; ksmd's thread loop is ksm_scan_thread (kernel-semantics
-// 2.1 rule 1): a batch of pages_to_scan visits, then sleep_millisecs.
+// Linux analogue: none; ksmd's thread loop is ksm_scan_thread (docs/SEMANTICS.md
+// SCAN-1): a batch of pages_to_scan visits, then sleep_millisecs.
 // Thread safety: thread-safe. Lock order: Registry::mu_, then Machine::mu_
 // (never the reverse: ksmd threads hold no registry lock while scanning).
 #ifndef MEMNODE_SERVER_HOST_REGISTRY_H_

@@ -31,7 +31,7 @@ namespace memnode::metrics {
 // Label values of the hot-remove families. They are fixed lists so that every
 // series exists (at zero) as soon as its machine does.
 
-// Per-page outcome of unmap_and_move (6.1 rules 2-4).
+// Per-page outcome of unmap_and_move (MIG-2..MIG-4).
 enum class MigrateResult : size_t {
   kSuccess,  // page moved
   kEbusy,    // permanent failure (e.g. a KSM page without offlining)
@@ -40,7 +40,7 @@ enum class MigrateResult : size_t {
   kOther,    // another permanent -errno
   kCount
 };
-// Outcome of an offline request (7.2 rules 7-11).
+// Outcome of an offline request (HP-7..HP-11).
 enum class OfflineResult : size_t {
   kSuccess,  // block offline, MEM_OFFLINE sent
   kEbusy,    // isolation failed or a non-LRU page was met

@@ -1,6 +1,7 @@
 // Seven rules of Linux 2.6.33 that an earlier engine broke, and one it keeps,
 // each with a minimal scenario whose expected outcome is derived from the
-// kernel function that decides it (docs/SEMANTICS.md states the rules).
+// kernel function that decides it (docs/SEMANTICS.md states the rules: the
+// ids are cited per test).
 //
 // The machine: 2 nodes x 4 blocks x 64 pages (blocks 0-3 node 0, 4-7 node 1;
 // pfn 0 is the zero page). Processes on node 1 keep their pages in block 4,
@@ -34,7 +35,7 @@ class Exactness2633Test : public SmallMachineTest {
   std::vector<VmaInfo> Vmas(Pid pid) { return Unwrap(m_->GetProcess(pid)).vmas; }
 };
 
-// Rule: a KSM page is never merged again. try_to_merge_one_page ->
+// Rule (SEMANTICS MERGE-12, SC-19): a KSM page is never merged again. try_to_merge_one_page ->
 // write_protect_page -> page_address_in_vma compares vma->anon_vma with
 // page_anon_vma(page), which is NULL for a KSM page: -EFAULT for any KSM
 // page other than kpage itself (mm/ksm.c, mm/rmap.c, 2.6.33). A KSM page left
@@ -85,7 +86,8 @@ TEST_F(Exactness2633Test, KsmPageWithoutStableNodeIsNeverMergedAgain) {
   EXPECT_TRUE(MachineOk());
 }
 
-// Rule: the reverse map of a KSM page is its stable node's rmap items.
+// Rule (SEMANTICS RMAP-2, RMAP-3, SC-20): the reverse map of a KSM page is its stable node's
+// rmap items.
 // try_to_unmap_ksm walks each item's anon_vma at the item's address: the
 // item's own mapping, then the forked vmas sharing that anon_vma (mm/ksm.c,
 // 2.6.33). A fork child of a process whose item has left the node, not yet
@@ -116,7 +118,7 @@ TEST_F(Exactness2633Test, ForkedMappingReachableOnlyThroughALeftItemBlocksMigrat
   EXPECT_TRUE(MachineOk());
 }
 
-// The same, once ksmd has visited c: c's own item joins the node through the
+// The same, once ksmd has visited c (SC-20(a)): c's own item joins the node through the
 // forked KSM page (stable_tree_search returns the page itself), so every
 // mapping is reachable and the offline migrates k (kpfn follows it).
 TEST_F(Exactness2633Test, ForkedMappingWithItsOwnItemMigrates) {
@@ -144,7 +146,7 @@ TEST_F(Exactness2633Test, ForkedMappingWithItsOwnItemMigrates) {
   EXPECT_TRUE(MachineOk());
 }
 
-// Rule: migrate_pages(2) allocates with new_node_page ->
+// Rule (SEMANTICS MPS-3, MOVE-6, SC-21): migrate_pages(2) allocates with new_node_page ->
 // alloc_pages_exact_node(node, GFP_HIGHUSER_MOVABLE, 0), without
 // __GFP_THISNODE: a full destination falls back through its zonelist
 // (mm/mempolicy.c, 2.6.33). With node 1 full the pages get new frames on
@@ -169,7 +171,7 @@ TEST_F(Exactness2633Test, MigratePagesFallsBackWhenTheDestinationIsFull) {
   EXPECT_TRUE(MachineOk());
 }
 
-// Rule: 2.6.33's mbind_range has no check that `start` lies inside a vma
+// Rule (SEMANTICS MBIND-5, SC-22): 2.6.33's mbind_range has no check that `start` lies inside a vma
 // (check_range returns the first vma ending after start): mbind on a range
 // that begins in a hole returns 0 and applies to the vmas in the range.
 TEST_F(Exactness2633Test, MbindStartingInAHoleAppliesToTheVmasInTheRange) {
@@ -186,10 +188,9 @@ TEST_F(Exactness2633Test, MbindStartingInAHoleAppliesToTheVmasInTheRange) {
   EXPECT_EQ(Vmas(p).size(), 2u);  // nothing split: the range covers b whole
 }
 
-// Rule: 2.6.33's mbind_range splits vmas and never merges them again
-// (vma_merge in mbind_range came with 2.6.34): a range bound and then reset to
-// the default policy stays three vmas. A later mprotect over them merges
-// them (mprotect_fixup's vma_merge).
+// Rule (SEMANTICS MBIND-6, MADV-14, SC-22): 2.6.33's mbind_range splits vmas and never merges them
+// again (vma_merge in mbind_range came with 2.6.34): a range bound and then reset to the default
+// policy stays three vmas. A later mprotect over them merges them (mprotect_fixup's vma_merge).
 TEST_F(Exactness2633Test, MbindDoesNotMergeVmasAgain) {
   Pid p = NewProcess(0);
   Vaddr a = Map(p, 4);
@@ -201,13 +202,12 @@ TEST_F(Exactness2633Test, MbindDoesNotMergeVmasAgain) {
   EXPECT_EQ(Vmas(p).size(), 1u);
 }
 
-// Rule: in do_move_page_to_node_array each entry records its page before the
-// "already on the target node" test, and new_page_node gives a page being
-// migrated to the FIRST entry whose page matches (mm/migrate.c, 2.6.33).
-// move_pages([x, x], [0, 1]) of a page on node 0: entry 0 is "already there"
-// (status 0), entry 1 isolates the page (status 0); the page is allocated for
-// entry 0, on node 0 (GFP_THISNODE): it moves to a new frame of node 0, and
-// entry 0's status is the new node, 0.
+// Rule (SEMANTICS MOVE-8, SC-23): in do_move_page_to_node_array each entry records its page before
+// the "already on the target node" test, and new_page_node gives a page being migrated to the FIRST
+// entry whose page matches (mm/migrate.c, 2.6.33). move_pages([x, x], [0, 1]) of a page on node 0:
+// entry 0 is "already there" (status 0), entry 1 isolates the page (status 0); the page is
+// allocated for entry 0, on node 0 (GFP_THISNODE): it moves to a new frame of node 0, and entry 0's
+// status is the new node, 0.
 TEST_F(Exactness2633Test, MovePagesWithARepeatedAddressFollowsTheFirstEntry) {
   Pid p = NewProcess(0);
   Vaddr x = Map(p, 1);
@@ -227,9 +227,9 @@ TEST_F(Exactness2633Test, MovePagesWithARepeatedAddressFollowsTheFirstEntry) {
   EXPECT_TRUE(MachineOk());
 }
 
-// Rule: mpol_set_nodemask intersects a non-empty user mask with the nodes
-// that have memory, and mpol_new_preferred refuses the empty result with
-// -EINVAL; only an empty user mask means "local" (mm/mempolicy.c, 2.6.33).
+// Rule (SEMANTICS POL-2, POL-3, SC-24): mpol_set_nodemask intersects a non-empty user mask with the
+// nodes that have memory, and mpol_new_preferred refuses the empty result with -EINVAL; only an
+// empty user mask means "local" (mm/mempolicy.c, 2.6.33).
 TEST_F(Exactness2633Test, PreferredWithOnlyMemorylessNodesIsEinval) {
   for (BlockId b = 4; b < 8; ++b) ASSERT_EQ(Offline(b).err, Errno::kOk);  // node 1: no memory
   Pid p = NewProcess(0);
@@ -241,9 +241,9 @@ TEST_F(Exactness2633Test, PreferredWithOnlyMemorylessNodesIsEinval) {
   EXPECT_EQ(g.policy.nodes, 1u);  // node 0, the first with memory
 }
 
-// Rule: `removable` is is_mem_section_removable (mm/memory_hotplug.c,
-// 2.6.33): every pageblock must be MOVABLE or entirely free, and no
-// pageblock may start with a PageReserved page.
+// Rule (SEMANTICS RMV-1, RMV-2, SC-25): `removable` is is_mem_section_removable
+// (mm/memory_hotplug.c, 2.6.33): every pageblock must be MOVABLE or entirely free, and no pageblock
+// may start with a PageReserved page.
 TEST_F(Exactness2633Test, RemovableFollowsIsMemSectionRemovable) {
   EXPECT_TRUE(Block(5).removable);  // untouched
   ASSERT_EQ(Unwrap(m_->AllocKernelPages(5, 1, /*unmovable=*/false)), 1u);
@@ -271,9 +271,9 @@ TEST_F(Exactness2633Test, RemovableFollowsIsMemSectionRemovable) {
   EXPECT_FALSE(Block(6).removable);  // offline pages are reserved
 }
 
-// Kept rule: 2.6.33's write_protect_page checks for extra references only
-// when the pte is writable (the "|| pte_dirty" test came with 2.6.36): a
-// pinned page behind a read-only pte is merged.
+// Kept rule (SEMANTICS MERGE-11, SC-26): 2.6.33's write_protect_page checks for extra references
+// only when the pte is writable (the "|| pte_dirty" test came with 2.6.36): a pinned page behind a
+// read-only pte is merged.
 TEST_F(Exactness2633Test, PinnedPageBehindReadOnlyPteIsMerged) {
   Pid p = NewProcess(0);
   Vaddr vp = MergeablePage(p, 0x44);

@@ -1,15 +1,14 @@
-// Memory hot-remove / online tests against shared/kernel-semantics.md
-// (section 7 "Memory hot-remove and online", 8 "Locking", 10 scenarios 8-13
-// and 17) and SPEC.md "Decisions" (3: no extra pins unless asked; 4: offline
-// can pause; 5: MADV_UNMERGEABLE is not blocked by an offline).
+// Memory hot-remove / online tests against docs/SEMANTICS.md (rules HP
+// "Memory blocks", LOCK "Locking", scenarios SC-8..SC-13 and SC-17) and
+// memnode's choices there (CH-2: no extra pins unless asked; CH-4: an offline
+// can pause; CH-3: MADV_UNMERGEABLE is not held up by an offline).
 //
 // Every expected value is worked out by hand from the reference; comments
-// cite it ("ks 7.2 r9" = kernel-semantics section 7.2 rule 9, "ks 10.8" =
-// section 10 scenario 8).
+// cite its rule ids ("SEMANTICS HP-9", "SEMANTICS SC-8").
 //
 // Machine: 2 nodes x 4 blocks x 64 pages. Blocks 0-3 are node 0 (pfns
 // 0..255; pfn 0 is the shared zero page), blocks 4-7 node 1 (pfns 256..511).
-// The allocator (brief / machine.h notes) hands out pages of a node from its
+// The allocator (SEMANTICS CH-9, machine.h notes) hands out pages of a node from its
 // lowest-numbered online block, never-used offsets in order, freed offsets
 // LIFO; a process allocates on its home node. So processes with home node 1
 // fill block 4 from pfn 256 upwards, and migration targets of an offline of
@@ -93,7 +92,7 @@ class HotplugTest : public memnode::testing::SmallMachineTest {
   }
 
   // KSM's lock is held: ksmd steps and run writes are refused with
-  // FAILED_PRECONDITION KSM_LOCKED (ks 8.1, 8.2).
+  // FAILED_PRECONDITION KSM_LOCKED (SEMANTICS LOCK-1, LOCK-2).
   void ExpectKsmLocked() {
     EXPECT_TRUE(m_->KsmLocked());
     EXPECT_TRUE(m_->GetKsm().locked_by_offline);
@@ -144,7 +143,7 @@ class HotplugTest : public memnode::testing::SmallMachineTest {
     return r.ok() ? *r : OfflineReport{};
   }
 
-  // ks 10.1 on node 1: A (registered first) and B each have one page of
+  // SEMANTICS SC-1 on node 1: A (registered first) and B each have one page of
   // `byte`; after two passes they share B's page (the later-visited one).
   // A's page was pfn 256, B's 257; the KSM page is 257, pfn 256 is free.
   struct Pair2 {
@@ -166,9 +165,9 @@ class HotplugTest : public memnode::testing::SmallMachineTest {
     EXPECT_EQ(PfnOf(s.b, s.vb), kBlock4Start + 1);
     SetRun(1);
     StepPasses(2);
-    EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));  // ks 10.1
+    EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));  // SEMANTICS SC-1
     s.kpfn = PfnOf(s.b, s.vb);
-    EXPECT_EQ(s.kpfn, kBlock4Start + 1);  // ks 10.1: B's original page
+    EXPECT_EQ(s.kpfn, kBlock4Start + 1);  // SEMANTICS SC-1: B's original page
     EXPECT_EQ(PfnOf(s.a, s.va), s.kpfn);
     EXPECT_TRUE(MachineOk());
     return s;
@@ -187,23 +186,23 @@ TEST_F(HotplugTest, Scenario08LiveKsmPageMigratesWithItsNode) {
 
   OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
-  // ks 10.8 / 7.2 r10: the write to `state` succeeds, block offline.
+  // SEMANTICS SC-8 / HP-10: the write to `state` succeeds, block offline.
   EXPECT_EQ(r.err, Errno::kOk);
   EXPECT_FALSE(r.paused);
   EXPECT_EQ(r.phase, Phase::kDone);
   EXPECT_EQ(Block(kBlock4).state, BlockState::kOffline);
-  // ks 7.2 r13: the KSM page is isolated and migrated (offlining = 1): the
+  // SEMANTICS HP-13: the KSM page is isolated and migrated (offlining = 1): the
   // block's only in-use page.
   EXPECT_EQ(r.pages_migrated, 1u);
   EXPECT_EQ(r.ksm_pages_migrated, 1u);
-  // ks 7.2 r9: one round moves it; the next finds no LRU page.
+  // SEMANTICS HP-9: one round moves it; the next finds no LRU page.
   EXPECT_EQ(r.rounds, 1u);
-  // ks 7.3 r16: MEM_OFFLINE finds no node in range (kpfn followed the page).
+  // SEMANTICS HP-16: MEM_OFFLINE finds no node in range (kpfn followed the page).
   EXPECT_EQ(r.stable_nodes_pruned, 0u);
-  // ks 7.3 r15-16, r18: GOING takes the lock, OFFLINE prunes and unlocks.
+  // SEMANTICS HP-15..HP-16, HP-18: GOING takes the lock, OFFLINE prunes and unlocks.
   EXPECT_THAT(Calls(r), ElementsAre("GOING_OFFLINE ksm(100) ok", "OFFLINE ksm(100) ok"));
 
-  // ks 6.1 r4 (ksm_migrate_page sets kpfn to the new pfn): the node moved to
+  // SEMANTICS MIG-4 (ksm_migrate_page sets kpfn to the new pfn): the node moved to
   // the new page; the target is the first page of block 5 (own node first).
   std::vector<StableNodeInfo> after = m_->KsmStableNodes();
   ASSERT_EQ(after.size(), 1u);
@@ -221,21 +220,21 @@ TEST_F(HotplugTest, Scenario08LiveKsmPageMigratesWithItsNode) {
   EXPECT_EQ(nf.mapcount, 2);
   EXPECT_EQ(nf.stable_node_id, node_id);
 
-  // ks 10.8: A and B still share it and read their data.
+  // SEMANTICS SC-8: A and B still share it and read their data.
   EXPECT_EQ(PfnOf(s.a, s.va), after[0].kpfn);
   EXPECT_EQ(PfnOf(s.b, s.vb), after[0].kpfn);
   EXPECT_EQ(Tr(s.a, s.va).state, PageState::kKsm);
   EXPECT_EQ(ReadPage(s.a, s.va), Page(0x11));
   EXPECT_EQ(ReadPage(s.b, s.vb), Page(0x11));
-  // ks 10.8: counters unchanged, full_scans unchanged during the offline.
+  // SEMANTICS SC-8: counters unchanged, full_scans unchanged during the offline.
   EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));
-  // ks 7.3 r16: the lock is released after MEM_OFFLINE.
+  // SEMANTICS HP-16: the lock is released after MEM_OFFLINE.
   ExpectKsmFree();
   EXPECT_TRUE(MachineOk());
 
-  // The node still works: ks 10.5 a fresh page equal to an existing KSM page
+  // The node still works: SEMANTICS SC-5 a fresh page equal to an existing KSM page
   // merges on its first visit (stable search first), into the new kpfn.
-  // (ExpectKsmFree made one visit: A's stable item, a no-op, ks 2.3 r9.)
+  // (ExpectKsmFree made one visit: A's stable item, a no-op, SEMANTICS MERGE-1.)
   Pid c = NewProcess(0);
   Vaddr vc = Map(c, 1);
   FillPage(c, vc, 0x11);
@@ -253,14 +252,14 @@ TEST_F(HotplugTest, Scenario08LiveKsmPageMigratesWithItsNode) {
 
 TEST_F(HotplugTest, Scenario09BothSharersWriteThenOfflinePrunes) {
   Pair2 s = MergedPairOnNode1();
-  // ks 5.1 r1-2: both writes copy; the KSM page loses its last mapping and
+  // SEMANTICS COW-1..COW-2: both writes copy; the KSM page loses its last mapping and
   // is freed; its node is stale but stays in the tree.
   WriteByte(s.a, s.va, 'a');
   WriteByte(s.b, s.vb, 'b');
   EXPECT_NE(PfnOf(s.a, s.va), s.kpfn);
   EXPECT_NE(PfnOf(s.b, s.vb), s.kpfn);
   EXPECT_EQ(Frame(s.kpfn).state, PageState::kFree);
-  // ks 3.7 / 10.9: counters lazy, still 1/1.
+  // SEMANTICS CNT-6 / SC-9: counters lazy, still 1/1.
   EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));
   std::vector<StableNodeInfo> nodes = m_->KsmStableNodes();
   ASSERT_EQ(nodes.size(), 1u);
@@ -275,8 +274,8 @@ TEST_F(HotplugTest, Scenario09BothSharersWriteThenOfflinePrunes) {
   // allocated on node 1 = block 4 (pfns 256 and 258) and move.
   EXPECT_EQ(r.ksm_pages_migrated, 0u);
   EXPECT_EQ(r.pages_migrated, 2u);
-  // ks 10.9 / 7.3 r16: MEM_OFFLINE prunes the node: immediately shared 0,
-  // sharing 0, volatile +2 (items survive flagless, ks 5.3 r10).
+  // SEMANTICS SC-9 / HP-16: MEM_OFFLINE prunes the node: immediately shared 0,
+  // sharing 0, volatile +2 (items survive flagless, SEMANTICS PRUNE-2).
   EXPECT_EQ(r.stable_nodes_pruned, 1u);
   EXPECT_THAT(Calls(r), ElementsAre("GOING_OFFLINE ksm(100) ok", "OFFLINE ksm(100) ok"));
   EXPECT_TRUE(CountersAre(0, 0, 0, 2, 2));
@@ -290,8 +289,8 @@ TEST_F(HotplugTest, Scenario09BothSharersWriteThenOfflinePrunes) {
   ExpectKsmFree();  // one visit: A's item
   EXPECT_TRUE(MachineOk());
 
-  // ks 10.9 "until ksmd revisits them": each item is re-evaluated, its
-  // content changed since the stored checksum (ks 5.1 r3) -> volatile.
+  // SEMANTICS SC-9 "until ksmd reaches them again": each item is re-evaluated, its
+  // content changed since the stored checksum (SEMANTICS COW-3) -> volatile.
   StepPasses(1);
   EXPECT_TRUE(CountersAre(0, 0, 0, 2, 3));
   EXPECT_TRUE(MachineOk());
@@ -299,26 +298,26 @@ TEST_F(HotplugTest, Scenario09BothSharersWriteThenOfflinePrunes) {
 
 TEST_F(HotplugTest, Scenario09BothSharersUnmapThenOfflinePrunes) {
   Pair2 s = MergedPairOnNode1();
-  // ks 5.2 r5: munmap drops the mappings, the KSM page is freed; items stay.
+  // SEMANTICS COW-5: munmap drops the mappings, the KSM page is freed; items stay.
   ASSERT_EQ(Unwrap(m_->Munmap(s.a, s.va, kPageSize)), Errno::kOk);
   ASSERT_EQ(Unwrap(m_->Munmap(s.b, s.vb, kPageSize)), Errno::kOk);
   EXPECT_EQ(Frame(s.kpfn).state, PageState::kFree);
-  EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));  // ks 3.7
+  EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));  // SEMANTICS CNT-6
 
   OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
   EXPECT_EQ(r.err, Errno::kOk);
   EXPECT_EQ(r.pages_migrated, 0u);  // block 4 holds no page in use any more
   EXPECT_EQ(r.ksm_pages_migrated, 0u);
-  EXPECT_EQ(r.rounds, 0u);               // ks 7.2 r9: no LRU page at all
-  EXPECT_EQ(r.stable_nodes_pruned, 1u);  // ks 10.9
+  EXPECT_EQ(r.rounds, 0u);               // SEMANTICS HP-9: no LRU page at all
+  EXPECT_EQ(r.stable_nodes_pruned, 1u);  // SEMANTICS SC-9
   EXPECT_TRUE(CountersAre(0, 0, 0, 2, 2));
   EXPECT_THAT(m_->KsmStableNodes(), IsEmpty());
   EXPECT_FALSE(m_->KsmLocked());
   EXPECT_TRUE(MachineOk());
 
-  // ks 10.9 "or freed if the addresses are gone": the next pass walks each
-  // mm, finds no VM_MERGEABLE vma, frees the items and the slots (ks 2.2 r7).
+  // SEMANTICS SC-9 "or frees them if their addresses are gone": the next pass walks each
+  // mm, finds no VM_MERGEABLE vma, frees the items and the slots (SEMANTICS SCAN-7).
   StepPasses(1);
   EXPECT_TRUE(CountersAre(0, 0, 0, 0, 3));
   EXPECT_EQ(m_->GetKsm().rmap_items, 0u);
@@ -327,14 +326,14 @@ TEST_F(HotplugTest, Scenario09BothSharersUnmapThenOfflinePrunes) {
 
 TEST_F(HotplugTest, Scenario09MappingsDroppedWhilePausedAfterGoingOffline) {
   Pair2 s = MergedPairOnNode1();
-  // SPEC Decision 4: pause after MEM_GOING_OFFLINE.
+  // SEMANTICS CH-4: pause after MEM_GOING_OFFLINE.
   OfflineReport p = Offline(kBlock4, Phase::kGoingOffline);
   SCOPED_TRACE(ReportString(p));
   EXPECT_EQ(p.err, Errno::kOk);
   EXPECT_TRUE(p.paused);
   EXPECT_EQ(p.phase, Phase::kGoingOffline);
   EXPECT_THAT(Calls(p), ElementsAre("GOING_OFFLINE ksm(100) ok"));
-  // ks 7.1 r2: reads "going-offline"; ks 7.3 r15 / 8.2: KSM locked out.
+  // SEMANTICS HP-2: reads "going-offline"; SEMANTICS HP-15 / LOCK-2: KSM locked out.
   EXPECT_EQ(Block(kBlock4).state, BlockState::kGoingOffline);
   ExpectKsmLocked();
   // The page has not moved yet (migration comes after the pause point).
@@ -346,7 +345,7 @@ TEST_F(HotplugTest, Scenario09MappingsDroppedWhilePausedAfterGoingOffline) {
   EXPECT_EQ(Tr(s.b, s.vb).node, 1u);
   EXPECT_GE(PfnOf(s.b, s.vb), kBlock5Start);
   EXPECT_EQ(Frame(s.kpfn).state, PageState::kFree);
-  // ks 8.2: no counter moves while locked.
+  // SEMANTICS LOCK-2: no counter moves while locked.
   EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));
   ExpectKsmLocked();
 
@@ -357,9 +356,9 @@ TEST_F(HotplugTest, Scenario09MappingsDroppedWhilePausedAfterGoingOffline) {
   EXPECT_EQ(r.phase, Phase::kDone);
   EXPECT_EQ(Block(kBlock4).state, BlockState::kOffline);
   EXPECT_EQ(r.ksm_pages_migrated, 0u);
-  EXPECT_EQ(r.stable_nodes_pruned, 1u);  // ks 8.7 / 7.3 r16
+  EXPECT_EQ(r.stable_nodes_pruned, 1u);  // SEMANTICS LOCK-7 / HP-16
   EXPECT_THAT(CallsAfter(p, r), ElementsAre("OFFLINE ksm(100) ok"));
-  EXPECT_TRUE(CountersAre(0, 0, 0, 2, 2));  // ks 10.9
+  EXPECT_TRUE(CountersAre(0, 0, 0, 2, 2));  // SEMANTICS SC-9
   EXPECT_THAT(m_->KsmStableNodes(), IsEmpty());
   std::string pb = Page(0x11);
   pb[0] = 'b';
@@ -372,7 +371,7 @@ TEST_F(HotplugTest, Scenario09KsmdRevisitedBeforeOfflineNothingToPrune) {
   Pair2 s = MergedPairOnNode1();
   WriteByte(s.a, s.va, 'a');
   WriteByte(s.b, s.vb, 'b');
-  // ks 5.1 r3-4 / 10.6: the revisit of A's address finds the node stale and
+  // SEMANTICS COW-3..COW-4 / SC-6: the revisit of A's address finds the node stale and
   // prunes it (both items stripped); both items end volatile.
   StepPasses(1);
   EXPECT_TRUE(CountersAre(0, 0, 0, 2, 3));
@@ -381,7 +380,7 @@ TEST_F(HotplugTest, Scenario09KsmdRevisitedBeforeOfflineNothingToPrune) {
   OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
   EXPECT_EQ(r.err, Errno::kOk);
-  // ks 10.9 last sentence: MEM_OFFLINE does nothing.
+  // SEMANTICS SC-9 last sentence: MEM_OFFLINE does nothing.
   EXPECT_EQ(r.stable_nodes_pruned, 0u);
   EXPECT_EQ(r.ksm_pages_migrated, 0u);
   EXPECT_EQ(r.pages_migrated, 2u);
@@ -398,7 +397,7 @@ TEST_F(HotplugTest, Scenario10aUnmovablePagesFailIsolationWithoutNotifiers) {
   ASSERT_EQ(Unwrap(m_->AllocKernelPages(kBlock4, 1, /*unmovable=*/true)), 1u);
   OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
-  // ks 7.2 r7 / 10.10a: EBUSY at once, no notifier event, ksmd unaffected.
+  // SEMANTICS HP-7 / SC-10(a): EBUSY at once, no notifier event, ksmd unaffected.
   EXPECT_EQ(r.err, Errno::kEBUSY);
   EXPECT_FALSE(r.paused);
   EXPECT_THAT(r.notifier_calls, IsEmpty());
@@ -416,12 +415,12 @@ TEST_F(HotplugTest, Scenario10aUnmovablePagesFailIsolationWithoutNotifiers) {
 }
 
 TEST_F(HotplugTest, Block0HoldsTheZeroPageAndNeverOfflines) {
-  // The zero page is reserved (brief: pfn 0); ks 7.2 r7: isolation EBUSY.
+  // The zero page is reserved (SEMANTICS CH-18: pfn 0); HP-7: isolation EBUSY.
   OfflineReport r = Offline(0);
   EXPECT_EQ(r.err, Errno::kEBUSY) << ReportString(r);
   EXPECT_THAT(r.notifier_calls, IsEmpty());
   EXPECT_EQ(Block(0).state, BlockState::kOnline);
-  EXPECT_FALSE(Block(0).removable);  // ks 7.1 r4: a reserved page
+  EXPECT_FALSE(Block(0).removable);  // SEMANTICS RMV-1: a reserved page
   EXPECT_TRUE(Block(1).removable);
   ExpectKsmFree();
 }
@@ -430,8 +429,8 @@ TEST_F(HotplugTest, Scenario10bNonLruKernelPageAloneFailsAtFinalCheck) {
   ASSERT_EQ(Unwrap(m_->AllocKernelPages(5, 1, /*unmovable=*/false)), 1u);
   OfflineReport r = Offline(5);
   SCOPED_TRACE(ReportString(r));
-  // ks 7.2 r9: no LRU page -> verify all free -> EBUSY; after GOING_OFFLINE,
-  // so ks 7.2 r11: MEM_CANCEL_OFFLINE, KSM unlocked (7.3 r17).
+  // SEMANTICS HP-9: no LRU page -> verify all free -> EBUSY; after GOING_OFFLINE,
+  // so SEMANTICS HP-11: MEM_CANCEL_OFFLINE, KSM unlocked (HP-17).
   EXPECT_EQ(r.err, Errno::kEBUSY);
   EXPECT_EQ(r.rounds, 0u);
   EXPECT_THAT(Calls(r), ElementsAre("GOING_OFFLINE ksm(100) ok", "CANCEL_OFFLINE ksm(100) ok"));
@@ -449,7 +448,7 @@ TEST_F(HotplugTest, Scenario10bNonLruKernelPageAfterLruPageUsesFiveRetries) {
   ASSERT_EQ(Unwrap(m_->AllocKernelPages(kBlock4, 1, /*unmovable=*/false)), 1u);
   OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
-  // ks 7.2 r9: do_migrate_range from pfn 256 meets the non-LRU page ->
+  // SEMANTICS HP-9: do_migrate_range from pfn 256 meets the non-LRU page ->
   // -EBUSY, retry_max 5 -> 0 after five rounds -> EBUSY; nothing migrated.
   EXPECT_EQ(r.err, Errno::kEBUSY);
   EXPECT_EQ(r.rounds, 5u);
@@ -474,7 +473,7 @@ TEST_F(HotplugTest, Scenario10cPinnedAnonPageTimesOutPagesMovedStayMoved) {
   const uint64_t timeout = 10 * 1000000ull;  // 10 ms
   OfflineReport r = Offline(kBlock4, Phase::kNone, timeout);
   SCOPED_TRACE(ReportString(r));
-  // ks 7.2 r9 / 10.10c: the pinned page keeps returning "not migrated"
+  // SEMANTICS HP-9 / SC-10(c): the pinned page keeps returning "not migrated"
   // without consuming retries until the deadline -> EAGAIN.
   EXPECT_EQ(r.err, Errno::kEAGAIN);
   EXPECT_GE(r.emulated_ns, timeout);
@@ -482,11 +481,11 @@ TEST_F(HotplugTest, Scenario10cPinnedAnonPageTimesOutPagesMovedStayMoved) {
   // The two unpinned pages moved in the first round.
   EXPECT_EQ(r.pages_migrated, 2u);
   EXPECT_EQ(r.ksm_pages_migrated, 0u);
-  // ks 7.2 r11: MEM_CANCEL_OFFLINE releases KSM.
+  // SEMANTICS HP-11: MEM_CANCEL_OFFLINE releases KSM.
   EXPECT_THAT(Calls(r), ElementsAre("GOING_OFFLINE ksm(100) ok", "CANCEL_OFFLINE ksm(100) ok"));
   EXPECT_EQ(Block(kBlock4).state, BlockState::kOnline);
   ExpectKsmFree();
-  // ks 7.2 r11: pages already migrated out stay where they went (block 5).
+  // SEMANTICS HP-11: pages already migrated out stay where they went (block 5).
   for (Vaddr a : {v, Vaddr(v + 2 * kPageSize)}) {
     Pfn pfn = PfnOf(p, a);
     EXPECT_GE(pfn, kBlock5Start);
@@ -512,7 +511,7 @@ TEST_F(HotplugTest, Scenario10cPinnedKsmPageTimesOutAfter120Seconds) {
   ASSERT_EQ(Unwrap(m_->Pin(s.a, s.va, kPageSize)).err, Errno::kOk);
   OfflineReport r = Offline(kBlock4);  // the seed's 120 s
   SCOPED_TRACE(ReportString(r));
-  // ks 7.2 r13 / 10.10c: a KSM page with extra pins fails -EAGAIN each time
+  // SEMANTICS HP-13 / SC-10(c): a KSM page with extra pins fails -EAGAIN each time
   // -> 120 s -> EAGAIN; MEM_CANCEL_OFFLINE releases ksmd and run writes.
   EXPECT_EQ(r.err, Errno::kEAGAIN);
   EXPECT_GE(r.emulated_ns, 120 * kNsPerSec);
@@ -540,8 +539,8 @@ TEST_F(HotplugTest, Scenario10dCancelOfPausedOfflineIsLikeASignal) {
   auto c = m_->CancelOffline(kBlock4);
   ASSERT_TRUE(c.ok()) << c.status();
   SCOPED_TRACE(ReportString(*c));
-  // ks 7.2 r9 (signal pending -> EINTR) / 10.10d; ks 7.2 r11: CANCEL sent
-  // because GOING_OFFLINE was; ks 7.3 r17: KSM unlocked.
+  // SEMANTICS HP-9 (signal pending -> EINTR) / SC-10(d); SEMANTICS HP-11: CANCEL sent
+  // because GOING_OFFLINE was; SEMANTICS HP-17: KSM unlocked.
   EXPECT_EQ(c->err, Errno::kEINTR);
   EXPECT_FALSE(c->paused);
   EXPECT_THAT(CallsAfter(p, *c), ElementsAre("CANCEL_OFFLINE ksm(100) ok"));
@@ -564,11 +563,11 @@ TEST_F(HotplugTest, CancelBeforeGoingOfflineSendsNoNotifier) {
   EXPECT_EQ(p.phase, Phase::kIsolated);
   EXPECT_THAT(p.notifier_calls, IsEmpty());
   EXPECT_EQ(Block(kBlock4).state, BlockState::kGoingOffline);
-  // KSM's callback has not run yet (ks 7.3 r15 is at MEM_GOING_OFFLINE).
+  // KSM's callback has not run yet (SEMANTICS HP-15 is at MEM_GOING_OFFLINE).
   EXPECT_FALSE(m_->KsmLocked());
   auto c = m_->CancelOffline(kBlock4);
   ASSERT_TRUE(c.ok()) << c.status();
-  // ks 7.2 r11 applies only after GOING_OFFLINE was sent.
+  // SEMANTICS HP-11 applies only after GOING_OFFLINE was sent.
   EXPECT_THAT(c->notifier_calls, IsEmpty());
   EXPECT_EQ(Block(kBlock4).state, BlockState::kOnline);
   ExpectKsmFree();
@@ -588,7 +587,7 @@ TEST_F(HotplugTest, PauseAtEveryPhaseThenFinish) {
   OfflineReport p3 = Resume(kBlock4, Phase::kMigrated);
   ASSERT_TRUE(p3.paused) << ReportString(p3);
   EXPECT_EQ(p3.phase, Phase::kMigrated);
-  // Migrated: the KSM page left block 4 (ks 7.2 r13); still locked (ks 8.1:
+  // Migrated: the KSM page left block 4 (SEMANTICS HP-13); still locked (SEMANTICS LOCK-1:
   // until MEM_OFFLINE).
   EXPECT_EQ(p3.ksm_pages_migrated, 1u);
   EXPECT_NE(PfnOf(s.a, s.va), s.kpfn);
@@ -615,7 +614,7 @@ TEST_F(HotplugTest, ExpiredPauseIsCancelledAndReleasesKsm) {
   EXPECT_FALSE(m_->ExpirePausedOffline(kT0 + absl::Seconds(30)));
   ExpectKsmLocked();
   EXPECT_EQ(Block(kBlock4).state, BlockState::kGoingOffline);
-  // After pause_ttl: cancelled (MEM_CANCEL_OFFLINE, ks 7.2 r11, 7.3 r17).
+  // After pause_ttl: cancelled (MEM_CANCEL_OFFLINE, SEMANTICS HP-11, HP-17).
   EXPECT_TRUE(m_->ExpirePausedOffline(kT0 + absl::Seconds(61)));
   EXPECT_EQ(Block(kBlock4).state, BlockState::kOnline);
   ExpectKsmFree();
@@ -631,15 +630,15 @@ TEST_F(HotplugTest, ExpiredPauseIsCancelledAndReleasesKsm) {
   EXPECT_TRUE(MachineOk());
 }
 
-// Injected notifier vetoes at MEM_GOING_OFFLINE (ks 7.2 r8, r11; 7.3 r14, r19).
+// Injected notifier vetoes at MEM_GOING_OFFLINE (SEMANTICS HP-8, HP-11; HP-14, HP-19).
 TEST_F(HotplugTest, VetoAbovePriority100KsmNeverLocked) {
   Pair2 s = MergedPairOnNode1();
   ASSERT_TRUE(m_->InjectNotifierFailure(Event_::kGoingOffline, 200, Errno::kENOMEM, 0).ok());
   OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
   // The chain runs by descending priority and stops at the failure: KSM (100)
-  // never sees GOING_OFFLINE; the error is returned (7.2 r11); CANCEL goes to
-  // the whole chain, KSM unlocks only if held (7.3 r19).
+  // never sees GOING_OFFLINE; the error is returned (HP-11); CANCEL goes to
+  // the whole chain, KSM unlocks only if held (HP-19).
   EXPECT_EQ(r.err, Errno::kENOMEM);
   EXPECT_THAT(Calls(r), ElementsAre("GOING_OFFLINE inject(200) ENOMEM",
                                     "CANCEL_OFFLINE inject(200) ok", "CANCEL_OFFLINE ksm(100) ok"));
@@ -662,7 +661,7 @@ TEST_F(HotplugTest, VetoBelowPriority100KsmLockedThenReleasedByCancel) {
   SCOPED_TRACE(ReportString(r));
   EXPECT_EQ(r.err, Errno::kEBUSY);
   // KSM (100) takes its lock at GOING, the injector (50) refuses, CANCEL goes
-  // down the chain in the same order and KSM unlocks (7.3 r15, r17).
+  // down the chain in the same order and KSM unlocks (HP-15, HP-17).
   EXPECT_THAT(Calls(r), ElementsAre("GOING_OFFLINE ksm(100) ok", "GOING_OFFLINE inject(50) EBUSY",
                                     "CANCEL_OFFLINE ksm(100) ok", "CANCEL_OFFLINE inject(50) ok"));
   EXPECT_EQ(Block(kBlock4).state, BlockState::kOnline);
@@ -695,7 +694,7 @@ TEST_F(HotplugTest, InjectWithoutErrnoIsMisuse) {
 
 TEST_F(HotplugTest, Scenario11MovePagesOnKsmPage) {
   Pair2 s = MergedPairOnNode1();
-  // ks 10.11 / 6.2 r7-9: -ENOENT in both modes, not moved, call returns 0.
+  // SEMANTICS SC-11 / MOVE-2..MOVE-7: -ENOENT in both modes, not moved, call returns 0.
   auto q = Unwrap(m_->MovePages(s.a, s.a, {s.va}, {}, 0));
   EXPECT_EQ(q.err, Errno::kOk);
   EXPECT_THAT(q.status, ElementsAre(-2));
@@ -712,7 +711,7 @@ TEST_F(HotplugTest, Scenario12MbindMoveStrictSkipsKsmPages) {
   Vaddr v2 = Map(s.a, 1);
   FillPage(s.a, v2, 0x77);
   ASSERT_EQ(Tr(s.a, v2).node, 1u);
-  // ks 10.12 / 6.3 r11-13: BIND to node 0 with MOVE|STRICT over A's KSM page
+  // SEMANTICS SC-12 / MBIND-2..MBIND-4: BIND to node 0 with MOVE|STRICT over A's KSM page
   // and an ordinary page: the ordinary one moves, the KSM one stays; 0.
   EXPECT_EQ(Unwrap(m_->Mbind(s.a, s.va, kPageSize, MemPolicy::kBind, 1, 1 | 2)), Errno::kOk);
   EXPECT_EQ(Unwrap(m_->Mbind(s.a, v2, kPageSize, MemPolicy::kBind, 1, 1 | 2)), Errno::kOk);
@@ -728,7 +727,7 @@ TEST_F(HotplugTest, Scenario13MigratePagesLeavesKsmPagesAndDoesNotCountThem) {
   Vaddr v2 = Map(s.a, 1);
   FillPage(s.a, v2, 0x77);
   auto r = Unwrap(m_->MigratePages(s.a, s.a, 1 << 1, 1 << 0));
-  // ks 10.13 / 6.4 r15: KSM pages not moved and not counted.
+  // SEMANTICS SC-13 / MPS-2: KSM pages not moved and not counted.
   EXPECT_EQ(r.err, Errno::kOk);
   EXPECT_EQ(r.not_migrated, 0u);
   EXPECT_EQ(PfnOf(s.a, s.va), s.kpfn);
@@ -744,15 +743,15 @@ TEST_F(HotplugTest, Scenario17DuringAnOffline) {
   Pair2 s = MergedPairOnNode1();
   OfflineReport p = Offline(kBlock4, Phase::kGoingOffline);
   ASSERT_TRUE(p.paused) << ReportString(p);
-  // Reading counters works (ks 8.2 "reads of every file do not block").
+  // Reading counters works (SEMANTICS LOCK-2 "no read of any file waits").
   EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));
-  // ks 8.3: MADV_MERGEABLE is not blocked.
+  // SEMANTICS LOCK-3: MADV_MERGEABLE is not blocked.
   Pid c = NewProcess(0);
   Vaddr vc = Map(c, 1);
   FillPage(c, vc, 0x11);
   EXPECT_EQ(Madvise(c, vc, kPageSize, Advice::kMergeable), Errno::kOk);
   EXPECT_TRUE(Unwrap(m_->GetProcess(c)).ksm_registered);
-  // ks 8.4 / SPEC Decision 5: MADV_UNMERGEABLE succeeds and breaks COW at once.
+  // SEMANTICS LOCK-4 / CH-3: MADV_UNMERGEABLE succeeds and breaks COW at once.
   EXPECT_EQ(Madvise(s.a, s.va, kPageSize, Advice::kUnmergeable), Errno::kOk);
   EXPECT_NE(PfnOf(s.a, s.va), s.kpfn);
   EXPECT_EQ(Tr(s.a, s.va).state, PageState::kAnon);
@@ -760,9 +759,9 @@ TEST_F(HotplugTest, Scenario17DuringAnOffline) {
   EXPECT_NE(BlockId(PfnOf(s.a, s.va) / 64), kBlock4);  // isolated block unused
   EXPECT_EQ(ReadPage(s.a, s.va), Page(0x11));
   EXPECT_EQ(PfnOf(s.b, s.vb), s.kpfn);
-  // ks 10.17: counters do not move until the offline ends.
+  // SEMANTICS SC-17: counters do not move until the offline ends.
   EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));
-  // ks 8.2: `run` writes block (KSM_LOCKED); other knob writes do not.
+  // SEMANTICS LOCK-2: `run` writes block (KSM_LOCKED); other knob writes do not.
   ExpectKsmLocked();
   auto k = m_->KsmUpdate(std::nullopt, 50, 30);
   ASSERT_TRUE(k.ok()) << k.status();
@@ -775,13 +774,13 @@ TEST_F(HotplugTest, Scenario17DuringAnOffline) {
   OfflineReport r = Resume(kBlock4);
   SCOPED_TRACE(ReportString(r));
   EXPECT_EQ(r.err, Errno::kOk);
-  // B alone still maps the live KSM page: it migrates (7.2 r13).
+  // B alone still maps the live KSM page: it migrates (HP-13).
   EXPECT_EQ(r.ksm_pages_migrated, 1u);
   EXPECT_EQ(r.stable_nodes_pruned, 0u);
   EXPECT_NE(PfnOf(s.b, s.vb), s.kpfn);
   EXPECT_EQ(Tr(s.b, s.vb).state, PageState::kKsm);
   EXPECT_EQ(ReadPage(s.b, s.vb), Page(0x11));
-  // ks 10.17: "`echo 0 > run` blocks until the offline ends" - now it works.
+  // SEMANTICS SC-17: "a `run=0` write waits for the end of the offline" - now it works.
   EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));
   EXPECT_FALSE(m_->KsmLocked());
   EXPECT_FALSE(m_->GetKsm().locked_by_offline);
@@ -795,15 +794,15 @@ TEST_F(HotplugTest, Scenario17DuringAnOffline) {
 // Online, add, remove; wrong-state transitions; one offline at a time.
 
 TEST_F(HotplugTest, OnlineAfterOffline) {
-  // ks 7.1 r2: onlining a block that is not offline -> EINVAL.
+  // SEMANTICS HP-2: onlining a block that is not offline -> EINVAL.
   EXPECT_EQ(Unwrap(m_->OnlineBlock(5)), Errno::kEINVAL);
   OfflineReport r = Offline(5);
   ASSERT_EQ(r.err, Errno::kOk) << ReportString(r);
   EXPECT_EQ(Block(5).state, BlockState::kOffline);
   EXPECT_EQ(Block(5).free_pages, 0u);
-  // ks 7.1 r2: offlining an offline block -> EINVAL.
+  // SEMANTICS HP-2: offlining an offline block -> EINVAL.
   EXPECT_EQ(Offline(5).err, Errno::kEINVAL);
-  // ks 7.4 r20: online returns 0, pages freed into the allocator.
+  // SEMANTICS HP-20: online returns 0, pages freed into the allocator.
   EXPECT_EQ(Unwrap(m_->OnlineBlock(5)), Errno::kOk);
   EXPECT_EQ(Block(5).state, BlockState::kOnline);
   EXPECT_EQ(Block(5).free_pages, 64u);
@@ -834,7 +833,7 @@ TEST_F(HotplugTest, AddBlockStartsOfflineAndCanBeOnlined) {
   EXPECT_EQ(bi.node, 1u);
   EXPECT_EQ(bi.start_pfn, 8u * 64);
   EXPECT_EQ(bi.pages, 64u);
-  EXPECT_EQ(bi.state, BlockState::kOffline);  // ks 7.1: add_memory leaves it offline
+  EXPECT_EQ(bi.state, BlockState::kOffline);  // SEMANTICS CH-16: add_memory leaves it offline
   EXPECT_EQ(m_->ListBlocks().size(), 9u);
   EXPECT_EQ(Frame(bi.start_pfn).state, PageState::kOffline);
   // Make the new block the only memory of node 1, then online it.

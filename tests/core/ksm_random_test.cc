@@ -6,11 +6,11 @@
 // After every step:
 //  - every live process reads back exactly its shadow (SPEC "Reliability":
 //    whatever merges, COW breaks and forks happen, a read returns the last
-//    write; kernel-semantics 5.1 r1: a KSM page is never written in place);
+//    write; SEMANTICS COW-1: a KSM page is never written in place);
 //  - Machine::Check() is ok;
 //  - every stable node is stale or names a KSM frame that points back at it
-//    (kernel-semantics 1.2 r7-8, 1.6 r17);
-//  - pages_shared / pages_sharing equal the node lists (kernel-semantics 3.1,
+//    (SEMANTICS DS-7..DS-8, DS-17);
+//  - pages_shared / pages_sharing equal the node lists (SEMANTICS CNT-1,
 //    3.2: shared = nodes with >= 1 item, sharing = sum of (length - 1)).
 #include <algorithm>
 #include <cstdint>
@@ -146,7 +146,7 @@ class KsmRandom {
     std::vector<uint8_t> data(len);
     const char* what;
     if (kind < 85) {
-      // Identical bytes: still a COW break on a KSM page (ks 5.1 r1).
+      // Identical bytes: still a COW break on a KSM page (SEMANTICS COW-1).
       std::copy(mem.begin() + pos, mem.begin() + pos + len, data.begin());
       what = "same";
     } else if (kind < 93) {
@@ -221,7 +221,7 @@ class KsmRandom {
       // run=2 then run=0 or 1.
       ASSERT_EQ(*m_->KsmUpdate(2, std::nullopt, std::nullopt), Errno::kOk);
       KsmInfo k = m_->GetKsm();
-      // ks 4.3 r15 / ks 10.14: everything unmerged, items freed, full_scans 0.
+      // SEMANTICS KNOB-7 / SC-14: everything unmerged, items freed, full_scans 0.
       EXPECT_EQ(k.run, 2u);
       EXPECT_EQ(k.pages_shared, 0u);
       EXPECT_EQ(k.pages_sharing, 0u);

@@ -1,11 +1,11 @@
-// Scenario tests of the KSM emulation against shared/kernel-semantics.md
-// (section 10 "Observable scenarios under seed semantics", and the rules of
-// sections 1-5 and 9 they rest on). Every expected value below is worked out
-// by hand from that reference; comments cite the rule ("ks 2.3 r9c" means
-// kernel-semantics section 2.3 rule 9c). SPEC.md "Decisions" override the
-// reference where they disagree (profile linux-2.6.33: no max_kernel_pages).
+// Scenario tests of the KSM emulation against docs/SEMANTICS.md (the
+// scenarios SC-1..SC-18 of the linux-2.6.33 profile and the rules DS, SCAN,
+// MERGE, CNT, MADV, KNOB, COW and PRUNE they rest on). Every expected value
+// below is worked out by hand from that reference; comments cite the rule by
+// id ("SEMANTICS MERGE-4"). memnode's choices (CH-*) apply where the kernel
+// leaves room (profile linux-2.6.33: no max_kernel_pages, SER-3).
 //
-// Conventions of these tests (the assumptions of ks 10): run=1 unless said,
+// Conventions of these tests (the assumptions of SEMANTICS A.21): run=1 unless said,
 // every mm registers while the cursor is at the list head (so list order =
 // registration order), pages are written before MADV_MERGEABLE, no pins.
 // Counters are written (shared, sharing, unshared, volatile, full_scans).
@@ -188,7 +188,7 @@ class KsmScenarioTest : public ::testing::Test {
     SetRun(1);
     return s;
   }
-  // Scenario 1 after two passes: merged into B's page (ks 10.1).
+  // Scenario 1 after two passes: merged into B's page (SEMANTICS SC-1).
   Pair2 MergedPair(uint8_t byte = 0x11) {
     Pair2 s = SetUpScenario1(byte);
     StepPasses(2);
@@ -209,17 +209,17 @@ class KsmScenarioTest : public ::testing::Test {
   } while (0)
 
 // ---------------------------------------------------------------------------
-// ks 10.1: two processes, one identical page each.
+// SEMANTICS SC-1: two processes, one identical page each.
 TEST_F(KsmScenarioTest, Scenario01TwoIdenticalPagesMergeIntoLaterVisitedPage) {
   Pair2 s = SetUpScenario1();
   ASSERT_NE(s.pa, s.pb);
-  // ks 3.7: nothing has run yet, every counter is 0.
+  // SEMANTICS CNT-6: nothing has run yet, every counter is 0.
   STEP_OK(0, 0, 0, 0, 0);
   EXPECT_EQ(Frame(s.pa).state, PageState::kAnon);
   EXPECT_EQ(Frame(s.pb).state, PageState::kAnon);
 
-  // Pass 1: ks 10.1 "first visits only store checksums" (ks 2.3 r9d: the
-  // zero-initialised oldchecksum (ks 1.1 r1) always differs): 2 flagless items.
+  // Pass 1: SEMANTICS SC-1 "a first visit only records a checksum" (SEMANTICS MERGE-5: the
+  // zero-initialised oldchecksum (SEMANTICS DS-1) always differs): 2 flagless items.
   EXPECT_EQ(StepPasses(1).passes, 1u);
   STEP_OK(0, 0, 0, 2, 1);
   EXPECT_EQ(m_->GetKsm().rmap_items, 2u);
@@ -227,18 +227,18 @@ TEST_F(KsmScenarioTest, Scenario01TwoIdenticalPagesMergeIntoLaterVisitedPage) {
   EXPECT_EQ(PfnOf(s.b, s.vb), s.pb);
 
   // Pass 2, first visit (A): checksum unchanged, unstable tree empty -> insert
-  // (ks 2.3 r9e): unshared 1, B still volatile.
+  // (SEMANTICS MERGE-6): unshared 1, B still volatile.
   EXPECT_EQ(StepVisits(1).visits, 1u);
   STEP_OK(0, 0, 1, 1, 1);
   // Second visit (B): finds A's item in the unstable tree and merges
-  // (ks 2.3 r9f): tree item appended first (shared+1), then B (sharing+1).
+  // (SEMANTICS MERGE-7): tree item appended first (shared+1), then B (sharing+1).
   EXPECT_EQ(StepVisits(1).visits, 1u);
   STEP_OK(1, 1, 0, 0, 1);
-  // End of pass 2 (ks 2.2 r8): full_scans 2; ks 10.1 final state.
+  // End of pass 2 (SEMANTICS SCAN-8): full_scans 2; SEMANTICS SC-1 final state.
   StepPasses(1);
   STEP_OK(1, 1, 0, 0, 2);
 
-  // ks 2.3 r9f/r10: kpfn = pfn of the current (later-visited) page = B's
+  // SEMANTICS MERGE-7, MERGE-9: kpfn = pfn of the current (later-visited) page = B's
   // original page; A's original page is freed.
   EXPECT_EQ(PfnOf(s.b, s.vb), s.pb);
   EXPECT_EQ(PfnOf(s.a, s.va), s.pb);
@@ -256,12 +256,12 @@ TEST_F(KsmScenarioTest, Scenario01TwoIdenticalPagesMergeIntoLaterVisitedPage) {
   EXPECT_EQ(ReadPage(s.a, s.va), std::string(kPageSize, '\x11'));
   EXPECT_EQ(ReadPage(s.b, s.vb), std::string(kPageSize, '\x11'));
 
-  // Pass 3: both items are stable on a KSM page: visits do nothing (ks 2.3 r9).
+  // Pass 3: both items are stable on a KSM page: visits do nothing (SEMANTICS MERGE-1).
   StepPasses(1);
   STEP_OK(1, 1, 0, 0, 3);
 }
 
-// ks 10.2: N identical pages in several mms -> one node, sharing N-1.
+// SEMANTICS SC-2: N identical pages in several mms -> one node, sharing N-1.
 TEST_F(KsmScenarioTest, Scenario02NIdenticalPagesOneNode) {
   const uint8_t kByte = 0x22;
   Pid a = NewProcess();
@@ -276,12 +276,12 @@ TEST_F(KsmScenarioTest, Scenario02NIdenticalPagesOneNode) {
   SetRun(1);
   STEP_OK(0, 0, 0, 0, 0);
 
-  // Pass 1: 5 first visits, all volatile (ks 2.3 r9d).
+  // Pass 1: 5 first visits, all volatile (SEMANTICS MERGE-5).
   StepPasses(1);
   STEP_OK(0, 0, 0, 5, 1);
   // Pass 2: A0 inserted, A1 merges with it (node kpfn = A1's page, the later
-  // visited one, ks 2.3 r9f), A2, B0, B1 join through the stable-tree search
-  // (ks 2.3 r9b/c; ks 10.2): shared 1, sharing 4.
+  // visited one, SEMANTICS MERGE-7), A2, B0, B1 join through the stable-tree search
+  // (SEMANTICS MERGE-3, MERGE-4; SC-2): shared 1, sharing 4.
   StepPasses(1);
   STEP_OK(1, 4, 0, 0, 2);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(PfnOf(a, va + i * kPageSize), a1) << "A page " << i;
@@ -297,7 +297,7 @@ TEST_F(KsmScenarioTest, Scenario02NIdenticalPagesOneNode) {
   STEP_OK(1, 4, 0, 0, 3);
 }
 
-// ks 10.3: two processes with N distinct pages each, pairwise identical.
+// SEMANTICS SC-3: two processes with N distinct pages each, pairwise identical.
 TEST_F(KsmScenarioTest, Scenario03PairwiseIdenticalPages) {
   const int kN = 3;
   Pid a = NewProcess();
@@ -313,24 +313,24 @@ TEST_F(KsmScenarioTest, Scenario03PairwiseIdenticalPages) {
   SetRun(1);
 
   StepPasses(1);
-  STEP_OK(0, 0, 0, 2 * kN, 1);  // ks 2.3 r9d: first visits
+  STEP_OK(0, 0, 0, 2 * kN, 1);  // SEMANTICS MERGE-5: first visits
   // Pass 2: A's three pages enter the unstable tree (unshared 3), each of B's
-  // pages then merges with its twin (ks 2.3 r9f): shared N, sharing N.
+  // pages then merges with its twin (SEMANTICS MERGE-7): shared N, sharing N.
   StepVisits(kN);
   STEP_OK(0, 0, kN, kN, 1);
   StepPasses(1);
   STEP_OK(kN, kN, 0, 0, 2);
   EXPECT_EQ(m_->KsmStableNodes().size(), static_cast<size_t>(kN));
   for (int i = 0; i < kN; ++i) {
-    // ks 2.3 r10: B's (later visited) pages survive.
+    // SEMANTICS MERGE-9: B's (later visited) pages survive.
     EXPECT_EQ(PfnOf(a, va + i * kPageSize), bp[i]);
     EXPECT_EQ(PfnOf(b, vb + i * kPageSize), bp[i]);
     EXPECT_EQ(ReadPage(a, va + i * kPageSize), std::string(kPageSize, static_cast<char>(0x31 + i)));
   }
 }
 
-// ks 10.4: a unique, unchanging page is volatile after pass 1 and unshared
-// forever after (ks 2.4 r13/r14).
+// SEMANTICS SC-4: a unique, unchanging page is volatile after pass 1 and unshared
+// forever after (SEMANTICS SCAN-9, SCAN-10).
 TEST_F(KsmScenarioTest, Scenario04UniquePageStaysUnshared) {
   Pid a = NewProcess();
   Vaddr va = Map(a, 1);
@@ -353,18 +353,18 @@ TEST_F(KsmScenarioTest, Scenario04UniquePageStaysUnshared) {
   EXPECT_EQ(Frame(PfnOf(a, va)).state, PageState::kAnon);
 }
 
-// ks 10.5 / ks 2.3 r9b-c: a fresh page equal to an existing KSM page merges
+// SEMANTICS SC-5 / MERGE-3..MERGE-4: a fresh page equal to an existing KSM page merges
 // on its first visit (stable tree search comes before the checksum test).
 TEST_F(KsmScenarioTest, Scenario05StableTreeSearchFirstMergesOnFirstVisit) {
   Pair2 s = MergedPair();
   // C registers between passes (cursor at the head): appended at the tail
-  // (ks 1.3 r11), so it is visited after A and B.
+  // (SEMANTICS DS-11), so it is visited after A and B.
   Pid c = NewProcess();
   Vaddr vc = Map(c, 1);
   FillPage(c, vc, 0x11);
   Mergeable(c, vc, 1);
   Pfn pc = PfnOf(c, vc);
-  STEP_OK(1, 1, 0, 0, 2);  // ks 3.7: registration moves no counter
+  STEP_OK(1, 1, 0, 0, 2);  // SEMANTICS CNT-6: registration moves no counter
 
   // Pass 3: A and B are stable KSM pages (nothing happens), C's very first
   // visit finds the equal KSM page in the stable tree: sharing+1.
@@ -381,7 +381,7 @@ TEST_F(KsmScenarioTest, Scenario05StableTreeSearchFirstMergesOnFirstVisit) {
   STEP_OK(1, 2, 0, 0, 3);
 }
 
-// ks 10.5 last sentence: a page written between visits resets the count.
+// SEMANTICS SC-5 last sentence: a page written between visits resets the count.
 TEST_F(KsmScenarioTest, Scenario05WriteBetweenVisitsResetsTheCount) {
   Pair2 s = SetUpScenario1(0x21);
   StepPasses(1);
@@ -390,18 +390,18 @@ TEST_F(KsmScenarioTest, Scenario05WriteBetweenVisitsResetsTheCount) {
   FillPage(s.a, s.va, 0x33);
   FillPage(s.b, s.vb, 0x33);
   STEP_OK(0, 0, 0, 2, 1);
-  // Pass 2: both checksums differ from the stored ones (ks 2.3 r9d): still
+  // Pass 2: both checksums differ from the stored ones (SEMANTICS MERGE-5): still
   // volatile, no merge.
   StepPasses(1);
   STEP_OK(0, 0, 0, 2, 2);
   EXPECT_NE(PfnOf(s.a, s.va), PfnOf(s.b, s.vb));
-  // Pass 3: now unchanged since pass 2: A inserted, B merges (ks 10.1 again).
+  // Pass 3: now unchanged since pass 2: A inserted, B merges (SEMANTICS SC-1 again).
   StepPasses(1);
   STEP_OK(1, 1, 0, 0, 3);
   EXPECT_EQ(PfnOf(s.a, s.va), PfnOf(s.b, s.vb));
 }
 
-// ks 1.3 r11 / ks 10.5: an mm registering while ksmd is mid-pass goes just
+// SEMANTICS DS-11 / SC-5: an mm registering while ksmd is mid-pass goes just
 // behind the cursor and is first visited in the next pass.
 TEST_F(KsmScenarioTest, RegistrationMidPassGoesBehindCursor) {
   Pid a = NewProcess();
@@ -416,14 +416,14 @@ TEST_F(KsmScenarioTest, RegistrationMidPassGoesBehindCursor) {
   Mergeable(b, vb, 2);
   SetRun(1);
   StepPasses(1);
-  STEP_OK(0, 0, 0, 4, 1);  // first visits (ks 2.3 r9d)
+  STEP_OK(0, 0, 0, 4, 1);  // first visits (SEMANTICS MERGE-5)
 
   // Pass 2, one visit: A's first page, inserted unstable.
   EXPECT_EQ(StepVisits(1).visits, 1u);
   STEP_OK(0, 0, 1, 3, 1);
   KsmInfo k = m_->GetKsm();
-  EXPECT_EQ(k.cursor_pid.value(), a);
-  EXPECT_EQ(k.cursor_address, va + kPageSize);  // ks 2.2 r6: advances one page
+  EXPECT_EQ(k.cursor_pid, a);
+  EXPECT_EQ(k.cursor_address, va + kPageSize);  // SEMANTICS SCAN-6: advances one page
 
   // C registers now, with a page equal to B's second page.
   Pid c = NewProcess();
@@ -448,13 +448,13 @@ TEST_F(KsmScenarioTest, RegistrationMidPassGoesBehindCursor) {
   ASSERT_EQ(ci.size(), 1u);
   EXPECT_EQ(ci[0].address, vc);
   EXPECT_EQ(ci[0].state, RmapState::kNone);  // first visit: checksum only
-  // A0..B1 are still UNSTABLE from pass 2 (ks 2.4 r13): unshared 4, C volatile.
+  // A0..B1 are still UNSTABLE from pass 2 (SEMANTICS SCAN-9): unshared 4, C volatile.
   STEP_OK(0, 0, 4, 1, 2);
   StepPasses(1);
   // B1 (0x44) is re-inserted: C is not in the tree (it was volatile).
   STEP_OK(0, 0, 4, 1, 3);
   // Pass 4: C inserted first, B1 merges with it (node kpfn = B1's page):
-  // 3 full_scans increments after registration (ks 10.5 "up to 3").
+  // 3 full_scans increments after registration (SEMANTICS SC-5 "allow up to 3").
   Pfn b1 = PfnOf(b, vb + kPageSize);
   StepPasses(1);
   STEP_OK(1, 1, 3, 0, 4);
@@ -462,11 +462,11 @@ TEST_F(KsmScenarioTest, RegistrationMidPassGoesBehindCursor) {
   EXPECT_EQ(PfnOf(b, vb + kPageSize), b1);
 }
 
-// ks 10.6: writes to merged pages; counters lag until the revisit; the last
+// SEMANTICS SC-6: writes to merged pages; counters lag until the revisit; the last
 // writer frees the KSM page and its revisit prunes the stale node.
 TEST_F(KsmScenarioTest, Scenario06WriteToMergedPages) {
   Pair2 s = MergedPair();
-  // A writes: ks 5.1 r1 private copy at once, B keeps the KSM page.
+  // A writes: SEMANTICS COW-1 private copy at once, B keeps the KSM page.
   FillPage(s.a, s.va, 0x99);
   Pfn pa2 = PfnOf(s.a, s.va);
   EXPECT_NE(pa2, s.pb);
@@ -476,18 +476,18 @@ TEST_F(KsmScenarioTest, Scenario06WriteToMergedPages) {
   EXPECT_EQ(Frame(s.pb).mapcount, 1);
   EXPECT_EQ(ReadPage(s.a, s.va), std::string(kPageSize, '\x99'));
   EXPECT_EQ(ReadPage(s.b, s.vb), std::string(kPageSize, '\x11'));
-  // ks 5.1 r3 / ks 3.7: counters unchanged at write time.
+  // SEMANTICS COW-3 / CNT-6: counters unchanged at write time.
   STEP_OK(1, 1, 0, 0, 2);
 
   // Pass 3 visit 1 = A's address: item leaves the node (sharing-1, B stays),
-  // content changed -> volatile (ks 5.1 r3; ks 10.6).
+  // content changed -> volatile (SEMANTICS COW-3; SC-6).
   EXPECT_EQ(StepVisits(1).visits, 1u);
   STEP_OK(1, 0, 0, 1, 2);
   ASSERT_EQ(m_->KsmStableNodes().size(), 1u);
   EXPECT_THAT(m_->KsmStableNodes()[0].mappings, ElementsAre(Pair(s.b, s.vb)));
 
   // B writes too: the KSM page loses its last mapping and is freed
-  // (ks 5.1 r2): the node goes stale but counters stay (ks 5.3 r11).
+  // (SEMANTICS COW-2): the node goes stale but counters stay (SEMANTICS PRUNE-3).
   FillPage(s.b, s.vb, 0x77);
   EXPECT_EQ(Frame(s.pb).state, PageState::kFree);
   std::vector<StableNodeInfo> nodes = m_->KsmStableNodes();
@@ -496,7 +496,7 @@ TEST_F(KsmScenarioTest, Scenario06WriteToMergedPages) {
   STEP_OK(1, 0, 0, 1, 2);
 
   // Visit 2 = B's address: removal goes through get_ksm_page, which prunes
-  // the stale node (ks 5.1 r4, ks 5.3 r10): shared 0; B's item is volatile.
+  // the stale node (SEMANTICS COW-4, PRUNE-2): shared 0; B's item is volatile.
   EXPECT_EQ(StepVisits(1).visits, 1u);
   STEP_OK(0, 0, 0, 2, 2);
   EXPECT_TRUE(m_->KsmStableNodes().empty());
@@ -506,17 +506,17 @@ TEST_F(KsmScenarioTest, Scenario06WriteToMergedPages) {
   EXPECT_EQ(ReadPage(s.b, s.vb), std::string(kPageSize, '\x77'));
 }
 
-// ks 5.1 r1 + r3: writing identical bytes to a KSM page still copies; the
+// SEMANTICS COW-1 + COW-3: writing identical bytes to a KSM page still copies; the
 // revisit re-merges at once through the stable tree.
 TEST_F(KsmScenarioTest, WriteIdenticalBytesStillCopiesThenRemergesOnRevisit) {
   Pair2 s = MergedPair();
   WriteBytes(s.a, s.va + 100, std::string(8, '\x11'));
   Pfn copy = PfnOf(s.a, s.va);
-  EXPECT_NE(copy, s.pb);  // ks 5.1 r1: always a new page
+  EXPECT_NE(copy, s.pb);  // SEMANTICS COW-1: always a new page
   EXPECT_EQ(Tr(s.a, s.va).state, PageState::kAnon);
   EXPECT_EQ(Frame(s.pb).mapcount, 1);
   EXPECT_EQ(ReadPage(s.a, s.va), std::string(kPageSize, '\x11'));
-  STEP_OK(1, 1, 0, 0, 2);  // ks 5.1 r3: counters unchanged
+  STEP_OK(1, 1, 0, 0, 2);  // SEMANTICS COW-3: counters unchanged
 
   // Revisit of A: item leaves the node (sharing 0) then the stable search
   // finds the equal KSM page and appends again (sharing 1).
@@ -539,20 +539,20 @@ TEST_F(KsmScenarioTest, WriteIdenticalBytesStillCopiesThenRemergesOnRevisit) {
   STEP_OK(1, 1, 0, 0, 3);
 }
 
-// ks 10.6 second half / ks 5.3: both sharers write before any revisit; the
+// SEMANTICS SC-6 second half / PRUNE-1..PRUNE-3: both sharers write before any revisit; the
 // first revisit prunes the stale node and strips both items.
 TEST_F(KsmScenarioTest, StaleNodePrunedOnRevisit) {
   Pair2 s = MergedPair();
   FillPage(s.a, s.va, 0x99);
   FillPage(s.b, s.vb, 0x77);
-  EXPECT_EQ(Frame(s.pb).state, PageState::kFree);  // ks 5.1 r2
+  EXPECT_EQ(Frame(s.pb).state, PageState::kFree);  // SEMANTICS COW-2
   std::vector<StableNodeInfo> nodes = m_->KsmStableNodes();
   ASSERT_EQ(nodes.size(), 1u);
   EXPECT_TRUE(nodes[0].stale);
-  // ks 5.3 r11: a stale node still counts until pruned.
+  // SEMANTICS PRUNE-3: a stale node still counts until pruned.
   STEP_OK(1, 1, 0, 0, 2);
   // Revisit of A: get_ksm_page on the node finds it stale: prune (shared-1,
-  // sharing-1; both items flagless, ks 5.3 r10); A's checksum changed.
+  // sharing-1; both items flagless, SEMANTICS PRUNE-2); A's checksum changed.
   EXPECT_EQ(StepVisits(1).visits, 1u);
   STEP_OK(0, 0, 0, 2, 2);
   EXPECT_TRUE(m_->KsmStableNodes().empty());
@@ -561,7 +561,7 @@ TEST_F(KsmScenarioTest, StaleNodePrunedOnRevisit) {
   STEP_OK(0, 0, 0, 2, 3);
 }
 
-// ks 5.3 r9a + ks 2.3 r9b: a stable-tree search that touches a stale node
+// SEMANTICS PRUNE-1(a) + MERGE-3: a stable-tree search that touches a stale node
 // prunes it and gives up [seed].
 TEST_F(KsmScenarioTest, StaleNodePrunedByStableTreeSearch) {
   // C first in the list, with a unique page; then A, B as in scenario 1.
@@ -571,7 +571,7 @@ TEST_F(KsmScenarioTest, StaleNodePrunedByStableTreeSearch) {
   Mergeable(c, vc, 1);
   Pair2 s = SetUpScenario1();
   StepPasses(2);
-  // C unshared (ks 10.4), A+B merged (ks 10.1).
+  // C unshared (SEMANTICS SC-4), A+B merged (SEMANTICS SC-1).
   STEP_OK(1, 1, 1, 0, 2);
   FillPage(s.a, s.va, 0x99);
   FillPage(s.b, s.vb, 0x77);
@@ -584,7 +584,7 @@ TEST_F(KsmScenarioTest, StaleNodePrunedByStableTreeSearch) {
   EXPECT_TRUE(m_->KsmStableNodes().empty());
 }
 
-// ks 10.7 / ks 5.2 r6: exit of a sharer with run=1; counters unchanged at
+// SEMANTICS SC-7 / COW-6: exit of a sharer with run=1; counters unchanged at
 // exit, the exiting mm is moved right after the cursor and reaped next.
 TEST_F(KsmScenarioTest, Scenario07ExitThenScanning) {
   Pair2 s = SetUpScenario1();
@@ -597,7 +597,7 @@ TEST_F(KsmScenarioTest, Scenario07ExitThenScanning) {
   STEP_OK(1, 1, 1, 0, 2);
 
   // D registers but is never visited; its exit frees the slot at once
-  // (ks 5.2 r6: no rmap_items, not the cursor slot).
+  // (SEMANTICS COW-6: no rmap_items, not the cursor slot).
   Pid d = NewProcess();
   Vaddr vd = Map(d, 1);
   FillPage(d, vd, 0x67);
@@ -610,7 +610,7 @@ TEST_F(KsmScenarioTest, Scenario07ExitThenScanning) {
   // Pass 3, visit 1 = A (stable, nothing); cursor now on A.
   EXPECT_EQ(StepVisits(1).visits, 1u);
   STEP_OK(1, 1, 1, 0, 2);
-  // C exits: counters unchanged (ks 3.7); its slot moves right after the
+  // C exits: counters unchanged (SEMANTICS CNT-6); its slot moves right after the
   // cursor (A), ahead of B.
   ASSERT_TRUE(m_->Exit(c).ok());
   STEP_OK(1, 1, 1, 0, 2);
@@ -629,14 +629,14 @@ TEST_F(KsmScenarioTest, Scenario07ExitThenScanning) {
   EXPECT_EQ(Frame(s.pb).mapcount, 1);
   STEP_OK(1, 1, 0, 0, 3);
   StepPasses(1);
-  // A's stable item left a node that still has B: sharing-1 (ks 3.2).
+  // A's stable item left a node that still has B: sharing-1 (SEMANTICS CNT-2).
   STEP_OK(1, 0, 0, 0, 4);
   EXPECT_EQ(m_->GetKsm().mm_slots, 1u);
   EXPECT_EQ(m_->GetKsm().rmap_items, 1u);
   EXPECT_EQ(ReadPage(s.b, s.vb), std::string(kPageSize, '\x11'));
 }
 
-// ks 10.7 / ks 5.2 r6: with run=0 nothing changes until ksmd runs again.
+// SEMANTICS SC-7 / COW-6: with run=0 nothing changes until ksmd runs again.
 TEST_F(KsmScenarioTest, Scenario07ExitWithRunZero) {
   Pair2 s = MergedPair();
   SetRun(0);
@@ -654,7 +654,7 @@ TEST_F(KsmScenarioTest, Scenario07ExitWithRunZero) {
 
   // ksmd runs again: A reaped (its removal finds the node stale: prune,
   // shared 0 sharing 0), B reaped, both slots freed; the cursor reaches the
-  // head: full_scans+1 (ks 2.2 r7-8).
+  // head: full_scans+1 (SEMANTICS SCAN-7..SCAN-8).
   SetRun(1);
   StepPasses(1);
   STEP_OK(0, 0, 0, 0, 3);
@@ -664,21 +664,21 @@ TEST_F(KsmScenarioTest, Scenario07ExitWithRunZero) {
   EXPECT_EQ(k.stable_nodes, 0u);
 }
 
-// ks 10.7 munmap variant / ks 5.2 r5.
+// SEMANTICS SC-7 munmap variant / SEMANTICS COW-5.
 TEST_F(KsmScenarioTest, Scenario07MunmapOfSharer) {
   Pair2 s = MergedPair();
   ASSERT_EQ(*m_->Munmap(s.b, s.vb, kPageSize), Errno::kOk);
   EXPECT_EQ(Frame(s.pb).mapcount, 1);  // A still maps it
   STEP_OK(1, 1, 0, 0, 2);
   // Pass 3: A stable (nothing); B has no vma: trailing item freed (sharing-1),
-  // and no VM_MERGEABLE vma seen -> unregistered (ks 2.2 r7).
+  // and no VM_MERGEABLE vma seen -> unregistered (SEMANTICS SCAN-7).
   StepPasses(1);
   STEP_OK(1, 0, 0, 0, 3);
   EXPECT_EQ(m_->GetKsm().mm_slots, 1u);
   EXPECT_FALSE(Proc(s.b).ksm_registered);
 }
 
-// ks 10.14 / ks 4.3 r15: run=2 unmerges everything.
+// SEMANTICS SC-14 / KNOB-7: run=2 unmerges everything.
 TEST_F(KsmScenarioTest, Scenario14RunTwoUnmergesAll) {
   Pair2 s = MergedPair();
   ASSERT_EQ(*m_->KsmUpdate(2, std::nullopt, std::nullopt), Errno::kOk);
@@ -713,7 +713,7 @@ TEST_F(KsmScenarioTest, Scenario14RunTwoUnmergesAll) {
   EXPECT_EQ(Frame(a2).state, PageState::kFree);
 }
 
-// ks 9.1: writing the current run value is a no-op (writing 2 twice does not
+// SEMANTICS KNOB-4: writing the current run value is a no-op (writing 2 twice does not
 // unmerge twice).
 TEST_F(KsmScenarioTest, WritingCurrentRunValueIsNoOp) {
   Pair2 s = MergedPair();
@@ -740,11 +740,11 @@ TEST_F(KsmScenarioTest, WritingCurrentRunValueIsNoOp) {
   EXPECT_EQ(KsmInfoString(m_->GetKsm()), KsmInfoString(before));
 }
 
-// ks 10.15 / ks 9.1: knob errors change nothing.
+// SEMANTICS SC-15 / KNOB-3: knob errors change nothing.
 TEST_F(KsmScenarioTest, Scenario15KnobErrorsChangeNothing) {
   Pair2 s = MergedPair();
   const KsmInfo before = m_->GetKsm();
-  // Defaults (ks 9.1 table); run was set to 1 by the scenario.
+  // Defaults (SEMANTICS KNOB-2); run was set to 1 by the scenario.
   EXPECT_EQ(before.pages_to_scan, 100u);
   EXPECT_EQ(before.sleep_millisecs, 20u);
   EXPECT_EQ(before.run, 1u);
@@ -763,7 +763,7 @@ TEST_F(KsmScenarioTest, Scenario15KnobErrorsChangeNothing) {
     const char* file;
     const char* text;
   };
-  // ks 9.1 r1: strict_strtoul base 10: empty, sign, spaces, non-digits
+  // SEMANTICS KNOB-3: strict_strtoul base 10: empty, sign, spaces, non-digits
   // EINVAL; > UINT_MAX EINVAL; run > 2 EINVAL.
   const Bad bad[] = {
       {"run", "3"},
@@ -794,7 +794,7 @@ TEST_F(KsmScenarioTest, Scenario15KnobErrorsChangeNothing) {
     EXPECT_EQ(*e, Errno::kEINVAL) << b.file << " <- \"" << b.text << "\"";
     EXPECT_EQ(KsmInfoString(m_->GetKsm()), want) << b.file << " <- \"" << b.text << "\"";
   }
-  // ks 9 preamble: read-only files fail EACCES.
+  // SEMANTICS KNOB-1: read-only files fail EACCES.
   for (const char* ro :
        {"pages_shared", "pages_sharing", "pages_unshared", "pages_volatile", "full_scans"}) {
     auto e = m_->KsmWriteSysfs(ro, "0");
@@ -802,8 +802,8 @@ TEST_F(KsmScenarioTest, Scenario15KnobErrorsChangeNothing) {
     EXPECT_EQ(*e, Errno::kEACCES) << ro;
   }
   EXPECT_EQ(KsmInfoString(m_->GetKsm()), want);
-  // SPEC Decisions 1: the linux-2.6.33 profile has no max_kernel_pages; an
-  // unknown file is API misuse (SPEC Decisions 6), not an errno.
+  // SEMANTICS SER-3, CH-1: the linux-2.6.33 profile has no max_kernel_pages;
+  // an unknown file is API misuse (KNOB-1, CH-21), not an errno.
   EXPECT_FALSE(m_->KsmWriteSysfs("max_kernel_pages", "0").ok());
   EXPECT_EQ(KsmInfoString(m_->GetKsm()), want);
   STEP_OK(1, 1, 0, 0, 2);
@@ -829,12 +829,12 @@ TEST_F(KsmScenarioTest, Scenario15KnobErrorsChangeNothing) {
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(*ok, Errno::kOk);
   EXPECT_EQ(m_->GetKsm().run, 1u);
-  // Knob changes moved no counter and no page (ks 2.4 r15: run 0 keeps merges).
+  // Knob changes moved no counter and no page (SEMANTICS KNOB-5: run 0 keeps merges).
   STEP_OK(1, 1, 0, 0, 2);
   EXPECT_EQ(PfnOf(s.a, s.va), s.pb);
 }
 
-// ks 10.16 / ks 4.2 r6: MADV_MERGEABLE on shared anonymous memory succeeds,
+// SEMANTICS SC-16 / MADV-6: MADV_MERGEABLE on shared anonymous memory succeeds,
 // nothing merges, the mm is not registered if that was its only vma.
 TEST_F(KsmScenarioTest, Scenario16SharedAnonymousNeverMerges) {
   Pid a = NewProcess();
@@ -851,7 +851,7 @@ TEST_F(KsmScenarioTest, Scenario16SharedAnonymousNeverMerges) {
   ASSERT_EQ(Proc(a).vmas.size(), 1u);
   EXPECT_FALSE(Proc(a).vmas[0].mergeable);
   EXPECT_EQ(m_->GetKsm().mm_slots, 0u);
-  // ks 2.1 r1 / ks 2.2 r4: empty mm list, ksmd has nothing to do.
+  // SEMANTICS SCAN-1 / SCAN-4: empty mm list, ksmd has nothing to do.
   StepPasses(3);
   StepVisits(10);
   STEP_OK(0, 0, 0, 0, 0);
@@ -881,7 +881,7 @@ TEST_F(KsmScenarioTest, Scenario16SharedAnonymousNeverMerges) {
   EXPECT_EQ(PfnOf(c, cp), PfnOf(d, dp));
 }
 
-// ks 10.18 + ks 5.2 r7: fork of a process with merged pages; then a write to
+// SEMANTICS SC-18 + COW-7: fork of a process with merged pages; then a write to
 // a merged page in the child.
 TEST_F(KsmScenarioTest, Scenario18ForkOfMergedProcess) {
   Pid a = NewProcess();
@@ -898,8 +898,8 @@ TEST_F(KsmScenarioTest, Scenario18ForkOfMergedProcess) {
   SetRun(1);
   StepPasses(1);
   STEP_OK(0, 0, 0, 5, 1);
-  // Pass 2: A0, A1, A2 inserted; B0, B1 merge with A0, A1 (ks 10.3);
-  // A2 unique stays unshared (ks 10.4).
+  // Pass 2: A0, A1, A2 inserted; B0, B1 merge with A0, A1 (SEMANTICS SC-3);
+  // A2 unique stays unshared (SEMANTICS SC-4).
   StepPasses(1);
   STEP_OK(2, 2, 1, 0, 2);
   Pfn k0 = PfnOf(b, vb), k1 = PfnOf(b, vb + kPageSize);
@@ -916,20 +916,20 @@ TEST_F(KsmScenarioTest, Scenario18ForkOfMergedProcess) {
   EXPECT_EQ(PfnOf(c, va + 2 * kPageSize), a2);
   EXPECT_EQ(Frame(k0).mapcount, 3);
   EXPECT_EQ(Frame(k1).mapcount, 3);
-  EXPECT_TRUE(Proc(c).ksm_registered);  // ks 5.2 r7: registered like its parent
+  EXPECT_TRUE(Proc(c).ksm_registered);  // SEMANTICS COW-7: registered like its parent
   EXPECT_EQ(m_->GetKsm().mm_slots, 3u);
-  STEP_OK(2, 2, 1, 0, 2);  // ks 10.18
+  STEP_OK(2, 2, 1, 0, 2);  // SEMANTICS SC-18
 
   // Pass 3 (list A, B, C: C was appended at the tail, cursor at the head):
   // A2 is re-inserted (unshared stays 1); C0 and C1 hit "page is itself KSM"
-  // and append (sharing +2, ks 5.2 r7); C2 (same physical page as A2) is a
+  // and append (sharing +2, SEMANTICS COW-7); C2 (same physical page as A2) is a
   // first visit: volatile 1.
   StepPasses(1);
   STEP_OK(2, 4, 1, 1, 3);
   EXPECT_EQ(PfnOf(c, va), k0);
 
   // Write to a merged page in the child: private copy at once, counters
-  // unchanged (ks 5.1 r1, r3).
+  // unchanged (SEMANTICS COW-1, COW-3).
   FillPage(c, va, 0xee);
   Pfn c0 = PfnOf(c, va);
   EXPECT_NE(c0, k0);
@@ -942,14 +942,14 @@ TEST_F(KsmScenarioTest, Scenario18ForkOfMergedProcess) {
 
   // Pass 4: C0 leaves its node (sharing-1) and is volatile (content changed);
   // C2's unstable search meets A2's item on the very same physical page
-  // (fork): abandoned, C2 stays volatile (ks 2.3 r9e).
+  // (fork): abandoned, C2 stays volatile (SEMANTICS MERGE-6).
   StepPasses(1);
   STEP_OK(2, 3, 1, 2, 4);
   EXPECT_EQ(PfnOf(c, va + 2 * kPageSize), a2);
   EXPECT_EQ(PfnOf(a, va + 2 * kPageSize), a2);
 }
 
-// ks 4.3 r11-14 + ks 2.2 r7: MADV_UNMERGEABLE breaks COW at once; counters
+// SEMANTICS MADV-10..MADV-13 + SCAN-7: MADV_UNMERGEABLE breaks COW at once; counters
 // and items change only at the next visit; the mm is unregistered when no
 // mergeable vma is left.
 TEST_F(KsmScenarioTest, UnmergeableBreaksCowAtOnceCountersLag) {
@@ -972,17 +972,17 @@ TEST_F(KsmScenarioTest, UnmergeableBreaksCowAtOnceCountersLag) {
   // Unmerge A's second page only.
   EXPECT_EQ(Madvise(a, va + kPageSize, kPageSize, Advice::kUnmergeable), Errno::kOk);
   Translation t1 = Tr(a, va + kPageSize);
-  EXPECT_NE(t1.pfn, k1);  // ks 4.3 r12: COW broken at once
+  EXPECT_NE(t1.pfn, k1);  // SEMANTICS MADV-11: COW broken at once
   EXPECT_EQ(t1.state, PageState::kAnon);
   EXPECT_EQ(PfnOf(a, va), k0);  // the rest untouched
   EXPECT_EQ(PfnOf(b, vb + kPageSize), k1);
   EXPECT_EQ(Frame(k1).mapcount, 1);
   EXPECT_EQ(ReadPage(a, va + kPageSize), std::string(kPageSize, '\x21'));
   ProcessInfo pa = Proc(a);
-  ASSERT_EQ(pa.vmas.size(), 2u);  // split at the range boundary (ks 4.1 r4)
+  ASSERT_EQ(pa.vmas.size(), 2u);  // split at the range boundary (SEMANTICS MADV-4)
   EXPECT_TRUE(pa.vmas[0].mergeable);
   EXPECT_FALSE(pa.vmas[1].mergeable);
-  // ks 4.3 r14: items stay, counters unchanged.
+  // SEMANTICS MADV-13: items stay, counters unchanged.
   EXPECT_EQ(Items(a).size(), 2u);
   STEP_OK(2, 2, 0, 0, 2);
 
@@ -1003,7 +1003,7 @@ TEST_F(KsmScenarioTest, UnmergeableBreaksCowAtOnceCountersLag) {
   EXPECT_EQ(Items(a).size(), 1u);
   STEP_OK(2, 1, 0, 0, 3);
   // Next visit (pass 4 starts with A): A0 freed (sharing 0), no VM_MERGEABLE
-  // vma seen -> unregistered (ks 2.2 r7, ks 4.3 r14); then B0 visited.
+  // vma seen -> unregistered (SEMANTICS SCAN-7, MADV-13); then B0 visited.
   EXPECT_EQ(StepVisits(1).visits, 1u);
   STEP_OK(2, 0, 0, 0, 3);
   EXPECT_FALSE(Proc(a).ksm_registered);
@@ -1016,7 +1016,7 @@ TEST_F(KsmScenarioTest, UnmergeableBreaksCowAtOnceCountersLag) {
   EXPECT_EQ(Frame(k1).state, PageState::kKsm);
 }
 
-// ks 4.1: the madvise envelope.
+// SEMANTICS MADV-1..MADV-5: the madvise envelope.
 TEST_F(KsmScenarioTest, MadviseEnvelopeErrors) {
   Pid a = NewProcess();
   const Vaddr base = Machine::kMmapBase + 64 * kPageSize;
@@ -1030,7 +1030,7 @@ TEST_F(KsmScenarioTest, MadviseEnvelopeErrors) {
   ASSERT_EQ(m2->address, base + 2 * kPageSize);
   FillPage(a, base, 0x11);
 
-  // ks 4.1 r2: unaligned start EINVAL; nothing applied.
+  // SEMANTICS MADV-2: unaligned start EINVAL; nothing applied.
   EXPECT_EQ(Madvise(a, base + 1, kPageSize, Advice::kMergeable), Errno::kEINVAL);
   EXPECT_EQ(Madvise(a, base + 100, kPageSize, Advice::kUnmergeable), Errno::kEINVAL);
   // Zero length: 0.
@@ -1044,14 +1044,14 @@ TEST_F(KsmScenarioTest, MadviseEnvelopeErrors) {
   EXPECT_EQ(m_->GetKsm().mm_slots, 0u);
   EXPECT_TRUE(MachineOk());
 
-  // ks 4.1 r4: a gap -> the mapped parts are processed, then ENOMEM.
+  // SEMANTICS MADV-4: a gap -> the mapped parts are processed, then ENOMEM.
   EXPECT_EQ(Madvise(a, base, 3 * kPageSize, Advice::kMergeable), Errno::kENOMEM);
   p = Proc(a);
   ASSERT_EQ(p.vmas.size(), 2u);
   EXPECT_EQ(p.vmas[0].start, base);
   EXPECT_TRUE(p.vmas[0].mergeable);  // the part before the gap
   EXPECT_TRUE(p.vmas[1].mergeable);  // and the part after it
-  EXPECT_TRUE(p.ksm_registered);     // ks 4.2 r7
+  EXPECT_TRUE(p.ksm_registered);     // SEMANTICS MADV-7
   EXPECT_EQ(m_->GetKsm().mm_slots, 1u);
   EXPECT_TRUE(MachineOk());
   // Range entirely inside the gap: ENOMEM, nothing to do.
@@ -1066,7 +1066,7 @@ TEST_F(KsmScenarioTest, MadviseEnvelopeErrors) {
   EXPECT_FALSE(p.vmas[0].mergeable);
   EXPECT_FALSE(p.vmas[1].mergeable);
   // MADV_MERGEABLE is allowed even when ksmd is stopped and merges nothing
-  // by itself (ks 4.2 r9).
+  // by itself (SEMANTICS MADV-9).
   EXPECT_EQ(Madvise(a, base, kPageSize, Advice::kMergeable), Errno::kOk);
   EXPECT_EQ(m_->GetKsm().run, 0u);
   STEP_OK(0, 0, 0, 0, 0);

@@ -1,7 +1,7 @@
 // Unit tests of the emulated machine: topology, allocator, faults, COW,
 // fork/exit, shared memory, pins, fills and digests, invariants, determinism.
-// Expected outcomes follow kernel-semantics.md (cited) and the 2.6.33 fault
-// paths described in server/core/mm.cc.
+// Expected outcomes follow docs/SEMANTICS.md (rules cited by id) and the
+// 2.6.33 fault paths described in server/core/mm/fault.cc.
 #include <cstring>
 #include <map>
 #include <random>

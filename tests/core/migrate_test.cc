@@ -1,8 +1,8 @@
-// NUMA policy and page migration tests against shared/kernel-semantics.md
-// section 6 (6.1 migrate_pages core, 6.2 move_pages, 6.3 mbind, 6.4
-// migrate_pages(2)) and section 10 scenarios 11-13. Expected values are worked
-// out by hand from the reference; comments cite it ("ks 6.2 r7" = section 6.2
-// rule 7). SPEC Decision 3: no hidden pins, pins only when a test asks.
+// NUMA policy and page migration tests against docs/SEMANTICS.md (MIG: the
+// migrate_pages core, MOVE: move_pages, MBIND: mbind, MPS: migrate_pages(2),
+// POL: policies) and its scenarios SC-11..SC-13. Expected values are worked
+// out by hand from the reference; comments cite its rule ids ("SEMANTICS
+// MOVE-2"). CH-2: no hidden pins, pins only when a test asks.
 //
 // Machine: 2 nodes x 4 blocks x 64 pages; node 0 = pfns 0..255 (pfn 0 is the
 // zero page), node 1 = pfns 256..511. Processes allocate on their home node
@@ -68,7 +68,7 @@ class MigrateTest : public memnode::testing::SmallMachineTest {
   //      vma2 at 0x20000000, 1 page 0x33 shared with child C after fork.
   //   B: one page 0x11 mergeable.
   // Pfns: A.p0 = 1, A.p1 = 2, A.vma2 = 3, B = 4; after two passes the KSM
-  // page is B's pfn 4 (ks 10.1: later-visited page survives).
+  // page is B's pfn 4 (SEMANTICS SC-1: later-visited page survives).
   static constexpr Vaddr kV1 = 0x10000000, kV2 = 0x20000000;
   struct Layout {
     Pid a = 0, b = 0, c = 0;
@@ -123,7 +123,7 @@ TEST_F(MigrateTest, MovePagesQueryStatuses) {
   };
   auto r = MovePages(l.a, l.a, addrs, {}, 0);
   EXPECT_EQ(r.err, Errno::kOk);
-  // ks 6.2 r7 / 10.11: KSM -ENOENT, private page its node (0), zero page
+  // SEMANTICS MOVE-2 / SC-11: KSM -ENOENT, private page its node (0), zero page
   // -ENOENT, unpopulated -ENOENT, shared page its node, gap below a vma
   // -ENOENT (the seed's quirk), above every vma -EFAULT.
   EXPECT_THAT(r.status, ElementsAre(kENOENT, 0, kENOENT, kENOENT, 0, kENOENT, kEFAULT, kENOENT, 0));
@@ -140,7 +140,7 @@ TEST_F(MigrateTest, MovePagesMoveModeStatuses) {
                               kV2, 0x18000000,      0x30000000,          0x1000};
   std::vector<int32_t> nodes(addrs.size(), 1);
   auto r = MovePages(l.a, l.a, addrs, nodes, kMove);
-  // ks 6.2 r8 / 10.11: KSM -ENOENT (never moves), private page moved (status
+  // SEMANTICS MOVE-4 / SC-11: KSM -ENOENT (never moves), private page moved (status
   // = destination node 1), zero page -ENOENT, unpopulated -ENOENT, mapped
   // twice without MOVE_ALL -EACCES, gap below a vma: find_vma finds vma2,
   // no page there -> -ENOENT, above every vma -EFAULT; the call returns 0.
@@ -172,7 +172,7 @@ TEST_F(MigrateTest, MovePagesMoveAllByPrivilegedCallerMovesSharedPage) {
   Layout l = Standard();
   Pid root = NewProcess(0, 0, /*privileged=*/true);
   auto r = MovePages(root, l.a, {kV2, kV1}, {1, 1}, kMoveAll);
-  // ks 6.2 r8: MOVE_ALL lifts the mapcount > 1 restriction; KSM still -ENOENT.
+  // SEMANTICS MOVE-4: MOVE_ALL lifts the mapcount > 1 restriction; KSM still -ENOENT.
   EXPECT_EQ(r.err, Errno::kOk);
   EXPECT_THAT(r.status, ElementsAre(1, kENOENT));
   EXPECT_EQ(NodeOf(l.a, kV2), 1u);
@@ -188,8 +188,8 @@ TEST_F(MigrateTest, MovePagesPinnedPageAndDuplicateEntries) {
   Vaddr v = Map(a, 2);
   FillPage(a, v, 0x01, 2);
   ASSERT_EQ(Unwrap(m_->Pin(a, v, kPageSize)).err, Errno::kOk);
-  // ks 6.1 r2-4: a pinned page keeps failing -EAGAIN for 10 passes; the
-  // status is the failure code; the call still returns 0 (ks 6.2 r8).
+  // SEMANTICS MIG-2..MIG-4: a pinned page keeps failing -EAGAIN for 10 passes; the
+  // status is the failure code; the call still returns 0 (SEMANTICS MOVE-6).
   // The second page listed twice: the first entry isolates it, the second
   // meets an isolated page -> -EBUSY (LRU isolation failure).
   auto r = MovePages(a, a, {v, v + kPageSize, v + kPageSize}, {1, 1, 1}, kMove);
@@ -207,7 +207,7 @@ TEST_F(MigrateTest, MovePagesWholeCallErrors) {
   FillPage(a, v, 0x01);
   Pid other = NewProcess(0, /*uid=*/200);
   Pid root = NewProcess(0, /*uid=*/300, /*privileged=*/true);
-  // ks 6.2 r6: flags other than MOVE|MOVE_ALL -> EINVAL.
+  // SEMANTICS MOVE-1: flags other than MOVE|MOVE_ALL -> EINVAL.
   EXPECT_EQ(MovePages(a, a, {v}, {1}, kStrict).err, Errno::kEINVAL);
   EXPECT_EQ(MovePages(a, a, {v}, {1}, 8).err, Errno::kEINVAL);
   // MOVE_ALL without CAP_SYS_NICE -> EPERM.
@@ -219,7 +219,7 @@ TEST_F(MigrateTest, MovePagesWholeCallErrors) {
   EXPECT_EQ(MovePages(other, a, {v}, {1}, kMove).err, Errno::kEPERM);
   EXPECT_EQ(MovePages(other, a, {v}, {}, 0).err, Errno::kEPERM);
   EXPECT_EQ(NodeOf(a, v), 0u);
-  // ks 6.2 r8: a node out of range -> ENODEV (the range check).
+  // SEMANTICS MOVE-3: a node out of range -> ENODEV (the range check).
   auto bad = MovePages(a, a, {v}, {5}, kMove);
   EXPECT_EQ(bad.err, Errno::kENODEV);
   auto neg = MovePages(a, a, {v}, {-1}, kMove);
@@ -238,7 +238,7 @@ TEST_F(MigrateTest, MovePagesToNodeWithoutMemoryIsEnodev) {
   Vaddr v = Map(a, 1);
   FillPage(a, v, 0x01);
   OfflineNode1();
-  // ks 6.2 r8 / 10.11: node without memory -> whole call ENODEV, the chunk's
+  // SEMANTICS MOVE-3 / SC-11: node without memory -> whole call ENODEV, the chunk's
   // statuses not written, nothing moved.
   auto r = MovePages(a, a, {v}, {1}, kMove);
   EXPECT_EQ(r.err, Errno::kENODEV);
@@ -259,7 +259,7 @@ TEST_F(MigrateTest, MbindMoveStrictMovesOrdinaryPagesKsmPagesStay) {
   // Range: vma1 (KSM p0, private p1, zero page p2, untouched p3).
   const Pfn p1_before = PfnOf(l.a, kV1 + kPageSize);
   EXPECT_EQ(Mbind(l.a, kV1, 4 * kPageSize, MemPolicy::kBind, kNode1, kMove | kStrict), Errno::kOk);
-  // ks 10.12 / 6.3 r11-13: p1 (mapcount 1) migrates to node 1; the KSM page
+  // SEMANTICS SC-12 / MBIND-2..MBIND-4: p1 (mapcount 1) migrates to node 1; the KSM page
   // is skipped entirely and stays on node 0; return 0.
   EXPECT_EQ(NodeOf(l.a, kV1 + kPageSize), 1u);
   EXPECT_NE(PfnOf(l.a, kV1 + kPageSize), p1_before);
@@ -269,18 +269,18 @@ TEST_F(MigrateTest, MbindMoveStrictMovesOrdinaryPagesKsmPagesStay) {
   EXPECT_EQ(Tr(l.a, kV1).state, PageState::kKsm);
   EXPECT_EQ(PfnOf(l.b, kV1), l.kpfn);
   EXPECT_TRUE(SharedSharing(1, 1));
-  // The policy is applied to the range (ks 6.3 r12).
+  // The policy is applied to the range (SEMANTICS MBIND-3).
   auto pol = Unwrap(m_->GetMempolicy(l.a, kV1, false));
   EXPECT_EQ(pol.err, Errno::kOk);
   EXPECT_EQ(pol.policy.mode, MemPolicy::kBind);
   EXPECT_EQ(pol.policy.nodes, kNode1);
   // STRICT alone over the same range: only the KSM page is misplaced -> 0
-  // (ks 6.3 r11: KSM pages never cause EIO).
+  // (SEMANTICS MBIND-2: KSM pages never cause EIO).
   EXPECT_EQ(Mbind(l.a, kV1, 4 * kPageSize, MemPolicy::kBind, kNode1, kStrict), Errno::kOk);
   // STRICT alone over vma2, whose (non-KSM) page is on node 0 -> EIO.
   EXPECT_EQ(Mbind(l.a, kV2, kPageSize, MemPolicy::kBind, kNode1, kStrict), Errno::kEIO);
   EXPECT_EQ(NodeOf(l.a, kV2), 0u);
-  // The walk failed before the policy was applied (ks 6.3 r11 before r12).
+  // The walk failed before the policy was applied (SEMANTICS MBIND-2 before MBIND-3).
   auto pol2 = Unwrap(m_->GetMempolicy(l.a, kV2, false));
   EXPECT_EQ(pol2.policy.mode, MemPolicy::kDefault);
   // STRICT alone with the page's own node allowed: nothing misplaced -> 0.
@@ -291,10 +291,10 @@ TEST_F(MigrateTest, MbindMoveStrictMovesOrdinaryPagesKsmPagesStay) {
 TEST_F(MigrateTest, MbindMoveLeavesSharedPagesMoveAllMovesThem) {
   Layout l = Standard();
   // vma2's page is mapped by A and C: MOVE skips it silently; with STRICT
-  // that is not a failure (ks 6.3 r11: "shared pages are silently left").
+  // that is not a failure (SEMANTICS MBIND-2: pages mapped more than once are left alone).
   EXPECT_EQ(Mbind(l.a, kV2, kPageSize, MemPolicy::kBind, kNode1, kMove | kStrict), Errno::kOk);
   EXPECT_EQ(NodeOf(l.a, kV2), 0u);
-  // MOVE_ALL without CAP_SYS_NICE -> EPERM (ks 6.3 r10).
+  // MOVE_ALL without CAP_SYS_NICE -> EPERM (SEMANTICS MBIND-1).
   EXPECT_EQ(Mbind(l.a, kV2, kPageSize, MemPolicy::kBind, kNode1, kMoveAll), Errno::kEPERM);
   // A privileged process (forked from a privileged parent) may MOVE_ALL.
   Pid root = NewProcess(0, 0, true);
@@ -315,7 +315,7 @@ TEST_F(MigrateTest, MbindValidation) {
   Vaddr v = Map(a, 3, 0x10000000);
   Map(a, 1, 0x10010000);  // a hole between 0x10003000 and 0x10010000
   FillPage(a, v, 0x01);
-  // ks 6.3 r10.
+  // SEMANTICS MBIND-1.
   EXPECT_EQ(Mbind(a, v, kPageSize, MemPolicy::kBind, kNode1, 8), Errno::kEINVAL);
   EXPECT_EQ(Mbind(a, v, kPageSize, MemPolicy::kBind, kNode1, kMoveAll), Errno::kEPERM);
   EXPECT_EQ(Mbind(a, v + 1, kPageSize, MemPolicy::kBind, kNode1, 0), Errno::kEINVAL);
@@ -325,7 +325,8 @@ TEST_F(MigrateTest, MbindValidation) {
   EXPECT_EQ(Mbind(a, v, kPageSize, MemPolicy::kDefault, kNode1, 0), Errno::kEINVAL);
   EXPECT_EQ(Mbind(a, v, kPageSize, static_cast<MemPolicy::Mode>(9), kNode1, 0), Errno::kEINVAL);
   EXPECT_EQ(Mbind(a, v, kPageSize, MemPolicy::kBind, uint64_t{1} << 5, 0), Errno::kEINVAL);
-  // ks 6.3 r11: the range must be covered by vmas unless MPOL_DEFAULT.
+  // SEMANTICS MBIND-5(c): a range past the mm's last vma is EFAULT unless
+  // MPOL_DEFAULT.
   EXPECT_EQ(Mbind(a, v, 0x11000, MemPolicy::kBind, kNode1, 0), Errno::kEFAULT);
   EXPECT_EQ(Mbind(a, v, 0x11000, MemPolicy::kDefault, 0, kStrict), Errno::kOk);
   // Nothing moved by any of these.
@@ -336,9 +337,9 @@ TEST_F(MigrateTest, MbindValidation) {
 TEST_F(MigrateTest, MbindPolicyAppliesOnlyToTheRange) {
   Pid a = NewProcess(0);
   Vaddr v = Map(a, 4, 0x10000000);
-  // ks 6.3 r12: the policy is applied to the range, splitting the vma; the
-  // rest of the vma keeps no policy (the kernel merges vmas only when their
-  // policies are equal, mpol_equal in vma_merge).
+  // SEMANTICS MBIND-3, MBIND-6: the policy is applied to the range, splitting
+  // the vma; the rest of the vma keeps no policy (2.6.33 never merges the
+  // pieces again).
   EXPECT_EQ(Mbind(a, v, 2 * kPageSize, MemPolicy::kBind, kNode1, 0), Errno::kOk);
   EXPECT_EQ(Unwrap(m_->GetMempolicy(a, v, false)).policy.mode, MemPolicy::kBind);
   EXPECT_EQ(Unwrap(m_->GetMempolicy(a, v + 2 * kPageSize, false)).policy.mode, MemPolicy::kDefault);
@@ -352,7 +353,7 @@ TEST_F(MigrateTest, MbindPolicyAppliesOnlyToTheRange) {
 TEST_F(MigrateTest, MbindPolicyGovernsLaterFaults) {
   Pid a = NewProcess(0);
   Vaddr v = Map(a, 4, 0x10000000);  // vpn 0x10000 is even
-  // No MOVE: only the policy (ks 6.3 r12).
+  // No MOVE: only the policy (SEMANTICS MBIND-3).
   EXPECT_EQ(Mbind(a, v, 2 * kPageSize, MemPolicy::kBind, kNode1, 0), Errno::kOk);
   EXPECT_EQ(Mbind(a, v + 2 * kPageSize, 2 * kPageSize, MemPolicy::kInterleave, kNode0 | kNode1, 0),
             Errno::kOk);
@@ -377,11 +378,11 @@ TEST_F(MigrateTest, MbindPolicyGovernsLaterFaults) {
 TEST_F(MigrateTest, MigratePagesRoundTripsNeverMoveMergedPages) {
   Layout l = Standard();
   // A: KSM p0, private p1, zero page p2, vma2 shared with C. Unprivileged
-  // caller: MOVE, so the page mapped twice stays (ks 6.4 r15).
+  // caller: MOVE, so the page mapped twice stays (SEMANTICS MPS-2).
   for (int round = 0; round < 3; ++round) {
     auto to1 = MigratePages(l.a, l.a, kNode0, kNode1);
     EXPECT_EQ(to1.err, Errno::kOk);
-    EXPECT_EQ(to1.not_migrated, 0u);  // ks 10.13: KSM not counted
+    EXPECT_EQ(to1.not_migrated, 0u);  // SEMANTICS SC-13: KSM not counted
     EXPECT_EQ(NodeOf(l.a, kV1 + kPageSize), 1u);
     EXPECT_EQ(NodeOf(l.a, kV2), 0u);
     EXPECT_EQ(PfnOf(l.a, kV1), l.kpfn);
@@ -398,7 +399,7 @@ TEST_F(MigrateTest, MigratePagesRoundTripsNeverMoveMergedPages) {
   EXPECT_TRUE(SharedSharing(1, 1));
   // KSM still works on the node: counters unchanged after a pass.
   StepPasses(1);
-  EXPECT_TRUE(SharedSharing(1, 2));  // ks 5.2 r7: C's fork-inherited mapping counted
+  EXPECT_TRUE(SharedSharing(1, 2));  // SEMANTICS COW-7: C's fork-inherited mapping counted
   EXPECT_EQ(PfnOf(l.a, kV1), l.kpfn);
   EXPECT_TRUE(MachineOk());
 }
@@ -407,7 +408,7 @@ TEST_F(MigrateTest, MigratePagesPrivilegedMovesSharedPages) {
   Layout l = Standard();
   Pid root = NewProcess(0, 0, true);
   auto r = MigratePages(root, l.a, kNode0, kNode1);
-  // ks 6.4 r15: MOVE_ALL for a privileged caller: the shared page moves too;
+  // SEMANTICS MPS-2: MOVE_ALL for a privileged caller: the shared page moves too;
   // the KSM page is skipped silently.
   EXPECT_EQ(r.err, Errno::kOk);
   EXPECT_EQ(r.not_migrated, 0u);
@@ -425,7 +426,7 @@ TEST_F(MigrateTest, MigratePagesCountsPinnedPagesNotMigrated) {
   FillPage(a, v, 0x01, 3);
   ASSERT_EQ(Unwrap(m_->Pin(a, v + kPageSize, kPageSize)).err, Errno::kOk);
   auto r = MigratePages(a, a, kNode0, kNode1);
-  // ks 6.1 r3: the pinned page still wants a retry after 10 passes -> 1.
+  // SEMANTICS MIG-3: the pinned page still wants a retry after 10 passes -> 1.
   EXPECT_EQ(r.err, Errno::kOk);
   EXPECT_EQ(r.not_migrated, 1u);
   EXPECT_EQ(NodeOf(a, v), 1u);
@@ -444,7 +445,7 @@ TEST_F(MigrateTest, MigratePagesPermissions) {
   FillPage(a, v, 0x01);
   Pid other = NewProcess(0, 200);
   Pid root = NewProcess(0, 300, true);
-  // ks 6.4 r14.
+  // SEMANTICS MPS-1.
   EXPECT_EQ(MigratePages(a, 9999, kNode0, kNode1).err, Errno::kESRCH);
   EXPECT_EQ(MigratePages(other, a, kNode0, kNode1).err, Errno::kEPERM);
   EXPECT_EQ(NodeOf(a, v), 0u);
@@ -464,7 +465,7 @@ TEST_F(MigrateTest, MigratePagesToNodeWithoutMemoryIsEinval) {
   Vaddr v = Map(a, 1);
   FillPage(a, v, 0x01);
   OfflineNode1();
-  // ks 6.4 r14: new nodes without memory -> EINVAL.
+  // SEMANTICS MPS-1: new nodes without memory -> EINVAL.
   EXPECT_EQ(MigratePages(a, a, kNode0, kNode1).err, Errno::kEINVAL);
   EXPECT_EQ(NodeOf(a, v), 0u);
   EXPECT_TRUE(MachineOk());

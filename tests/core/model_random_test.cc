@@ -9,20 +9,20 @@
 // a shadow copy of every process's memory.
 //
 // After every step:
-//  - every live process reads back exactly its shadow (SPEC "Reliability":
+//  - every live process reads back exactly its shadow (docs/RELIABILITY.md 1.1:
 //    whatever merges, COW breaks, migrations and offlines happen, a read
 //    returns the last write);
 //  - Machine::Check() is ok;
 //  - every stable node is stale or names a KSM frame carrying its id
-//    (kernel-semantics 1.2 r7-8; 6.1 r4: kpfn follows a migrated page);
-//  - no stable node names a pfn of an offline or removed block (7.3 r16:
+//    (docs/SEMANTICS.md DS-7, DS-8; MIG-4: kpfn follows a migrated page);
+//  - no stable node names a pfn of an offline or removed block (HP-16:
 //    MEM_OFFLINE prunes every node with kpfn in the block);
 //  - no pte maps a page of an offline block, or a free frame;
-//  - pages_shared / pages_sharing equal the stable nodes' lists (3 r1-2);
+//  - pages_shared / pages_sharing equal the stable nodes' lists (CNT-1, CNT-2);
 //  - KSM is locked exactly while an offline is paused after GOING_OFFLINE
-//    (7.3 r15-17, 8.1), and then ksmd steps and run writes are refused
-//    (KSM_LOCKED) while other calls go on (8.2-8.4, SPEC Decision 5).
-// Around migration calls: KSM pages never move (6.2 r9, 6.3 r11, 6.4 r15),
+//    (HP-15..HP-17, LOCK-1), and then ksmd steps and run writes are refused
+//    (KSM_LOCKED) while other calls go on (LOCK-2..LOCK-4, CH-3, CH-5).
+// Around migration calls: KSM pages never move (MOVE-7, MBIND-2, MPS-2),
 // move_pages reports them -ENOENT, and a status equal to the target node
 // means the page is now on that node.
 #include <algorithm>
@@ -92,12 +92,12 @@ TEST(ModelRandom, ShadowMemoryAndInvariantsUnderMigrationAndHotplug) {
   EXPECT_GT(cov.snapshots, 0u);
 }
 
-// A case the random test found, pinned down by hand. ks 2.3 r11: promotion
+// A case the random test found, pinned down by hand. SEMANTICS MERGE-10: promotion
 // of a page to KSM needs no extra references but accepts several mappings
 // (mapcount + 1 == refcount), so a page shared by fork can be promoted.
-// ks 2.3 r9f: if merging the tree page into it then fails (here: the tree
-// page is pinned, ks 2.3 r11), COW is broken on the current address only; the
-// promoted page stays KSM (ks 1.6 r17: never demoted) with no stable node,
+// SEMANTICS MERGE-7: if merging the tree page into it then fails (here: the tree
+// page is pinned, SEMANTICS MERGE-10), COW is broken on the current address only; the
+// promoted page stays KSM (SEMANTICS DS-17: never demoted) with no stable node,
 // still mapped by the fork child. That is a reachable kernel state, so the
 // machine's self-check must accept it, reads must work, and the next visit of
 // the child's address (same failed merge) gives the child a private copy and

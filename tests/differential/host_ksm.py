@@ -21,7 +21,7 @@ Safety rules, all enforced here:
   instance ``instances/memnode_differential`` (mounted first if needed and
   unmounted again if this module mounted it).
 
-Lockstep passes (kernel-6x semantics §1.4 as written in docs/DIFFERENTIAL.md):
+Lockstep passes (as docs/DIFFERENTIAL.md describes them):
 advisor_mode=none, pages_to_scan=4294967295 and an hour-long sleep, with
 run=0 between passes. ``one_pass()`` writes a different sleep_millisecs
 (which wakes ksmd out of its timed sleep), then run=1 (which wakes it out of

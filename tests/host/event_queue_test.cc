@@ -1,6 +1,6 @@
 // The event stream's building blocks on a real MANUAL machine: per-machine
 // sequence numbers, kind filters, bounded queues that drop and count.
-// Expected events are derived from kernel-semantics.md (ks 10.1, ks 2.3 r9f).
+// Expected events are derived from docs/SEMANTICS.md (SC-1, MERGE-7).
 #include <memory>
 #include <vector>
 
@@ -45,9 +45,9 @@ TEST(EventQueueTest, ScenarioOneInOrderWithSequenceNumbers) {
   const Pfn b_page = PfnAt(*m, b, vb);
   Unwrap(m->KsmStepPasses(2, 1 << 20));
 
-  // ks 10.1: pass 1 stores checksums only, then the pass ends (full_scans 1);
+  // SEMANTICS SC-1: pass 1 stores checksums only, then the pass ends (full_scans 1);
   // pass 2 merges: node created with A's (tree) item, B's item appended
-  // (ks 2.3 r9f), kpfn = B's original page (r10); then the pass ends.
+  // (SEMANTICS MERGE-7), kpfn = B's original page (MERGE-9); then the pass ends.
   uint64_t tail = 0;
   auto ev = DrainAll(all, &tail);
   EXPECT_EQ(tail, 0u);

@@ -1,5 +1,5 @@
 """Bad requests fail with the right gRPC code and ErrorInfo reason and change
-nothing; emulated syscall errors come back as values (SPEC "Decisions" 6)."""
+nothing; emulated syscall errors come back as values (SEMANTICS CH-21)."""
 
 import grpc
 import pytest
@@ -152,7 +152,7 @@ def test_emulated_errors_are_values(machine):
 
     # munmap of an unaligned address: EINVAL.
     assert p.munmap(rw + 1, PAGE_SIZE).errnum == EINVAL
-    # madvise MERGEABLE on an unaligned start: EINVAL (kernel-semantics 4.1.2).
+    # madvise MERGEABLE on an unaligned start: EINVAL (SEMANTICS MADV-2).
     assert p.madvise(rw + 8, PAGE_SIZE, "mergeable").errnum == EINVAL
 
     # None of the above changed anything.
@@ -172,15 +172,15 @@ def test_madvise_over_a_gap_is_enomem_but_advises_the_mapped_parts(machine):
     assert p.fill(a, 3 * PAGE_SIZE, byte=0x11).ok
     assert p.munmap(a + PAGE_SIZE, PAGE_SIZE).ok  # leave a one-page gap
 
-    # kernel-semantics 4.1.4: the mapped parts are processed, then ENOMEM.
+    # SEMANTICS MADV-4: the mapped parts are processed, then ENOMEM.
     r = p.madvise(a, 3 * PAGE_SIZE, "mergeable")
     assert r.errnum == ENOMEM, r
     proc = p.get()
     assert [(v.start, v.end, v.mergeable) for v in proc.vmas] == [
         (a, a + PAGE_SIZE, True), (a + 2 * PAGE_SIZE, a + 3 * PAGE_SIZE, True)]
-    # kernel-semantics 4.2.7: the first MADV_MERGEABLE registers the mm.
+    # SEMANTICS MADV-7: the first MADV_MERGEABLE registers the mm.
     assert proc.ksm_registered is True
 
-    # Zero length: success, nothing done (kernel-semantics 4.1.2).
+    # Zero length: success, nothing done (SEMANTICS MADV-2).
     assert p.madvise(a, 0, "unmergeable").ok
     assert all(v.mergeable for v in p.get().vmas)

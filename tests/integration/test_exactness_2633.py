@@ -35,7 +35,9 @@ def passes(m, n):
 
 
 def test_ksm_page_without_stable_node_is_never_merged_again(machine):
-    """write_protect_page -> page_address_in_vma fails for a KSM page
+    """SEMANTICS MERGE-12, SC-19.
+
+    write_protect_page -> page_address_in_vma fails for a KSM page
     (page_anon_vma is NULL): a KSM page other than kpage never merges, even
     without a stable node; try_to_unmap_ksm cannot unmap it (mm/ksm.c)."""
     m = machine
@@ -65,7 +67,9 @@ def test_ksm_page_without_stable_node_is_never_merged_again(machine):
 
 
 def test_forked_mapping_reachable_only_through_a_left_item_blocks_migration(machine):
-    """try_to_unmap_ksm walks the stable node's rmap items and the forks
+    """SEMANTICS RMAP-2, RMAP-3, SC-20.
+
+    try_to_unmap_ksm walks the stable node's rmap items and the forks
     sharing their anon_vmas (mm/ksm.c): a fork child whose parent's item left
     the node, not yet visited itself, is unreachable and the page stays."""
     m = machine
@@ -90,7 +94,9 @@ def test_forked_mapping_reachable_only_through_a_left_item_blocks_migration(mach
 
 
 def test_migrate_pages_falls_back_when_the_destination_is_full(machine):
-    """new_node_page allocates without __GFP_THISNODE (mm/mempolicy.c):
+    """SEMANTICS MPS-3, SC-21.
+
+    new_node_page allocates without __GFP_THISNODE (mm/mempolicy.c):
     the zonelist falls back; move_pages' new_page_node keeps THISNODE."""
     m = machine
     p = m.create_process(home_node=0)
@@ -108,7 +114,9 @@ def test_migrate_pages_falls_back_when_the_destination_is_full(machine):
 
 
 def test_mbind_starting_in_a_hole_applies_to_the_vmas_in_the_range(machine):
-    """2.6.33's check_range/mbind_range have no start-in-vma check
+    """SEMANTICS MBIND-5, SC-22.
+
+    2.6.33's check_range/mbind_range have no start-in-vma check
     (mm/mempolicy.c): mbind from a hole returns 0 and binds the vma after it."""
     p = machine.create_process(home_node=0)
     a = p.mmap(4 * PAGE_SIZE, "rw").address
@@ -121,7 +129,8 @@ def test_mbind_starting_in_a_hole_applies_to_the_vmas_in_the_range(machine):
 
 
 def test_mbind_does_not_merge_vmas_again(machine):
-    """2.6.33's mbind_range splits and never re-merges (mm/mempolicy.c)."""
+    """SEMANTICS MBIND-6, SC-22: 2.6.33's mbind_range splits and never
+    re-merges (mm/mempolicy.c)."""
     p = machine.create_process(home_node=0)
     a = p.mmap(4 * PAGE_SIZE, "rw").address
     assert p.mbind(a + PAGE_SIZE, PAGE_SIZE, "bind", [1]).errnum == 0
@@ -130,7 +139,9 @@ def test_mbind_does_not_merge_vmas_again(machine):
 
 
 def test_move_pages_with_a_repeated_address_follows_the_first_entry(machine):
-    """do_move_page_to_node_array records pp->page before the node test;
+    """SEMANTICS MOVE-8, SC-23.
+
+    do_move_page_to_node_array records pp->page before the node test;
     new_page_node picks the first entry with the page (mm/migrate.c)."""
     p = machine.create_process(home_node=0)
     x = p.mmap(PAGE_SIZE, "rw").address
@@ -143,7 +154,9 @@ def test_move_pages_with_a_repeated_address_follows_the_first_entry(machine):
 
 
 def test_preferred_with_only_memoryless_nodes_is_einval(machine):
-    """mpol_set_nodemask + mpol_new_preferred (mm/mempolicy.c): a non-empty
+    """SEMANTICS POL-3, SC-24.
+
+    mpol_set_nodemask + mpol_new_preferred (mm/mempolicy.c): a non-empty
     mask without memory nodes is EINVAL; an empty one means local."""
     m = machine
     for b in range(4, 8):
@@ -156,7 +169,9 @@ def test_preferred_with_only_memoryless_nodes_is_einval(machine):
 
 
 def test_removable_follows_is_mem_section_removable(machine):
-    """is_mem_section_removable (mm/memory_hotplug.c): a pageblock starting
+    """SEMANTICS RMV-1, RMV-2, SC-25.
+
+    is_mem_section_removable (mm/memory_hotplug.c): a pageblock starting
     with a reserved page, or not movable and not free, is not removable."""
     b = machine.block(5)
     assert b.get().removable
@@ -167,7 +182,9 @@ def test_removable_follows_is_mem_section_removable(machine):
 
 
 def test_pinned_page_behind_read_only_pte_is_merged(machine):
-    """2.6.33's write_protect_page checks extra references only for a
+    """SEMANTICS MERGE-11, SC-26.
+
+    2.6.33's write_protect_page checks extra references only for a
     writable pte (mm/ksm.c; pte_dirty came with 2.6.36)."""
     m = machine
     p = m.create_process(home_node=0)

@@ -1,7 +1,7 @@
 """examples/ksm_offline_experiment.py against the test server, small machine.
 
 Every expected counter below is derived by hand from
-/work/shared/kernel-semantics.md (rule numbers cited) for SAME=4 pairwise
+docs/SEMANTICS.md (rule ids cited) for SAME=4 pairwise
 identical pages and UNIQUE=2 unique pages in each of the 2 processes, A
 writing WRITES=1 of its merged pages.
 """
@@ -21,25 +21,25 @@ ITEMS = 2 * (SAME + UNIQUE)                  # rmap_items: every mergeable page 
 
 # (label, shared, sharing, unshared, volatile, full_scans)
 EXPECTED = [
-    ("start", 0, 0, 0, 0, 0),                # 3.7: counters move only when ksmd acts
-    ("pass 1", 0, 0, 0, ITEMS, 1),           # 10.1 / 3.4: first visits only store checksums
-    ("pass 2", SAME, SAME, 2 * UNIQUE, 0, 2),  # 10.3: N pairs -> shared N, sharing N;
-                                             # 10.4: unique unchanging pages -> unshared
-    ("pass 3", SAME, SAME, 2 * UNIQUE, 0, 3),  # 2.14 / 10.4: unique pages stay unshared
-    ("write", SAME, SAME, 2 * UNIQUE, 0, 3),   # 5.1 rule 3, 10.6: lazy, nothing at write time
-    ("pass 4", SAME, SAME - WRITES, 2 * UNIQUE, WRITES, 4),  # 10.6: B still maps the KSM page
+    ("start", 0, 0, 0, 0, 0),                # CNT-6: counters move only when ksmd acts
+    ("pass 1", 0, 0, 0, ITEMS, 1),           # SC-1 / CNT-4: first visits only store checksums
+    ("pass 2", SAME, SAME, 2 * UNIQUE, 0, 2),  # SC-3: N pairs -> shared N, sharing N;
+                                             # SC-4: unique unchanging pages -> unshared
+    ("pass 3", SAME, SAME, 2 * UNIQUE, 0, 3),  # SCAN-10 / SC-4: unique pages stay unshared
+    ("write", SAME, SAME, 2 * UNIQUE, 0, 3),   # COW-3, SC-6: lazy, nothing at write time
+    ("pass 4", SAME, SAME - WRITES, 2 * UNIQUE, WRITES, 4),  # SC-6: B still maps the KSM page
                                              # (shared stays), A's item leaves the node and
                                              # is volatile (content changed)
-    ("pass 5", SAME, SAME - WRITES, 2 * UNIQUE + WRITES, 0, 5),  # 10.5 / 2.14: A's new
+    ("pass 5", SAME, SAME - WRITES, 2 * UNIQUE + WRITES, 0, 5),  # SC-5 / SCAN-10: A's new
                                              # content is stable now, unmatched -> unshared
-    ("offline", SAME, SAME - WRITES, 2 * UNIQUE + WRITES, 0, 5),  # 10.8: KSM pages migrate,
+    ("offline", SAME, SAME - WRITES, 2 * UNIQUE + WRITES, 0, 5),  # SC-8: KSM pages migrate,
                                              # counters and full_scans unchanged
-    ("pause+drop", SAME, SAME - WRITES, 2 * UNIQUE + WRITES, 0, 5),  # 10.9 / 3.7: both
+    ("pause+drop", SAME, SAME - WRITES, 2 * UNIQUE + WRITES, 0, 5),  # SC-9 / CNT-6: both
                                              # mappings gone, KSM page freed, nobody looked
-    ("resume", SAME - 1, SAME - WRITES - 1, 2 * UNIQUE + WRITES, 2, 5),  # 10.9 / 7.3 rule 16:
+    ("resume", SAME - 1, SAME - WRITES - 1, 2 * UNIQUE + WRITES, 2, 5),  # SC-9 / HP-16:
                                              # MEM_OFFLINE prunes the stale node: shared-1,
                                              # sharing-1, its two items flagless -> volatile+2
-    ("pass 6", SAME - 1, SAME - WRITES - 1, 2 * UNIQUE + WRITES, 0, 6),  # 5.2 rule 5: the
+    ("pass 6", SAME - 1, SAME - WRITES - 1, 2 * UNIQUE + WRITES, 0, 6),  # COW-5: the
                                              # items of the dropped addresses are freed
 ]
 
@@ -69,7 +69,7 @@ def test_ksm_offline_experiment(memnoded, tmp_path):
     assert final == {"shared": SAME - 1, "sharing": SAME - WRITES - 1,
                      "unshared": 2 * UNIQUE + WRITES, "volatile": 0, "full_scans": 6}
     assert "check: ok" in lines
-    assert "1 stable node(s) pruned by MEM_OFFLINE" in r.stdout  # 7.3 rule 16
+    assert "1 stable node(s) pruned by MEM_OFFLINE" in r.stdout  # HP-16
 
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

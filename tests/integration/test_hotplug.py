@@ -1,8 +1,8 @@
 """Memory hot-remove and NUMA migration against the real memnoded on MANUAL
-machines: kernel-semantics section 10 scenarios 8-13 and 17, with the rules
-of sections 6 (migration), 7 (hot-remove) and 8 (locking).
+machines: docs/SEMANTICS.md scenarios SC-8..SC-13 and SC-17, with its rules
+MIG, MOVE, MBIND, MPS (migration), HP (hot-remove) and LOCK (locking).
 
-Every expected value is derived from kernel-semantics.md (the rule is cited
+Every expected value is derived from those rules (the rule id is cited
 next to each assertion), never copied from what the server answered. Pfns
 and block ids are only observed (translate, GetPageFrame) to know where a
 page is; what must happen to it comes from the rules.
@@ -58,7 +58,7 @@ def translate(proc, address):
 
 
 class Pair:
-    """Scenario 10.1's state: A then B, one identical page each, merged."""
+    """Scenario SC-1's state: A then B, one identical page each, merged."""
 
     def __init__(self, m, home_node=1, byte=0x5A):
         self.m = m
@@ -75,7 +75,7 @@ class Pair:
             assert p.madvise(self.addr[p.pid], PAGE_SIZE, "mergeable").ok
         b_pfn = translate(self.b, self.addr[self.b.pid]).pfn
         passes(m.ksm, 2)
-        # 10.1: after two passes shared 1, sharing 1; the KSM page is B's
+        # SC-1: after two passes shared 1, sharing 1; the KSM page is B's
         # original page (the later-visited one).
         assert counters(m.ksm) == (1, 1, 0, 0)
         nodes = m.ksm.stable_nodes()
@@ -103,8 +103,8 @@ class Pair:
 
 
 def assert_ksm_usable(m):
-    """After an offline ended (7.3 rules 16/17: the lock is released), ksmd
-    runs again and run writes do not wait (8.1)."""
+    """After an offline ended (HP-16, HP-17: the lock is released), ksmd
+    runs again and run writes do not wait (LOCK-1)."""
     k = m.ksm.get()
     assert not k.locked_by_offline
     passes(m.ksm, 1)
@@ -113,7 +113,7 @@ def assert_ksm_usable(m):
 
 
 # --------------------------------------------------------------------------
-# 10.8: offline the block holding a live KSM page
+# SC-8: offline the block holding a live KSM page
 # --------------------------------------------------------------------------
 
 def test_scenario_10_8_offline_migrates_a_live_ksm_page(machine):
@@ -123,23 +123,23 @@ def test_scenario_10_8_offline_migrates_a_live_ksm_page(machine):
     assert pair.block.get().ksm_pages == 1
 
     rep = pair.block.offline()
-    # 10.8 / 7.2 rules 7-10 / 7.3: isolation succeeds (the page is movable),
+    # SC-8 / HP-7..HP-10 / HP-14..HP-19: isolation succeeds (the page is movable),
     # MEM_GOING_OFFLINE takes KSM's lock, the KSM page is migrated with
-    # offlining=1 (6.1 rule 4), MEM_OFFLINE finds no node in range; the write
+    # offlining=1 (MIG-4), MEM_OFFLINE finds no node in range; the write
     # returns success.
     assert rep.ok, rep
     assert not rep.paused
     assert rep.phase == hotplug_pb2.OFFLINE_PHASE_DONE
     assert list(rep.notifier_calls) == [KSM_GOING, KSM_OFFLINE]
     # The block's only page in use was the KSM page (A's original page was
-    # freed by the merge, 10.1): one page migrated, and it was a KSM page.
+    # freed by the merge, SC-1): one page migrated, and it was a KSM page.
     assert rep.pages_migrated == 1
     assert rep.ksm_pages_migrated == 1
     assert rep.stable_nodes_pruned == 0
     assert rep.failure == ""
     assert pair.block.get().state == OFFLINE
 
-    # kpfn follows the page (6.1 rule 4, ksm_migrate_page), out of the block;
+    # kpfn follows the page (MIG-4, ksm_migrate_page), out of the block;
     # A and B still share it.
     [kpfn] = pair.kpfns()
     assert kpfn != pair.kpfn
@@ -149,15 +149,15 @@ def test_scenario_10_8_offline_migrates_a_live_ksm_page(machine):
     assert translate(pair.b, pair.addr_b).pfn == kpfn
     node = m.ksm.stable_nodes()[0]
     assert not node.stale and node.mapcount == 2
-    # Counters unchanged, full_scans unchanged during the offline (10.8, 3.7).
+    # Counters unchanged, full_scans unchanged during the offline (SC-8, CNT-6).
     assert counters(m.ksm) == (1, 1, 0, 0)
     assert m.ksm.get().full_scans == full_scans
     assert not m.ksm.get().locked_by_offline
     pair.both_read_their_data()
     assert m.check().ok
 
-    # Online again (7.4): the block comes back empty; offlining an offline
-    # block is EINVAL (7.1 rule 2), onlining an online one too.
+    # Online again (HP-20): the block comes back empty; offlining an offline
+    # block is EINVAL (HP-2), onlining an online one too.
     assert pair.block.offline().errnum == EINVAL
     assert pair.block.online().ok
     assert pair.block.get().state == ONLINE
@@ -166,7 +166,7 @@ def test_scenario_10_8_offline_migrates_a_live_ksm_page(machine):
 
 
 # --------------------------------------------------------------------------
-# 10.9: the race the seed closes (stale node pruned at MEM_OFFLINE)
+# SC-9: the race the seed closes (stale node pruned at MEM_OFFLINE)
 # --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("when", ["before-offline", "while-paused", "ksmd-first"])
@@ -179,8 +179,8 @@ def test_scenario_10_9_offline_prunes_stale_node(machine, when):
     def drop_both():
         for p in (pair.a, pair.b):
             assert p.munmap(pair.addr[p.pid], PAGE_SIZE).ok
-        # 5.2 rule 5 / 3.7: unmapping never moves counters; the KSM page lost
-        # its last mapping and was freed, so its node is stale (5.1 rule 2).
+        # COW-5 / CNT-6: unmapping never moves counters; the KSM page lost
+        # its last mapping and was freed, so its node is stale (COW-2).
         assert counters(m.ksm) == (1, 1, 0, 0)
         [node] = m.ksm.stable_nodes()
         assert node.stale and node.kpfn == pair.kpfn
@@ -193,21 +193,21 @@ def test_scenario_10_9_offline_prunes_stale_node(machine, when):
         assert rep.ok and rep.paused
         assert rep.phase == hotplug_pb2.OFFLINE_PHASE_GOING_OFFLINE
         assert list(rep.notifier_calls) == [KSM_GOING]
-        assert pair.block.get().state == GOING_OFFLINE  # 7.1 rule 2
-        assert m.ksm.get().locked_by_offline  # 7.3 rule 15
-        drop_both()  # munmap takes no KSM lock (8.3-8.4 spirit: only run/ksmd wait)
+        assert pair.block.get().state == GOING_OFFLINE  # HP-2
+        assert m.ksm.get().locked_by_offline  # HP-15
+        drop_both()  # munmap takes no KSM lock (LOCK-3, LOCK-4 in spirit: only run/ksmd wait)
         rep = pair.block.resume()
     else:
         drop_both()
         # ksmd passes both mms: the items of the unmapped addresses are freed
-        # and the stale node is pruned on the way (5.2 rule 5, 5.3 rule 9).
+        # and the stale node is pruned on the way (COW-5, PRUNE-1).
         passes(m.ksm, 1)
         assert counters(m.ksm) == (0, 0, 0, 0)
         assert m.ksm.stable_nodes() == []
         rep = pair.block.offline()
 
-    # Nothing to migrate (the KSM page is free; 7.2 rule 12); offline
-    # succeeds (10.9).
+    # Nothing to migrate (the KSM page is free; HP-12); offline
+    # succeeds (SC-9).
     assert rep.ok, rep
     assert not rep.paused
     assert rep.phase == hotplug_pb2.OFFLINE_PHASE_DONE
@@ -217,13 +217,13 @@ def test_scenario_10_9_offline_prunes_stale_node(machine, when):
     k = m.ksm.get()
     assert not k.locked_by_offline
     if when == "ksmd-first":
-        # 10.9 last sentence: already pruned, MEM_OFFLINE does nothing.
+        # SC-9 last sentence: already pruned, MEM_OFFLINE does nothing.
         assert rep.stable_nodes_pruned == 0
         assert counters(m.ksm) == (0, 0, 0, 0)
         return
-    # 7.3 rule 16 / 5.3 rule 10: MEM_OFFLINE prunes the node whose kpfn is in
+    # HP-16 / PRUNE-2: MEM_OFFLINE prunes the node whose kpfn is in
     # the block: shared and sharing fall at once, the two items survive
-    # flagless: volatile = 2 - 0 - 0 - 0 (3.4).
+    # flagless: volatile = 2 - 0 - 0 - 0 (CNT-4).
     assert rep.stable_nodes_pruned == 1
     assert counters(m.ksm) == (0, 0, 0, 2)
     assert k.rmap_items == 2
@@ -233,7 +233,7 @@ def test_scenario_10_9_offline_prunes_stale_node(machine, when):
 
 
 # --------------------------------------------------------------------------
-# 10.10: offlines that cannot complete
+# SC-10: offlines that cannot complete
 # --------------------------------------------------------------------------
 
 def test_scenario_10_10a_unmovable_kernel_pages_fail_isolation(machine):
@@ -241,10 +241,10 @@ def test_scenario_10_10a_unmovable_kernel_pages_fail_isolation(machine):
     pair = Pair(m)
     resp = pair.block.kernel_pages(1, unmovable=True)
     assert resp.pages == 1
-    # 7.1 rule 4: an unmovable pageblock makes the block not removable.
+    # RMV-1: an unmovable pageblock makes the block not removable.
     assert not resp.memory_block.removable
     rep = pair.block.offline()
-    # 7.2 rule 7 / 10.10(a): EBUSY at once, without any notifier call, KSM
+    # HP-7 / SC-10(a): EBUSY at once, without any notifier call, KSM
     # not involved: nothing migrated, the block stays online.
     assert rep.errnum == EBUSY, rep
     assert list(rep.notifier_calls) == []
@@ -255,7 +255,7 @@ def test_scenario_10_10a_unmovable_kernel_pages_fail_isolation(machine):
     assert pair.kpfns() == [pair.kpfn]
     assert counters(m.ksm) == (1, 1, 0, 0)
     assert_ksm_usable(m)
-    # Freeing the kernel page makes the block offlinable (10.8 again).
+    # Freeing the kernel page makes the block offlinable (SC-8 again).
     assert pair.block.free_kernel_pages(1).pages == 1
     assert pair.block.get().removable
     rep = pair.block.offline()
@@ -268,14 +268,14 @@ def test_scenario_10_10b_non_lru_pages_fail_with_cancel(machine):
     pair = Pair(m)
     assert pair.block.kernel_pages(1, unmovable=False).pages == 1
     rep = pair.block.offline()
-    # 7.2 rule 9 / 10.10(b): isolation succeeds (movable pageblock), the
+    # HP-9 / SC-10(b): isolation succeeds (movable pageblock), the
     # migration loop meets an in-use non-LRU page: EBUSY; failure after
-    # MEM_GOING_OFFLINE sends MEM_CANCEL_OFFLINE (7.2 rule 11), which
-    # releases KSM's lock (7.3 rule 17); no MEM_OFFLINE.
+    # MEM_GOING_OFFLINE sends MEM_CANCEL_OFFLINE (HP-11), which
+    # releases KSM's lock (HP-17); no MEM_OFFLINE.
     assert rep.errnum == EBUSY, rep
     assert list(rep.notifier_calls) == [KSM_GOING, KSM_CANCEL]
     assert not rep.paused
-    assert pair.block.get().state == ONLINE  # "on failure it reverts" (7.1 rule 2)
+    assert pair.block.get().state == ONLINE  # on failure it goes back (HP-2)
     assert counters(m.ksm) == (1, 1, 0, 0)
     pair.both_read_their_data()
     assert_ksm_usable(m)
@@ -288,21 +288,21 @@ def test_scenario_10_10c_pinned_page_times_out_with_eagain(machine):
     # An extra reference on the KSM page (get_user_pages).
     assert pair.a.pin(pair.addr_a, PAGE_SIZE).ok
     rep = pair.block.offline(timeout_ms=50)
-    # 7.2 rules 9/13, 10.10(c): the pinned page keeps failing with -EAGAIN,
+    # HP-9, HP-13, SC-10(c): the pinned page keeps failing with -EAGAIN,
     # the loop runs until the deadline -> EAGAIN, MEM_CANCEL_OFFLINE.
     assert rep.errnum == EAGAIN, rep
     assert list(rep.notifier_calls) == [KSM_GOING, KSM_CANCEL]
     assert rep.emulated_ns >= 50 * 1000000
     assert rep.pages_migrated == 0
     assert pair.block.get().state == ONLINE
-    # The page did not move; counters and full_scans untouched (8.2).
+    # The page did not move; counters and full_scans untouched (LOCK-2).
     assert pair.kpfns() == [pair.kpfn]
     assert translate(pair.a, pair.addr_a).pfn == pair.kpfn
     assert counters(m.ksm) == (1, 1, 0, 0)
     assert m.ksm.get().full_scans == full_scans
     # KSM works again once MEM_CANCEL_OFFLINE released the lock.
     assert_ksm_usable(m)
-    # Without the pin the same offline succeeds (10.8).
+    # Without the pin the same offline succeeds (SC-8).
     assert pair.a.unpin(pair.addr_a, PAGE_SIZE).ok
     rep = pair.block.offline(timeout_ms=50)
     assert rep.ok, rep
@@ -317,9 +317,9 @@ def test_injected_notifier_failure_cancels_the_offline(machine, priority):
     pair = Pair(m)
     m.inject_notifier_failure("going-offline", priority, "EBUSY", count=1)
     rep = pair.block.offline()
-    # 7.2 rule 8: a notifier error at MEM_GOING_OFFLINE fails the offline with
-    # its errno and sends MEM_CANCEL_OFFLINE (7.2 rule 11). Higher priorities
-    # are called first and NOTIFY_BAD stops the chain (7.3 rule 14): at 200
+    # HP-8: a notifier error at MEM_GOING_OFFLINE fails the offline with
+    # its errno and sends MEM_CANCEL_OFFLINE (HP-11). Higher priorities
+    # are called first and NOTIFY_BAD stops the chain (HP-14): at 200
     # KSM never sees GOING_OFFLINE; at 50 it does, after KSM.
     assert rep.errnum == EBUSY, rep
     calls = list(rep.notifier_calls)
@@ -333,7 +333,7 @@ def test_injected_notifier_failure_cancels_the_offline(machine, priority):
     assert KSM_CANCEL in calls
     assert not any(c.startswith("MEM_OFFLINE") for c in calls)
     assert pair.block.get().state == ONLINE
-    # KSM's lock is not held afterwards (7.3 rules 17 and 19: unlock only if held).
+    # KSM's lock is not held afterwards (HP-17, HP-19: unlock only if held).
     assert_ksm_usable(m)
     # count=1: the injector is gone, the next offline succeeds.
     rep = pair.block.offline()
@@ -349,7 +349,7 @@ def test_injected_failure_until_cleared_and_cancel_of_paused_offlines(machine):
         assert pair.block.offline().errnum == EINVAL
     m.clear_notifier_failures()
     # Cancel after isolation: MEM_GOING_OFFLINE was never sent, so no cancel
-    # notification either (7.2 rules 7-8, 11); EINTR (hotplug.proto).
+    # notification either (HP-7..HP-8, HP-11); EINTR (hotplug.proto).
     rep = pair.block.offline(pause_after="isolated")
     assert rep.ok and rep.paused and rep.phase == hotplug_pb2.OFFLINE_PHASE_ISOLATED
     assert list(rep.notifier_calls) == []
@@ -375,7 +375,7 @@ def test_injected_failure_until_cleared_and_cancel_of_paused_offlines(machine):
 
 
 # --------------------------------------------------------------------------
-# 10.17: during an offline
+# SC-17: during an offline
 # --------------------------------------------------------------------------
 
 def test_scenario_10_17_during_a_paused_offline(machine):
@@ -393,28 +393,28 @@ def test_scenario_10_17_during_a_paused_offline(machine):
     assert rep.ok and rep.paused, rep
     assert list(rep.notifier_calls) == [KSM_GOING]
 
-    # Reading counters works (8.2: reads never block) and shows the lock.
+    # Reading counters works (LOCK-2: reads never wait) and shows the lock.
     k = m.ksm.get()
     assert k.locked_by_offline
-    # MADV_MERGEABLE never takes ksm_thread_mutex (8.3).
+    # MADV_MERGEABLE never takes ksm_thread_mutex (LOCK-3).
     assert c.madvise(c_addr, PAGE_SIZE, "mergeable").ok
     assert c.get().ksm_registered
-    # MADV_UNMERGEABLE is not blocked (8.4, SPEC Decisions 5) and breaks COW
-    # at once (4.3): A now maps a private copy with the same bytes.
+    # MADV_UNMERGEABLE is not blocked (LOCK-4, CH-3) and breaks COW
+    # at once (MADV-11): A now maps a private copy with the same bytes.
     assert pair.a.madvise(pair.addr_a, PAGE_SIZE, "unmergeable").ok
     t = translate(pair.a, pair.addr_a)
     assert t.pfn != pair.kpfn
     pair.both_read_their_data()
-    # Counters do not move during the offline (10.17, 3.7).
+    # Counters do not move during the offline (SC-17, CNT-6).
     assert counters(m.ksm) == (1, 1, 0, 0)
     assert m.ksm.get().full_scans == k0.full_scans
-    # ksmd is locked out (8.2): StepKsm fails FAILED_PRECONDITION KSM_LOCKED.
+    # ksmd is locked out (LOCK-2): StepKsm fails FAILED_PRECONDITION KSM_LOCKED.
     for kwargs in ({"full_scans": 1, "max_visits": MAX_VISITS}, {"visits": 1}):
         with pytest.raises(MemnodeError) as err:
             m.ksm.step(**kwargs)
         assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
         assert err.value.reason == "KSM_LOCKED"
-    # pages_to_scan writes do not block (8.2).
+    # pages_to_scan writes do not block (LOCK-2).
     assert m.ksm.set(pages_to_scan=123, timeout=5.0).ok
     # A run write waits for the offline: with a short deadline it expires.
     with pytest.raises(MemnodeError) as err:
@@ -422,7 +422,7 @@ def test_scenario_10_17_during_a_paused_offline(machine):
     assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
     assert m.ksm.get().run == 1
 
-    # `echo 0 > run` from another thread blocks until the offline ends (8.2).
+    # `echo 0 > run` from another thread blocks until the offline ends (LOCK-2).
     outcome = []
 
     def write_run():
@@ -438,7 +438,7 @@ def test_scenario_10_17_during_a_paused_offline(machine):
     assert m.ksm.get().run == 1
 
     rep = pair.block.resume()
-    # The offline completes (10.8): B still maps the KSM page, which moves.
+    # The offline completes (SC-8): B still maps the KSM page, which moves.
     assert rep.ok and not rep.paused, rep
     assert list(rep.notifier_calls) == [KSM_GOING, KSM_OFFLINE]
     assert rep.ksm_pages_migrated == 1
@@ -450,7 +450,7 @@ def test_scenario_10_17_during_a_paused_offline(machine):
     assert res.ok and res.ksm.run == 0
     k = m.ksm.get()
     assert not k.locked_by_offline and k.run == 0 and k.pages_to_scan == 123
-    # Still lazy until ksmd runs (3.7).
+    # Still lazy until ksmd runs (CNT-6).
     assert counters(m.ksm) == (1, 1, 0, 0)
     passes(m.ksm, 1)
     pair.both_read_their_data()
@@ -458,7 +458,7 @@ def test_scenario_10_17_during_a_paused_offline(machine):
 
 
 # --------------------------------------------------------------------------
-# 10.11: move_pages
+# SC-11: move_pages
 # --------------------------------------------------------------------------
 
 V1 = 0x10000000  # 4-page vma
@@ -485,25 +485,25 @@ def test_scenario_10_11_move_pages_statuses(machine):
     assert a.madvise(V1, PAGE_SIZE, "mergeable").ok
     assert b.madvise(rb.address, PAGE_SIZE, "mergeable").ok
     passes(m.ksm, 2)
-    assert counters(m.ksm) == (1, 1, 0, 0)  # 10.1
+    assert counters(m.ksm) == (1, 1, 0, 0)  # SC-1
     kpfn = translate(a, V1).pfn
     assert translate(a, V1).state == 3  # PAGE_STATE_KSM
 
     addrs = [V1, V1 + PAGE_SIZE + 123, V1 + 2 * PAGE_SIZE, V1 + 3 * PAGE_SIZE, GAP, ABOVE]
-    # Query mode (6.2 rule 7): KSM page, zero page, not populated -> -ENOENT;
+    # Query mode (MOVE-2): KSM page, zero page, not populated -> -ENOENT;
     # a gap below a vma -> -ENOENT (seed quirk); above every vma -> -EFAULT;
     # else the page's node (home node 0).
     q = a.move_pages(addrs)
     assert q.ok, q
     assert list(q.status) == [-ENOENT, 0, -ENOENT, -ENOENT, -ENOENT, -EFAULT]
 
-    # Move mode to node 1 (6.2 rule 8): same -ENOENT/-EFAULT cases, the
+    # Move mode to node 1 (MOVE-4): same -ENOENT/-EFAULT cases, the
     # private page moves (status = destination node); move_pages returns 0.
     r = a.move_pages(addrs, nodes=[1] * len(addrs))
     assert r.ok, r
     assert list(r.status) == [-ENOENT, 1, -ENOENT, -ENOENT, -ENOENT, -EFAULT]
     assert translate(a, V1 + PAGE_SIZE).node == 1
-    # The KSM page never moves (6.2 rule 9), and counters are untouched.
+    # The KSM page never moves (MOVE-7), and counters are untouched.
     assert translate(a, V1).pfn == kpfn
     assert [n.kpfn for n in m.ksm.stable_nodes()] == [kpfn]
     assert counters(m.ksm) == (1, 1, 0, 0)
@@ -519,15 +519,15 @@ def test_scenario_10_11_move_pages_statuses(machine):
     assert list(a.move_pages([V1 + PAGE_SIZE, V2]).status) == [1, 0]
 
     # Node out of range: whole call ENODEV, no status of that chunk written
-    # (6.2 rule 8).
+    # (MOVE-4).
     r = a.move_pages([V2], nodes=[7])
     assert r.errnum == ENODEV and list(r.status) == []
     # Flags other than MOVE|MOVE_ALL: EINVAL; MOVE_ALL unprivileged: EPERM
-    # (6.2 rule 6).
+    # (MOVE-1).
     assert a.move_pages([V2], nodes=[1], flags=1).errnum == EINVAL
     assert a.move_pages([V2], nodes=[1], flags=4).errnum == EPERM
 
-    # A pinned page keeps failing with -EAGAIN (6.1 rules 1-4) and stays.
+    # A pinned page keeps failing with -EAGAIN (MIG-1..MIG-4) and stays.
     assert a.pin(V2, PAGE_SIZE).ok
     r = a.move_pages([V2], nodes=[1])
     assert r.ok and list(r.status) == [-EAGAIN]
@@ -535,7 +535,7 @@ def test_scenario_10_11_move_pages_statuses(machine):
     assert a.unpin(V2, PAGE_SIZE).ok
 
     # A page mapped twice (fork) without MOVE_ALL: -EACCES; with MOVE_ALL by
-    # a privileged caller it moves (6.2 rules 6, 8).
+    # a privileged caller it moves (MOVE-1, MOVE-4).
     child = a.fork()
     r = a.move_pages([V2], nodes=[1])
     assert r.ok and list(r.status) == [-EACCES]
@@ -543,7 +543,7 @@ def test_scenario_10_11_move_pages_statuses(machine):
     r = root.move_pages([V2], nodes=[1], target=a, flags=4)
     assert r.ok and list(r.status) == [1]
     assert translate(a, V2).node == 1 and translate(child, V2).node == 1
-    # Another uid without CAP_SYS_NICE: EPERM; unknown pid: ESRCH (6.2 rule 6).
+    # Another uid without CAP_SYS_NICE: EPERM; unknown pid: ESRCH (MOVE-1).
     other = m.create_process(uid=1000)
     assert other.move_pages([V2], target=a).errnum == EPERM
     assert a.move_pages([V2], target=9999).errnum == ESRCH
@@ -558,10 +558,10 @@ def test_move_pages_to_a_node_without_memory_is_enodev(make_machine):
     node1 = [b for b in m.blocks() if b.proto.node == 1]
     assert len(node1) == 1
     assert node1[0].offline().ok
-    # 6.2 rule 8: a node without memory (N_HIGH_MEMORY) fails the whole call.
+    # MOVE-4: a node without memory (N_HIGH_MEMORY) fails the whole call.
     res = a.move_pages([r.address], nodes=[1])
     assert res.errnum == ENODEV and list(res.status) == []
-    # BIND to a node without memory is EINVAL (numa.proto, 6.3 rule 10).
+    # BIND to a node without memory is EINVAL (numa.proto, MBIND-1).
     assert a.set_mempolicy("bind", [1]).errnum == EINVAL
     assert node1[0].online().ok
     res = a.move_pages([r.address], nodes=[1])
@@ -569,7 +569,7 @@ def test_move_pages_to_a_node_without_memory_is_enodev(make_machine):
 
 
 # --------------------------------------------------------------------------
-# 10.12: mbind(MOVE|STRICT) leaves KSM pages
+# SC-12: mbind(MOVE|STRICT) leaves KSM pages
 # --------------------------------------------------------------------------
 
 def test_scenario_10_12_mbind_move_strict_skips_ksm_pages(machine):
@@ -586,17 +586,17 @@ def test_scenario_10_12_mbind_move_strict_skips_ksm_pages(machine):
     assert a.madvise(base, 4 * PAGE_SIZE, "mergeable").ok
     assert b.madvise(rb.address, 2 * PAGE_SIZE, "mergeable").ok
     passes(m.ksm, 2)
-    # 10.3: two pairs merge (shared 2, sharing 2); A's pages 2-3 are unique
-    # and after two passes sit in the unstable tree (10.4: unshared 2).
+    # SC-3: two pairs merge (shared 2, sharing 2); A's pages 2-3 are unique
+    # and after two passes sit in the unstable tree (SC-4: unshared 2).
     assert counters(m.ksm) == (2, 2, 2, 0)
     before = [translate(a, base + i * PAGE_SIZE) for i in range(4)]
     assert [t.node for t in before] == [0, 0, 0, 0]
     kpfns = sorted(n.kpfn for n in m.ksm.stable_nodes())
     assert sorted(t.pfn for t in before[:2]) == kpfns
 
-    # STRICT alone: the first misplaced non-KSM page -> EIO (6.3 rule 11).
+    # STRICT alone: the first misplaced non-KSM page -> EIO (MBIND-2).
     assert a.mbind(base, 4 * PAGE_SIZE, "bind", [1], strict=True).errnum == EIO
-    # MOVE|STRICT (10.12, 6.3 rules 11-13): ordinary pages move to node 1,
+    # MOVE|STRICT (SC-12, MBIND-2..MBIND-4): ordinary pages move to node 1,
     # KSM pages are skipped and stay; return 0.
     r = a.mbind(base, 4 * PAGE_SIZE, "bind", [1],
                 flags=numa_pb2.MPOL_MF_MOVE | numa_pb2.MPOL_MF_STRICT)
@@ -605,7 +605,7 @@ def test_scenario_10_12_mbind_move_strict_skips_ksm_pages(machine):
     assert [t.pfn for t in after[:2]] == [t.pfn for t in before[:2]]
     assert [t.node for t in after] == [0, 0, 1, 1]
     assert sorted(n.kpfn for n in m.ksm.stable_nodes()) == kpfns
-    # KSM pages never cause EIO (6.3 rule 13): STRICT alone now returns 0.
+    # KSM pages never cause EIO (MBIND-4): STRICT alone now returns 0.
     assert a.mbind(base, 4 * PAGE_SIZE, "bind", [1], strict=True).ok
     # The range has the new policy (get_mempolicy MPOL_F_ADDR), and
     # MPOL_F_NODE reports where each page is.
@@ -613,12 +613,12 @@ def test_scenario_10_12_mbind_move_strict_skips_ksm_pages(machine):
     assert pol.ok and pol.mode == numa_pb2.MPOL_BIND and pol.nodes == 0b10
     assert a.get_mempolicy(address=base + 3 * PAGE_SIZE, node=True).node == 1
     assert a.get_mempolicy(address=base, node=True).node == 0
-    # Migration does not touch the counters (3.7).
+    # Migration does not touch the counters (CNT-6).
     assert counters(m.ksm) == (2, 2, 2, 0)
     for i, byte in enumerate((0x11, 0x22, 0x33, 0x44)):
         got = a.read(base + i * PAGE_SIZE, PAGE_SIZE)
         assert got.ok and got.data == D.byte_fill(byte, PAGE_SIZE)
-    # Bad flags / MOVE_ALL unprivileged / unaligned (6.3 rule 10).
+    # Bad flags / MOVE_ALL unprivileged / unaligned (MBIND-1).
     assert a.mbind(base, PAGE_SIZE, "bind", [1], flags=8).errnum == EINVAL
     assert a.mbind(base, PAGE_SIZE, "bind", [1], move_all=True).errnum == EPERM
     assert a.mbind(base + 1, PAGE_SIZE, "bind", [1]).errnum == EINVAL
@@ -626,7 +626,7 @@ def test_scenario_10_12_mbind_move_strict_skips_ksm_pages(machine):
 
 
 # --------------------------------------------------------------------------
-# 10.13: migrate_pages(2) never moves KSM pages
+# SC-13: migrate_pages(2) never moves KSM pages
 # --------------------------------------------------------------------------
 
 def test_scenario_10_13_migrate_pages_skips_ksm_pages(machine):
@@ -642,13 +642,13 @@ def test_scenario_10_13_migrate_pages_skips_ksm_pages(machine):
     assert a.madvise(base, PAGE_SIZE, "mergeable").ok
     assert b.madvise(rb.address, PAGE_SIZE, "mergeable").ok
     passes(m.ksm, 2)
-    assert counters(m.ksm) == (1, 1, 0, 0)  # 10.1
+    assert counters(m.ksm) == (1, 1, 0, 0)  # SC-1
     kpfn = translate(a, base).pfn
-    # Page 2 pinned: it fails with -EAGAIN for all 10 passes (6.1 rules 1-3).
+    # Page 2 pinned: it fails with -EAGAIN for all 10 passes (MIG-1..MIG-3).
     assert a.pin(base + 2 * PAGE_SIZE, PAGE_SIZE).ok
 
     r = a.migrate_pages(0, [0], [1])
-    # 6.4 rule 15 / 10.13: KSM pages are skipped silently and not counted;
+    # MPS-2 / SC-13: KSM pages are skipped silently and not counted;
     # the only page not migrated is the pinned one.
     assert r.ok, r
     assert r.not_migrated == 1
@@ -658,7 +658,7 @@ def test_scenario_10_13_migrate_pages_skips_ksm_pages(machine):
     assert translate(b, rb.address).pfn == kpfn
     assert [n.kpfn for n in m.ksm.stable_nodes()] == [kpfn]
     assert counters(m.ksm) == (1, 1, 0, 0)
-    # Validation (6.4 rule 14).
+    # Validation (MPS-1).
     assert a.migrate_pages(9999, [0], [1]).errnum == ESRCH
     other = m.create_process(uid=1000)
     assert other.migrate_pages(a, [0], [1]).errnum == EPERM

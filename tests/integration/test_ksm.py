@@ -1,8 +1,9 @@
 """KSM against the real memnoded on MANUAL machines: an LTP ksm01-style
-multi-phase run and the scenarios of kernel-semantics section 10.
+multi-phase run and the scenarios of docs/SEMANTICS.md (SC-1..SC-18).
 
-Every expected counter below is derived by hand from kernel-semantics
-sections 1-3 and 5 (the derivation is in the comments), never taken from
+Every expected counter below is derived by hand from the rules DS, SCAN,
+MERGE, CNT and COW of docs/SEMANTICS.md (the derivation is in the comments),
+never taken from
 what the server printed.
 """
 
@@ -73,11 +74,11 @@ def test_ksm01_style_phases(make_machine):
         assert p.fill(a, size, byte=ord("c")).ok
     data_a = [D.byte_fill(ord("c"), size)] * 3
     p1_pfns = pfns(p1, addrs[0], N)
-    # 3N identical fresh pages (kernel-semantics 10.2):
+    # 3N identical fresh pages (SEMANTICS SC-2):
     # pass 1 only stores checksums: every one of the 3N items is volatile;
     # pass 2: P1 page 0 enters the unstable tree, P1 page 1 merges with it
     # into a KSM page whose kpfn is P1 page 1 (the later-visited page,
-    # 2.3 rule 10), and the remaining 3N-2 pages join it through the stable
+    # MERGE-9), and the remaining 3N-2 pages join it through the stable
     # tree search: shared 1, sharing 3N-1.
     k = passes(ksm, 1)
     assert counters(k) == (0, 0, 0, 3 * N)
@@ -96,14 +97,14 @@ def test_ksm01_style_phases(make_machine):
     for p, a, ch in zip(procs, addrs, "aab"):
         assert p.fill(a, size, byte=ord(ch)).ok
     data_b = [D.byte_fill(ord(ch), size) for ch in "aab"]
-    # Writes to KSM pages always COW (5.1 rule 1) and never move counters
-    # (3.7); the old KSM page lost all its mappings, so its node is stale.
+    # Writes to KSM pages always COW (COW-1) and never move counters
+    # (CNT-6); the old KSM page lost all its mappings, so its node is stale.
     k = ksm.get()
     assert counters(k) == (1, 3 * N - 1, 0, 0)
     assert [n.stale for n in ksm.stable_nodes()] == [True]
     verify(data_b)
     # Pass 3: P1 page 0's stable item is removed through get_ksm_page, which
-    # finds the node stale and prunes it (5.3 rules 9-10): shared 0,
+    # finds the node stale and prunes it (PRUNE-1..PRUNE-2): shared 0,
     # sharing 0, every item flagless. Every page's checksum changed: all 3N
     # are volatile.
     k = passes(ksm, 1)
@@ -139,7 +140,7 @@ def test_ksm01_style_phases(make_machine):
     # Pass 6: P1's N pages are all unique so far: N unstable inserts. P2
     # page i matches P1 page i in the unstable tree: N new KSM pages with
     # kpfn = P2 page i (later visited). P3 page i joins node i through the
-    # stable search. shared N, sharing 2N (kernel-semantics 10.3).
+    # stable search. shared N, sharing 2N (SEMANTICS SC-3).
     k = passes(ksm, 1)
     assert counters(k) == (N, 2 * N, 0, 0)
     nodes = ksm.stable_nodes()
@@ -154,11 +155,11 @@ def test_ksm01_style_phases(make_machine):
     data_d3 = bytearray(rnd)
     data_d3[changed * PAGE_SIZE + 100:changed * PAGE_SIZE + 113] = b"changed by p3"
     data_d = [rnd, rnd, bytes(data_d3)]
-    assert counters(ksm.get()) == (N, 2 * N, 0, 0)  # lazy (3.7)
+    assert counters(ksm.get()) == (N, 2 * N, 0, 0)  # lazy (CNT-6)
     verify(data_d)
     # Pass 7: P3's item at that page leaves its node, which keeps P1 and P2
     # (sharing - 1); no KSM page has the new content and its checksum
-    # differs from the one stored before the merge: volatile 1 (5.1 rule 3).
+    # differs from the one stored before the merge: volatile 1 (COW-3).
     k = passes(ksm, 1)
     assert counters(k) == (N, 2 * N - 1, 0, 1)
     # Pass 8: same checksum again, no twin: unstable insert (unshared 1).
@@ -173,7 +174,7 @@ def test_ksm01_style_phases(make_machine):
     assert states.count(ksm_pb2.RMAP_STATE_STABLE) == N - 1
     verify(data_d)
 
-    # ---- run=2: unmerge everything (kernel-semantics 10.14, 4.3 rule 15) --
+    # ---- run=2: unmerge everything (SEMANTICS SC-14, KNOB-7) --
     r = ksm.set(run=2)
     assert r.ok, r
     k = ksm.get()
@@ -195,7 +196,7 @@ def test_ksm01_style_phases(make_machine):
 
 
 # --------------------------------------------------------------------------
-# kernel-semantics 10.1, 10.6, 10.7
+# SEMANTICS SC-1, SC-6, SC-7
 # --------------------------------------------------------------------------
 
 PAGE_A = bytes(range(256)) * 16  # one page of content shared by A and B
@@ -231,23 +232,23 @@ def test_scenario_10_1_two_identical_pages(machine):
     ksm = m.ksm
     a, b, addr_a, addr_b, pfn_a, pfn_b = scenario1(m)
 
-    # kernel-semantics 10.1: after pass 1 both items are volatile.
+    # SEMANTICS SC-1: after pass 1 both items are volatile.
     k = passes(ksm, 1)
     assert counters(k) == (0, 0, 0, 2)
     assert k.full_scans == 1
-    # During pass 2, A's page enters the unstable tree (2.3 rule 9e) ...
+    # During pass 2, A's page enters the unstable tree (MERGE-6) ...
     resp = ksm.step(visits=1)
     assert resp.visits == 1
     assert counters(resp.ksm) == (0, 0, 1, 1)
     assert [(i.pid, i.address) for i in ksm.unstable_items()] == [(a.pid, addr_a)]
-    # ... and B's page matches it and merges (2.3 rule 9f).
+    # ... and B's page matches it and merges (MERGE-7).
     resp = ksm.step(visits=1)
     assert counters(resp.ksm) == (1, 1, 0, 0)
     k = passes(ksm, 1)
     assert k.full_scans == 2
     assert counters(k) == (1, 1, 0, 0)
 
-    # The surviving KSM page is B's original frame (2.3 rule 10); A's frame
+    # The surviving KSM page is B's original frame (MERGE-9); A's frame
     # was freed.
     nodes = ksm.stable_nodes()
     assert len(nodes) == 1
@@ -279,7 +280,7 @@ def test_scenario_10_6_write_after_merge(machine):
     a, b, addr_a, addr_b, pfn_a, pfn_b = merge_scenario1(m)
 
     # A writes: a private copy at once, B still maps the KSM page; the
-    # counters do not move until ksmd revisits A's address (5.1 rule 3).
+    # counters do not move until ksmd revisits A's address (COW-3).
     assert a.write(addr_a, b"A!").ok
     t = a.translate(addr_a)[0]
     assert t.pfn != pfn_b and t.state == common_pb2.PAGE_STATE_ANON
@@ -292,7 +293,7 @@ def test_scenario_10_6_write_after_merge(machine):
     assert counters(k) == (1, 0, 0, 1)
 
     # B writes too: the KSM page loses its last mapping and is freed; the
-    # node goes stale but still counts until looked up (5.3 rule 11).
+    # node goes stale but still counts until looked up (PRUNE-3).
     assert b.write(addr_b + 10, b"B!").ok
     assert b.pfn(addr_b) != pfn_b
     assert counters(ksm.get()) == (1, 0, 0, 1)
@@ -337,7 +338,7 @@ def test_scenario_10_7_exit_of_a_sharer(machine):
     assert ksm.get().mm_slots == 2
 
     # exit(2) of B: the KSM page stays (A maps it), no counter moves, and
-    # KSM still holds B's mm (5.2 rule 6).
+    # KSM still holds B's mm (COW-6).
     r = b.exit()
     assert r.pages_freed == 0
     assert m.page(pfn_b).mapcount == 1
@@ -362,7 +363,7 @@ def test_scenario_10_7_exit_of_a_sharer(machine):
 
 
 # --------------------------------------------------------------------------
-# kernel-semantics 10.15, 10.16
+# SEMANTICS SC-15, SC-16
 # --------------------------------------------------------------------------
 
 def test_scenario_10_15_knob_errors_change_nothing(machine):
@@ -380,7 +381,7 @@ def test_scenario_10_15_knob_errors_change_nothing(machine):
     assert before[:3] == (0, 321, 7)
     digest = m.check().state_digest
 
-    # UpdateKsm: run > 2 and values above UINT_MAX (9.1).
+    # UpdateKsm: run > 2 and values above UINT_MAX (KNOB-3).
     assert ksm.set(run=3).errnum == EINVAL
     assert ksm.set(pages_to_scan=4294967296).errnum == EINVAL
     assert ksm.set(sleep_millisecs=1 << 40).errnum == EINVAL
@@ -389,7 +390,7 @@ def test_scenario_10_15_knob_errors_change_nothing(machine):
     assert r.errnum == EINVAL
     assert r.ksm.run == 0
 
-    # WriteKsmSysfs: strict_strtoul parsing (9.1 rule 1).
+    # WriteKsmSysfs: strict_strtoul parsing (KNOB-3).
     for file, value in [("run", "3"), ("run", "abc"), ("run", ""),
                         ("pages_to_scan", "-1"), ("pages_to_scan", "+5"),
                         ("pages_to_scan", " 5"), ("pages_to_scan", "5 "),
@@ -428,7 +429,7 @@ def test_scenario_10_16_mergeable_on_shared_anonymous_memory(machine):
     shm = r.address
     assert s.fill(shm, 2 * PAGE_SIZE, byte=0x77).ok  # two identical pages
 
-    # kernel-semantics 4.2 rule 6: silently ignored on VM_SHARED, success.
+    # SEMANTICS MADV-6: silently ignored on VM_SHARED, success.
     r = s.madvise(shm, 2 * PAGE_SIZE, "mergeable")
     assert r.ok, r
     proc = s.get()
@@ -445,7 +446,7 @@ def test_scenario_10_16_mergeable_on_shared_anonymous_memory(machine):
     assert q.fill(r.address, PAGE_SIZE, seed=5).ok
     assert q.madvise(r.address, PAGE_SIZE, "mergeable").ok
 
-    # 10.4 for q's unique page: volatile after pass 1, unshared from pass 2.
+    # SC-4 for q's unique page: volatile after pass 1, unshared from pass 2.
     k = passes(ksm, 1)
     assert counters(k) == (0, 0, 0, 1)
     k = passes(ksm, 2)
@@ -460,7 +461,7 @@ def test_scenario_10_16_mergeable_on_shared_anonymous_memory(machine):
 
 
 # --------------------------------------------------------------------------
-# kernel-semantics 10.14 (second half), 10.18, 4.3
+# SEMANTICS SC-14 (second half), SC-18, MADV-10..MADV-13
 # --------------------------------------------------------------------------
 
 def test_scenario_10_14_run2_then_run1_remerges(machine):
@@ -470,7 +471,7 @@ def test_scenario_10_14_run2_then_run1_remerges(machine):
     assert ksm.set(run=1).ok
 
     # run=2: private copies for both, KSM page freed, items freed, node
-    # pruned, full_scans reset; slots stay registered (4.3 rule 15).
+    # pruned, full_scans reset; slots stay registered (KNOB-7).
     r = ksm.set(run=2)
     assert r.ok, r
     k = r.ksm
@@ -485,7 +486,7 @@ def test_scenario_10_14_run2_then_run1_remerges(machine):
     for p, addr in ((a, addr_a), (b, addr_b)):
         assert p.translate(addr)[0].state == common_pb2.PAGE_STATE_ANON
         assert p.read(addr, PAGE_SIZE).data == PAGE_A
-    # Writing 2 again is a no-op (9.1 run row).
+    # Writing 2 again is a no-op (KNOB-4).
     assert ksm.set(run=2).ok
     assert ksm.get().full_scans == 0
 
@@ -510,7 +511,7 @@ def test_scenario_10_18_fork_of_a_merged_process(machine):
     a, b, addr_a, addr_b, pfn_a, pfn_b = merge_scenario1(m)
 
     # Fork registers the child and copies the KSM pte; counters unchanged
-    # until ksmd visits the child (5.2 rule 7).
+    # until ksmd visits the child (COW-7).
     c = a.fork()
     child = c.get()
     assert child.ksm_registered is True
@@ -536,7 +537,7 @@ def test_madv_unmergeable_breaks_cow_now_and_counts_later(machine):
     ksm = m.ksm
     a, b, addr_a, addr_b, pfn_a, pfn_b = merge_scenario1(m)
 
-    # 4.3 rules 12-14: A gets a private copy at once, VM_MERGEABLE is
+    # MADV-11..MADV-13: A gets a private copy at once, VM_MERGEABLE is
     # cleared, but rmap items and counters wait for ksmd.
     r = a.madvise(addr_a, PAGE_SIZE, "unmergeable")
     assert r.ok, r

@@ -3,9 +3,8 @@
 This module starts its own memnoded (metrics on a free port, a tiny event
 buffer, a low stream limit) and its own Prometheus (1 s scrape interval), so
 that it does not depend on the session server's flags. Expected values come
-from /work/shared/kernel-semantics.md (cited as "ks 10.1" = section 10,
-scenario 1; "ks 2.3 r9f" = section 2.3 rule 9f), never from what the server
-printed.
+from docs/SEMANTICS.md (rules cited by id, e.g. "SEMANTICS SC-1",
+"SEMANTICS MERGE-7"), never from what the server printed.
 """
 
 from __future__ import annotations
@@ -232,7 +231,7 @@ def new_machine(mclient):
 
 def _proc_with_pages(m, pages, byte):
     """A process with `pages` private pages all holding `byte`, advised
-    MERGEABLE after the write (the assumptions of ks 10)."""
+    MERGEABLE after the write (the assumptions of SEMANTICS A.21)."""
     p = m.create_process()
     r = p.mmap(pages * PAGE_SIZE, "rw")
     assert r.ok, r
@@ -290,11 +289,11 @@ def test_prometheus_sees_scenario_10_1_merge(mclient, new_machine, prometheus):
     mid = m.name.split("/", 1)[1]
     _proc_with_pages(m, 1, 0x5A)
     _proc_with_pages(m, 1, 0x5A)
-    # ks 10.1: two passes merge the pair: pages_shared 1, pages_sharing 1.
+    # SEMANTICS SC-1: two passes merge the pair: pages_shared 1, pages_sharing 1.
     _passes(m, 2)
     prometheus.wait_value('memnode_ksm_pages_sharing{machine="%s"}' % mid, 1)
     prometheus.wait_value('memnode_ksm_pages_shared{machine="%s"}' % mid, 1)
-    # ks 2.3 r9f: node creation appends the tree item, then the current one.
+    # SEMANTICS MERGE-7: node creation appends the tree item, then the current one.
     prometheus.wait_value('memnode_ksm_merges_total{machine="%s"}' % mid, 2)
     prometheus.wait_value('memnode_ksm_full_scans_total{machine="%s"}' % mid, 2)
     # No block of this machine went offline: the offline prune series exists, at 0.
@@ -407,10 +406,10 @@ def test_event_stream_scenario_10_1_in_order(events, new_machine):
     got = [next(call) for _ in range(4)]
     call.cancel()
     E = events_pb2
-    # ks 10.1 / ks 2.3 r9d: pass 1 only stores checksums, so its only event
+    # SEMANTICS SC-1 / MERGE-5: pass 1 only stores checksums, so its only event
     # is its end; pass 2 merges: the node is created with A's tree item,
-    # then B's item is appended (ks 2.3 r9f); the KSM page is B's original
-    # page (ks 2.3 r10); then pass 2 ends.
+    # then B's item is appended (SEMANTICS MERGE-7); the KSM page is B's original
+    # page (SEMANTICS MERGE-9); then pass 2 ends.
     assert [e.kind for e in got] == [E.EVENT_KIND_PASS_END, E.EVENT_KIND_MERGE,
                                      E.EVENT_KIND_MERGE, E.EVENT_KIND_PASS_END]
     assert got[0].value == 1 and got[3].value == 2
@@ -439,9 +438,9 @@ def test_event_stream_kind_filter(events, new_machine):
 
 
 def _merged_pair_on_node_1(m):
-    """ks 10.1's state on node 1 (away from the zero page in block 0): A then
+    """SEMANTICS SC-1's state on node 1 (away from the zero page in block 0): A then
     B, one identical page each, merged by two passes. Returns (a, va, b, vb,
-    kpfn, block id); the KSM page is B's original page (ks 2.3 r10)."""
+    kpfn, block id); the KSM page is B's original page (SEMANTICS MERGE-9)."""
     procs = []
     for _ in range(2):
         p = m.create_process(home_node=1)
@@ -470,7 +469,7 @@ def _until_marker(call, marker_pid):
 
 
 def test_event_stream_offline_of_a_live_ksm_page_in_order(events, new_machine):
-    """ks 10.8 scripted: offline the block holding a live KSM page shared by
+    """SEMANTICS SC-8 scripted: offline the block holding a live KSM page shared by
     two processes, watching every event of the machine."""
     E = events_pb2
     m = new_machine()
@@ -485,39 +484,39 @@ def test_event_stream_offline_of_a_live_ksm_page_in_order(events, new_machine):
 
     kinds = [e.kind for e in got]
     assert kinds == [
-        E.EVENT_KIND_OFFLINE_PHASE,   # ks 7.2 r7: isolation succeeds (the page is movable)
-        E.EVENT_KIND_MEMORY_NOTIFY,   # ks 7.2 r8 / 7.3 r15: MEM_GOING_OFFLINE to ksm(100)
+        E.EVENT_KIND_OFFLINE_PHASE,   # SEMANTICS HP-7: isolation succeeds (the page is movable)
+        E.EVENT_KIND_MEMORY_NOTIFY,   # SEMANTICS HP-8 / HP-15: MEM_GOING_OFFLINE to ksm(100)
         E.EVENT_KIND_OFFLINE_PHASE,   # going_offline: the notifiers all said NOTIFY_OK
-        E.EVENT_KIND_MIGRATE,         # ks 7.2 r9, 7.2 r13, 6.1 r4-5: the KSM page moves
+        E.EVENT_KIND_MIGRATE,         # SEMANTICS HP-9, HP-13, MIG-4..MIG-5: the KSM page moves
         E.EVENT_KIND_OFFLINE_PHASE,   # migrated: no LRU page left, every page free
-        E.EVENT_KIND_MEMORY_NOTIFY,   # ks 7.2 r10 / 7.3 r16: MEM_OFFLINE to ksm(100)
+        E.EVENT_KIND_MEMORY_NOTIFY,   # SEMANTICS HP-10 / HP-16: MEM_OFFLINE to ksm(100)
         E.EVENT_KIND_OFFLINE_PHASE,   # done (after MEM_OFFLINE, hotplug.proto)
-        E.EVENT_KIND_OFFLINE_RESULT,  # ks 7.2 r10: return 0
+        E.EVENT_KIND_OFFLINE_RESULT,  # SEMANTICS HP-10: return 0
     ], got
-    # Phases in order (ks 7.2 r7-10), all of this block.
+    # Phases in order (SEMANTICS HP-7..HP-10), all of this block.
     phases = [e.offline_phase for e in got if e.kind == E.EVENT_KIND_OFFLINE_PHASE]
     assert phases == [H.OFFLINE_PHASE_ISOLATED, H.OFFLINE_PHASE_GOING_OFFLINE,
                       H.OFFLINE_PHASE_MIGRATED, H.OFFLINE_PHASE_DONE]
     for e in got:
         if e.kind != E.EVENT_KIND_MIGRATE:
             assert e.block == block, e
-    # ks 7.3 r14, r18: KSM's callback at priority 100, always NOTIFY_OK; it is
+    # SEMANTICS HP-14, HP-18: KSM's callback at priority 100, always NOTIFY_OK; it is
     # the only memory notifier of the era (no injected one here).
     notes = [e for e in got if e.kind == E.EVENT_KIND_MEMORY_NOTIFY]
     assert [(e.memory_event, e.notifier, e.notifier_priority, e.errnum) for e in notes] == [
         (H.MEM_GOING_OFFLINE, "ksm", 100, 0), (H.MEM_OFFLINE, "ksm", 100, 0)]
-    # ks 10.8 / 6.1 r4-5: the one page in use in the block is the KSM page (A's
-    # original page was freed by the merge, ks 10.1); hot-remove migrates it
+    # SEMANTICS SC-8 / MIG-4..MIG-5: the one page in use in the block is the KSM page (A's
+    # original page was freed by the merge, SEMANTICS SC-1); hot-remove migrates it
     # with offlining=1, so it moves (result 0) although it is PageKsm.
     [mig] = [e for e in got if e.kind == E.EVENT_KIND_MIGRATE]
     assert mig.migrate_reason == E.MIGRATE_REASON_MEMORY_OFFLINE
     assert mig.ksm and mig.errnum == 0 and mig.pfn == kpfn
-    # ks 7.3 r16 / 10.8: MEM_OFFLINE finds no node in range: no PRUNE event
-    # (the kinds above); kpfn followed the page out of the block (6.1 r4).
+    # SEMANTICS HP-16 / SC-8: MEM_OFFLINE finds no node in range: no PRUNE event
+    # (the kinds above); kpfn followed the page out of the block (MIG-4).
     [node] = m.ksm.stable_nodes()
     assert node.kpfn != kpfn and m.page(node.kpfn).block != block
     assert a.translate(va, 1)[0].pfn == b.translate(vb, 1)[0].pfn == node.kpfn
-    # ks 7.2 r10: the offline returns 0; its duration is the report's.
+    # SEMANTICS HP-10: the offline returns 0; its duration is the report's.
     res = got[-1]
     assert res.errnum == 0 and res.duration_ns == rep.emulated_ns
     # Every event of the machine, numbered consecutively (nothing filtered).
@@ -526,7 +525,7 @@ def test_event_stream_offline_of_a_live_ksm_page_in_order(events, new_machine):
 
 
 def test_event_stream_offline_filters_by_kind(events, new_machine):
-    """Kind filter on the hot-remove kinds, and ks 10.10 (a): an unmovable
+    """Kind filter on the hot-remove kinds, and SEMANTICS SC-10 (a): an unmovable
     pageblock fails the offline with EBUSY at isolation, before any memory
     notifier and before any migration."""
     E = events_pb2
@@ -537,15 +536,15 @@ def test_event_stream_offline_filters_by_kind(events, new_machine):
     assert m.block(block).kernel_pages(1, unmovable=True).pages == 1
     rep = m.block(block).offline()
     assert not rep.ok
-    # An empty block of node 1: free pages need no work (ks 7.2 r12), so no
-    # migration; both notifier calls (7.2 r8, r10); the phases are filtered out.
+    # An empty block of node 1: free pages need no work (SEMANTICS HP-12), so no
+    # migration; both notifier calls (HP-8, HP-10); the phases are filtered out.
     other = next(b.proto.block for b in m.blocks()
                  if b.proto.node == 1 and b.proto.block != block)
     assert m.block(other).offline().ok
     got = [next(call) for _ in range(1 + 2 + 1)]
     call.cancel()
     EBUSY = 16
-    # ks 10.10 (a) / 7.2 r7: no notifier event, no migration; EBUSY.
+    # SEMANTICS SC-10 (a) / HP-7: no notifier event, no migration; EBUSY.
     assert (got[0].kind, got[0].block, got[0].errnum) == (E.EVENT_KIND_OFFLINE_RESULT, block, EBUSY)
     assert [e.kind for e in got[1:]] == [E.EVENT_KIND_MEMORY_NOTIFY, E.EVENT_KIND_MEMORY_NOTIFY,
                                          E.EVENT_KIND_OFFLINE_RESULT]
@@ -562,8 +561,8 @@ def test_slow_reader_loses_events_and_is_told(events, mclient, new_machine):
     _proc_with_pages(m, pages, 0x42)
     marker = m.create_process()
     call = _watch(events, m)
-    # Read nothing while the machine works. ks 10.2: 2*pages identical pages
-    # merge into one node within 2 passes; run=2 unmerges them (ks 10.14).
+    # Read nothing while the machine works. SEMANTICS SC-2: 2*pages identical pages
+    # merge into one node within 2 passes; run=2 unmerges them (SEMANTICS SC-14).
     for _ in range(2):
         t0 = time.monotonic()
         resp = _passes(m, 2)

@@ -19,7 +19,7 @@ from conftest import PY_STUBS, REPO
 
 TIMEOUT_S = 300
 
-# Kernel-semantics 10.1: two processes, one identical page each: after pass 1
+# docs/SEMANTICS.md SC-1: two processes, one identical page each: after pass 1
 # volatile 2 and nothing merged; after pass 2 shared 1, sharing 1.
 SCRIPT = textwrap.dedent("""
     import json, os, sys

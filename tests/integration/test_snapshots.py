@@ -3,8 +3,8 @@
 A machine saved with SaveMachineSnapshot and loaded with LoadMachineSnapshot,
 or saved by a graceful shutdown with --state_dir and restored by the next
 start, is the same machine: same state digest (CheckMachine), same pfns, same
-KSM counters and trees, and it behaves the same afterwards (kernel-semantics
-10.1 continues where it stopped). Corrupt and truncated files are refused
+KSM counters and trees, and it behaves the same afterwards (docs/SEMANTICS.md
+SC-1 continues where it stopped). Corrupt and truncated files are refused
 with SNAPSHOT_CORRUPT and nothing is loaded.
 """
 
@@ -98,7 +98,7 @@ def test_graceful_restart_restores_machines_bit_for_bit(tmp_path):
     name = "machines/default"
     (pa, aa), (pb, ab) = setup_10_1(s, name)
     step(s, name, 1)
-    # kernel-semantics 10.1: after pass 1 only checksums are stored.
+    # SEMANTICS SC-1: after pass 1 only checksums are stored.
     assert counters(s, name) == (0, 0, 0, 2, 1)
     before = digest(s, name)
     pfn_b = pfn(s, pb, ab)
@@ -112,7 +112,7 @@ def test_graceful_restart_restores_machines_bit_for_bit(tmp_path):
         assert digest(s2, name) == before
         assert counters(s2, name) == (0, 0, 0, 2, 1)
         # The restored machine continues exactly: pass 2 merges, and the KSM
-        # page is B's original frame (2.3 rule 10).
+        # page is B's original frame (MERGE-9).
         step(s2, name, 1)
         assert counters(s2, name) == (1, 1, 0, 0, 2)
         assert pfn(s2, pa, aa) == pfn_b == pfn(s2, pb, ab)

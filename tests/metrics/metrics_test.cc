@@ -1,8 +1,8 @@
 // Metrics of a real small MANUAL machine after scripted KSM sequences, read
 // the way Prometheus reads them: serialized with prometheus::TextSerializer
 // and parsed back. Expected values are derived from
-// /work/shared/kernel-semantics.md ("ks 10.1" = section 10 scenario 1,
-// "ks 2.3 r9f" = section 2.3 rule 9f), never copied from the server's output.
+// docs/SEMANTICS.md (rules cited by id: "SEMANTICS SC-1", "SEMANTICS
+// MERGE-7"), never copied from the server's output.
 #include <map>
 #include <memory>
 #include <optional>
@@ -117,7 +117,7 @@ class MetricsTest : public ::testing::Test {
   }
 
   // A process with one private read-write page holding `byte`, advised
-  // MERGEABLE after the write (ks 10 assumptions). Returns (pid, address).
+  // MERGEABLE after the write (the assumptions of SEMANTICS A.21). Returns (pid, address).
   std::pair<Pid, Vaddr> ProcessWithPage(uint8_t byte, NodeId home = 0) {
     ProcessParams params;
     params.home_node = home;
@@ -161,8 +161,8 @@ TEST_F(MetricsTest, EverySeriesExistsAtZeroOnAttach) {
     EXPECT_EQ(Val("memnode_memory_notifier_events_total", {{"event", ev}}), 0) << ev;
   EXPECT_EQ(Val("memnode_ksm_batches_held_total"), 0);
 
-  // A fresh machine: the five counters are 0 (ks 3), run is 0 in 2.6.33
-  // (ks 9.1), no process.
+  // A fresh machine: the five counters are 0 (SEMANTICS CNT-1..CNT-6), run is 0
+  // in 2.6.33 (KNOB-2), no process.
   for (const char* g :
        {"memnode_ksm_pages_shared", "memnode_ksm_pages_sharing", "memnode_ksm_pages_unshared",
         "memnode_ksm_pages_volatile", "memnode_ksm_full_scans_total", "memnode_ksm_stable_nodes",
@@ -185,15 +185,15 @@ TEST_F(MetricsTest, EverySeriesExistsAtZeroOnAttach) {
   EXPECT_EQ(e.types["memnode_memory_offline_duration_seconds"], "histogram");
 }
 
-// ks 10.1: two processes, one identical page each, A registered first.
+// SEMANTICS SC-1: two processes, one identical page each, A registered first.
 TEST_F(MetricsTest, TwoIdenticalPagesMergeInPassTwo) {
   auto [a, va] = ProcessWithPage(0x5a);
   auto [b, vb] = ProcessWithPage(0x5a);
   const Pfn b_page = PfnAt(*m_, b, vb);
 
   Passes(1);
-  // After pass 1: first visits only store checksums (ks 2.3 r9d): nothing
-  // merged, both items volatile, full_scans 1 (ks 3.5).
+  // After pass 1: first visits only store checksums (SEMANTICS MERGE-5): nothing
+  // merged, both items volatile, full_scans 1 (SEMANTICS CNT-5).
   EXPECT_EQ(Val("memnode_ksm_merges_total"), 0);
   EXPECT_EQ(Val("memnode_ksm_pages_volatile"), 2);
   EXPECT_EQ(Val("memnode_ksm_pages_shared"), 0);
@@ -201,7 +201,7 @@ TEST_F(MetricsTest, TwoIdenticalPagesMergeInPassTwo) {
   EXPECT_EQ(Val("memnode_ksm_rmap_items"), 2);
 
   Passes(1);
-  // Pass 2: A's item enters the unstable tree, B's matches; ks 2.3 r9f
+  // Pass 2: A's item enters the unstable tree, B's matches; SEMANTICS MERGE-7
   // creates the node and appends the tree item (A) then the current one (B):
   // two merge events. Counters: shared 1, sharing 1, unshared 0, volatile 0.
   EXPECT_EQ(Val("memnode_ksm_merges_total"), 2);
@@ -214,7 +214,7 @@ TEST_F(MetricsTest, TwoIdenticalPagesMergeInPassTwo) {
   EXPECT_EQ(Val("memnode_ksm_cow_breaks_total"), 0);
   EXPECT_EQ(Val("memnode_processes"), 2);
   EXPECT_EQ(Val("memnode_ksm_pages_scanned_total"), visits_);
-  // The KSM page is B's original page (ks 2.3 r10): one KSM frame, on B's
+  // The KSM page is B's original page (SEMANTICS MERGE-9): one KSM frame, on B's
   // page's node; A's original page was freed.
   const std::string node = b_page < 4 * 64 ? "0" : "1";
   EXPECT_EQ(Val("memnode_pages", {{"node", node}, {"state", "ksm"}}), 1);
@@ -224,7 +224,7 @@ TEST_F(MetricsTest, TwoIdenticalPagesMergeInPassTwo) {
   EXPECT_EQ(PfnAt(*m_, a, va), b_page);
 }
 
-// ks 10.6: writes to both merged pages, then ksmd revisits.
+// SEMANTICS SC-6: writes to both merged pages, then ksmd revisits.
 TEST_F(MetricsTest, CowBreaksThenStalePrune) {
   auto [a, va] = ProcessWithPage(0x11);
   auto [b, vb] = ProcessWithPage(0x11);
@@ -232,21 +232,21 @@ TEST_F(MetricsTest, CowBreaksThenStalePrune) {
   ASSERT_EQ(Val("memnode_ksm_pages_sharing"), 1);
 
   WriteByte(a, va, 0x22);
-  // The write breaks COW at once (ks 5.1); counters are lazy (ks 3.7).
+  // The write breaks COW at once (SEMANTICS COW-1..COW-4); counters are lazy (SEMANTICS CNT-6).
   EXPECT_EQ(Val("memnode_ksm_cow_breaks_total"), 1);
   EXPECT_EQ(Val("memnode_ksm_pages_shared"), 1);
   EXPECT_EQ(Val("memnode_ksm_pages_sharing"), 1);
 
   WriteByte(b, vb, 0x33);
   // B's write frees the KSM page; the node is stale but still counted until
-  // ksmd looks (ks 10.6).
+  // ksmd looks (SEMANTICS SC-6).
   EXPECT_EQ(Val("memnode_ksm_cow_breaks_total"), 2);
   EXPECT_EQ(Val("memnode_ksm_stable_nodes_pruned_total", {{"reason", "stale"}}), 0);
   EXPECT_EQ(Val("memnode_ksm_pages_shared"), 1);
 
   Passes(1);
   // The first revisit goes through get_ksm_page, finds the page gone and
-  // prunes the node (ks 5.3): one stale prune, shared 0, sharing 0.
+  // prunes the node (SEMANTICS PRUNE-1..PRUNE-3): one stale prune, shared 0, sharing 0.
   EXPECT_EQ(Val("memnode_ksm_stable_nodes_pruned_total", {{"reason", "stale"}}), 1);
   EXPECT_EQ(Val("memnode_ksm_stable_nodes_pruned_total", {{"reason", "offline"}}), 0);
   EXPECT_EQ(Val("memnode_ksm_stable_nodes_pruned_total", {{"reason", "unmerge"}}), 0);
@@ -256,7 +256,7 @@ TEST_F(MetricsTest, CowBreaksThenStalePrune) {
   EXPECT_EQ(Val("memnode_ksm_merges_total"), 2);
 }
 
-// ks 10.14: run=2 in scenario 1's state.
+// SEMANTICS SC-14: run=2 in scenario 1's state.
 TEST_F(MetricsTest, RunTwoUnmergePrunes) {
   ProcessWithPage(0x44);
   ProcessWithPage(0x44);
@@ -275,7 +275,7 @@ TEST_F(MetricsTest, RunTwoUnmergePrunes) {
   EXPECT_EQ(Val("memnode_ksm_run"), 2);
 }
 
-// ks 10.9: offline the block holding a KSM page freed while its node is
+// SEMANTICS SC-9: offline the block holding a KSM page freed while its node is
 // still in the tree (both sharers wrote, ksmd has not revisited).
 TEST_F(MetricsTest, OfflinePrunesStaleNodeScenario109) {
   // On node 1, away from the zero page (which makes block 0 unmovable).
@@ -284,16 +284,16 @@ TEST_F(MetricsTest, OfflinePrunesStaleNodeScenario109) {
   Passes(2);
   const Pfn kpage = PfnAt(*m_, b, vb);
   WriteByte(a, va, 1);
-  WriteByte(b, vb, 2);  // the KSM page is freed; counters still 1/1 (ks 3.7)
+  WriteByte(b, vb, 2);  // the KSM page is freed; counters still 1/1 (SEMANTICS CNT-6)
   ASSERT_EQ(Val("memnode_ksm_pages_shared"), 1);
   const BlockId block = static_cast<BlockId>(kpage / 64);
   const std::string node = block < 4 ? "0" : "1";
   ASSERT_EQ(node, "1");
   auto r = Unwrap(m_->OfflineBlock(block, OfflineOptions{}, absl::Now()));
   ASSERT_EQ(r.err, Errno::kOk) << r.failure;
-  // MEM_OFFLINE prunes the stale node at once (ks 7.3 r16): shared 0,
+  // MEM_OFFLINE prunes the stale node at once (SEMANTICS HP-16): shared 0,
   // sharing 0; the offline succeeded; KSM's notifier saw GOING_OFFLINE and
-  // OFFLINE once each (ks 7.2 r8, r10); the block is offline.
+  // OFFLINE once each (SEMANTICS HP-8, HP-10); the block is offline.
   EXPECT_EQ(Val("memnode_ksm_stable_nodes_pruned_total", {{"reason", "offline"}}), 1);
   EXPECT_EQ(Val("memnode_ksm_stable_nodes_pruned_total", {{"reason", "stale"}}), 0);
   EXPECT_EQ(Val("memnode_ksm_pages_shared"), 0);

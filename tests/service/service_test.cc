@@ -177,7 +177,7 @@ TEST_F(ServiceTest, EmulatedErrnoIsDataInsideOkResponses) {
 }
 
 TEST_F(ServiceTest, KsmScenarioOneThroughTheService) {
-  // kernel-semantics 10.1 end to end through the service layer.
+  // SEMANTICS SC-1 end to end through the service layer.
   uint64_t kpfn_b = 0;
   for (int i = 0; i < 2; ++i) {
     std::string proc = NewProcess();

@@ -6,10 +6,10 @@
 // pass, then offline the KSM page's block with a pause point.
 //
 // Expected values come from the kernel rules as docs/SEMANTICS.md states them
-// (its worked example is the same scenario with more pages; rule numbers are
-// those of the kernel-semantics reference it cites):
+// (its worked example is the same scenario with more pages; rule ids are
+// its own):
 //  * pass 1: every visit is a first visit and only stores a checksum
-//    (2.3 rule 9d): shared 0, sharing 0, unshared 0, volatile 2 (3.4:
+//    (MERGE-5): shared 0, sharing 0, unshared 0, volatile 2 (CNT-4:
 //    rmap_items 2 minus the rest), no tree node;
 //  * pass 2, first visit (pid A's page): checksum unchanged, the unstable
 //    tree is empty: A's item is inserted (9e): unshared 1, volatile 1;
@@ -18,22 +18,22 @@
 //    10) becomes the KSM page, kpfn = B's pfn; A's item then B's are appended
 //    (hlist_add_head: the list reads B, A): shared 1, sharing 1, unshared 0,
 //    volatile 0, and the unstable tree is empty again;
-//  * the end of pass 2: full_scans 2 (3.5), counters unchanged (10.1);
+//  * the end of pass 2: full_scans 2 (CNT-5), counters unchanged (SC-1);
 //  * pass 3: an item already stable on a KSM page is left alone (9): the same
 //    counters, full_scans 3;
 //  * offline of the KSM page's block paused after GOING_OFFLINE: KSM's
 //    memory callback (priority 100) took ksm_thread_mutex at
-//    MEM_GOING_OFFLINE (7.3 rule 14) so StepKsm is refused with KSM_LOCKED
-//    (docs/SEMANTICS.md "Where memnode chooses" 5); resumed, the KSM page is
-//    migrated (offlining migrates KSM pages, 6.1) to another block of node 1
-//    (choice 8), its stable node follows it (same id, new kpfn), every
+//    MEM_GOING_OFFLINE (HP-14) so StepKsm is refused with KSM_LOCKED
+//    (docs/SEMANTICS.md CH-5); resumed, the KSM page is
+//    migrated (offlining migrates KSM pages, MIG-4, MIG-5) to another block of node 1
+//    (CH-8), its stable node follows it (same id, new kpfn), every
 //    sharer keeps sharing and the counters do not move; MEM_OFFLINE prunes
-//    nothing (no node's kpfn is left in the block, 7.3 rule 16);
-//  * a write to the merged page copies it at once (5.1 rule 1) and leaves the
-//    counters alone until ksmd revisits (3.7); the next pass takes A's item
-//    off the node (9a) and counts it volatile (changed checksum, 9d); after
-//    A unmaps the page, the pass frees its item and unregisters A's mm (2.2
-//    rule 7): shared 1, sharing 0, volatile 0.
+//    nothing (no node's kpfn is left in the block, HP-16);
+//  * a write to the merged page copies it at once (COW-1) and leaves the
+//    counters alone until ksmd revisits (CNT-6); the next pass takes A's item
+//    off the node (MERGE-2) and counts it volatile (changed checksum, MERGE-5);
+//    after A unmaps the page, the pass frees its item and unregisters A's mm
+//    (SCAN-7): shared 1, sharing 0, volatile 0.
 //
 // Screenshots go to $MEMNODE_SCREENSHOTS (default build/release/web-screenshots).
 import { test, before, after } from "node:test";
@@ -364,7 +364,7 @@ test("offline the KSM page's block with a pause point", async () => {
 });
 
 test("a write breaks COW; ksmd then notices; an unmapped page's item is removed", async () => {
-  // A write to a merged page copies it at once (5.1 rule 1): a COW break,
+  // A write to a merged page copies it at once (COW-1): a COW break,
   // and the counters stay as they are until ksmd looks again (section 3
   // rule 7: writes never move them).
   assert.match(await syscall("write", { pid: pidA, address: ADDR, text: "A changed it" }), /wrote 12 bytes/);
@@ -383,7 +383,7 @@ test("a write breaks COW; ksmd then notices; an unmapped page's item is removed"
   await expectCounters({ pages_shared: 1, pages_sharing: 0, pages_unshared: 0, pages_volatile: 1, full_scans: 4 });
   assert.deepEqual((await stableNodes()).map((n) => n.sharers), [[pidB]]);
   // A unmaps the page: nothing moves until ksmd walks A's mm, finds no
-  // mergeable VMA, frees its item and unregisters the mm (2.2 rule 7).
+  // mergeable VMA, frees its item and unregisters the mm (SCAN-7).
   assert.match(await syscall("munmap", { pid: pidA, address: ADDR, pages: 1 }), /^ok$/);
   await expectCounters({ pages_shared: 1, pages_sharing: 0, pages_unshared: 0, pages_volatile: 1, full_scans: 4 });
   await clickAndSettle(P("step-pass"));

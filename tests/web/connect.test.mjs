@@ -8,7 +8,7 @@
 //  * WatchEvents as a Connect server stream: the events of the two-process
 //    merge scenario in order, the end of the stream with an error when the
 //    machine is deleted, and a cancelled stream giving its slot back.
-// Expected values follow docs/SEMANTICS.md (worked example; scenario 10.1 of
+// Expected values follow docs/SEMANTICS.md (worked example; scenario SC-1 of
 // the kernel rules: two processes with one identical page each).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -236,7 +236,7 @@ test("WatchEvents streams the merge scenario, then ends with the machine", async
   const [pidA, pidB] = await twoProcessScenario(machine);
   const pfnB = await pfnOf(machine, pidB);
   const s = await ksm.stepKsm({ name: `${machine}/ksm`, until: { case: "fullScans", value: 2n } });
-  // Kernel rules (docs/SEMANTICS.md, worked example / scenario 10.1): after
+  // Kernel rules (docs/SEMANTICS.md, worked example / scenario SC-1): after
   // pass 2 pages_shared 1, pages_sharing 1, unshared 0, volatile 0.
   assert.equal(s.ksm.pagesShared, 1n);
   assert.equal(s.ksm.pagesSharing, 1n);

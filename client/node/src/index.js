@@ -5,7 +5,7 @@
 // The .proto files are loaded at run time from ../../protos (or the directory
 // in MEMNODE_PROTOS_DIR / the `protosDir` option): no generated code.
 //
-// Two kinds of failure are kept apart (SPEC "Decisions" 6):
+// Two kinds of failure are kept apart (SEMANTICS CH-21):
 //  * an emulated syscall / sysfs outcome (EFAULT, EINVAL, ...) is data: the
 //    call resolves to a `Result` whose `errnum` is the Linux errno number and
 //    whose `ok` is true only for ERRNO_OK;

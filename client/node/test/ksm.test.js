@@ -1,13 +1,13 @@
 'use strict';
 // KSM and hot-remove against the real memnoded, following
-// /work/shared/kernel-semantics.md (seed semantics):
-//  * scenario 10.1 exactly: two processes, one identical page each, A
+// docs/SEMANTICS.md (the linux-2.6.33 profile):
+//  * scenario SC-1 exactly: two processes, one identical page each, A
 //    registered (MADV_MERGEABLE) first, then B; after pass 1 volatile 2,
 //    after pass 2 shared 1 / sharing 1, the KSM page is B's original pfn;
-//  * scenario 10.8: offlining the block holding that KSM page migrates it
+//  * scenario SC-8: offlining the block holding that KSM page migrates it
 //    (kpfn changes), counters are unchanged and both processes still read
 //    their data.
-// The tests run in order and share the machine (10.8 starts from 10.1's end).
+// The tests run in order and share the machine (SC-8 starts from SC-1's end).
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -26,7 +26,7 @@ const blockOf = (pfn) => Number(BigInt(pfn) / BigInt(PAGES_PER_BLOCK));
 
 // The processes live on node 1 (home_node 1): pfn 0, in block 0 on node 0, is
 // the shared zero page, a reserved page, so block 0 can never be offlined
-// (kernel-semantics 7.1 rule 4, 7.2; docs/API.md 1.1). Scenario 10.8 needs
+// (SEMANTICS RMV-1, HP-7; docs/API.md 1.1). Scenario SC-8 needs
 // the KSM page in a block with only movable pages, which node 1's first block
 // is. Allocation within a node takes the lowest-index online block
 // (docs/API.md 1.1), so both pages start in node 1's first block.
@@ -64,7 +64,7 @@ test.after(async () => {
   if (server) await server.stop();
 });
 
-test('scenario 10.1: two processes, one identical page each', async () => {
+test('scenario SC-1: two processes, one identical page each', async () => {
   // Section 10 assumptions: run=1; pages written once before MADV_MERGEABLE
   // and not written again; all mms registered while the cursor is at the
   // list head, so list order = registration order (A, then B).
@@ -84,19 +84,19 @@ test('scenario 10.1: two processes, one identical page each', async () => {
   assert.notEqual(pfnB0, null);
   assert.notEqual(pfnA0, pfnB0);
 
-  // MADV_MERGEABLE registers the mm with KSM (kernel-semantics 4.2): A first.
+  // MADV_MERGEABLE registers the mm with KSM (SEMANTICS MADV-6..MADV-9): A first.
   assert.ok((await A.madvise(addrA, PAGE_SIZE, 'mergeable')).ok);
   assert.ok((await B.madvise(addrB, PAGE_SIZE, 'mergeable')).ok);
   assert.equal((await A.get()).ksm_registered, true);
   assert.equal((await B.get()).ksm_registered, true);
 
-  // Counters before ksmd ran: nothing (3.7: only ksmd changes them).
+  // Counters before ksmd ran: nothing (CNT-6: only ksmd changes them).
   assert.deepEqual(await ksm.counters(), {
     pages_shared: 0, pages_sharing: 0, pages_unshared: 0, pages_volatile: 0, full_scans: 0,
   });
 
   // Pass 1 (full_scans 0 -> 1): first visits only store checksums, so both
-  // items are volatile (10.1; 3.4 "items visited only once").
+  // items are volatile (SC-1; CNT-4: items visited once).
   const step1 = await ksm.step({ fullScans: 1 });
   assert.equal(step1.passes, '1');
   assert.deepEqual(await ksm.counters(), {
@@ -115,7 +115,7 @@ test('scenario 10.1: two processes, one identical page each', async () => {
   });
 
   // The KSM page is B's original physical page (the later-visited one), A
-  // now maps it too, and A's original page is freed (10.1).
+  // now maps it too, and A's original page is freed (SC-1).
   kpfn = await B.pfn(addrB);
   assert.equal(kpfn, pfnB0);
   assert.equal(await A.pfn(addrA), pfnB0);
@@ -126,7 +126,7 @@ test('scenario 10.1: two processes, one identical page each', async () => {
   assert.equal(frame.mapcount, 2);
   assert.equal((await machine.page(pfnA0)).state, PageState.PAGE_STATE_FREE);
 
-  // One stable node whose kpfn is that page, with both mappings (1.2).
+  // One stable node whose kpfn is that page, with both mappings (DS-7..DS-9).
   const nodes = await ksm.stableNodes();
   assert.equal(nodes.length, 1);
   assert.equal(nodes[0].kpfn, pfnB0);
@@ -142,8 +142,8 @@ test('scenario 10.1: two processes, one identical page each', async () => {
   assert.deepEqual((await B.read(addrB, PAGE_SIZE)).data, content);
 });
 
-test('scenario 10.8: offline the block holding the live KSM page', async () => {
-  assert.ok(kpfn, 'scenario 10.1 must have run first');
+test('scenario SC-8: offline the block holding the live KSM page', async () => {
+  assert.ok(kpfn, 'scenario SC-1 must have run first');
   const blockIndex = blockOf(kpfn);
   // Node 1's blocks are BLOCKS_PER_NODE .. 2*BLOCKS_PER_NODE-1 (topology rule).
   assert.ok(blockIndex >= BLOCKS_PER_NODE && blockIndex < 2 * BLOCKS_PER_NODE);
@@ -157,7 +157,7 @@ test('scenario 10.8: offline the block holding the live KSM page', async () => {
   assert.equal(before.ksm_pages, '1');
   const countersBefore = await ksm.counters();
 
-  // 10.8: isolation succeeds (the page is movable); MEM_GOING_OFFLINE takes
+  // SC-8: isolation succeeds (the page is movable); MEM_GOING_OFFLINE takes
   // ksm_thread_mutex; the KSM page is migrated (offlining=1) to a page
   // outside the section; kpfn updated; MEM_OFFLINE finds no node in range;
   // the write to `state` succeeds and the block reads "offline".
@@ -167,9 +167,9 @@ test('scenario 10.8: offline the block holding the live KSM page', async () => {
   assert.equal(report.paused, false);
   assert.equal(report.phase, OfflinePhase.OFFLINE_PHASE_DONE);
   assert.equal(report.ksm_pages_migrated, '1');
-  // MEM_OFFLINE prunes only stale nodes in range (7.3 rule 16): none here.
+  // MEM_OFFLINE prunes only stale nodes in range (HP-16): none here.
   assert.equal(report.stable_nodes_pruned, '0');
-  // KSM's callback saw MEM_GOING_OFFLINE then MEM_OFFLINE (7.3 rules 15-16).
+  // KSM's callback saw MEM_GOING_OFFLINE then MEM_OFFLINE (HP-15..HP-16).
   const ksmCalls = report.notifier_calls.filter((c) => /ksm/.test(c));
   assert.ok(ksmCalls.some((c) => c.startsWith('MEM_GOING_OFFLINE')), ksmCalls.join('; '));
   assert.ok(ksmCalls.some((c) => c.startsWith('MEM_OFFLINE')), ksmCalls.join('; '));
@@ -195,7 +195,7 @@ test('scenario 10.8: offline the block holding the live KSM page', async () => {
   assert.deepEqual(await ksm.counters(), {
     pages_shared: 1, pages_sharing: 1, pages_unshared: 0, pages_volatile: 0, full_scans: 2,
   });
-  // The offline released KSM's lock (7.3 rule 16: unlock after MEM_OFFLINE).
+  // The offline released KSM's lock (HP-16: unlock after MEM_OFFLINE).
   assert.equal((await ksm.get()).locked_by_offline, false);
 
   // Both read their data.

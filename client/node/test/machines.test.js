@@ -1,6 +1,6 @@
 'use strict';
 // Machines: create / get / list / delete against the real memnoded, and the
-// error model (SPEC "Decisions" 6, docs/API.md "Errors"): a request the
+// error model (SEMANTICS CH-21, docs/API.md "Errors"): a request the
 // service cannot act on is a gRPC error whose google.rpc.ErrorInfo (in the
 // grpc-status-details-bin trailer) carries a stable reason.
 

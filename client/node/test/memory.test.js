@@ -1,7 +1,7 @@
 'use strict';
 // Processes and memory against the real memnoded: mmap, write, read, fill,
 // digest, fork, translate. Expected values come from the documented rules
-// (docs/API.md sections 1.1 and 3.2, process.proto, kernel-semantics 5.2),
+// (docs/API.md sections 1.1 and 3.2, process.proto, SEMANTICS COW-5..COW-8),
 // computed here, never copied from server output.
 
 const test = require('node:test');
@@ -157,7 +157,7 @@ test('fork: copy-on-write private memory', async () => {
   assert.ok((await parent.fill(a + BigInt(PAGE_SIZE), PAGE_SIZE, { seed: 42 })).ok);
   const parentPfn = await parent.pfn(a);
 
-  // fork(2) (process.proto ForkProcess, kernel-semantics 5.2): private
+  // fork(2) (process.proto ForkProcess, SEMANTICS COW-5..COW-8): private
   // anonymous memory becomes copy-on-write: the child maps the same frames.
   const child = await parent.fork();
   assert.notEqual(child.pid, parent.pid);

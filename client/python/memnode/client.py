@@ -4,7 +4,7 @@ The generated stubs (``memnode.v1.*_pb2`` / ``*_pb2_grpc``) come from the
 build directory (``<build>/python``), which must be on ``sys.path``; see
 ``client/python/README.md``.
 
-Two kinds of failure exist and are kept apart (SPEC "Decisions" 6):
+Two kinds of failure exist and are kept apart (SEMANTICS CH-21):
 
 * an **emulated** outcome of a syscall or sysfs write (EFAULT, EINVAL, ...)
   is data: the wrapper returns it as a :class:`Result` whose ``errnum`` is

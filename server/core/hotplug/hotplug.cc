@@ -1,7 +1,7 @@
 // Overview: memory blocks and hot-remove with the seed's sequence
-// (docs/SEMANTICS.md, section "Memory hotplug"), the memory notifier chain
-// (notifier.h; KSM's callback at priority 100), pause points (SPEC
-// Decisions 4) and notifier error injection.
+// (docs/SEMANTICS.md HP-1..HP-20), the memory notifier chain (notifier.h;
+// KSM's callback at priority 100), pause points (SEMANTICS CH-4) and notifier
+// error injection.
 //
 // offline_pages, as a resumable state machine:
 //   kNone -> isolate: a block with unmovable pages fails EBUSY before any

@@ -1,5 +1,5 @@
 // Overview: the scanner and merge logic of KSM, step for step as Linux 2.6.33
-// (kernel-semantics.md, rules cited as "2.3 rule 9c" etc.).
+// (docs/SEMANTICS.md, rules cited by id: "MERGE-4" etc.).
 //
 // A visit (ksm_do_scan -> cmp_and_merge_page):
 //   a. take the item out of whatever tree it is in (counters move here);
@@ -80,7 +80,7 @@ Ksm::~Ksm() {
 void Ksm::Enter(Process& mm) {
   MmSlot* slot = new MmSlot;
   slot->mm = &mm;
-  // Just behind the cursor: before cur_slot_ in the circular list (1.3 r11).
+  // Just behind the cursor: before cur_slot_ in the circular list (DS-11).
   slot->next = cur_slot_;
   slot->prev = cur_slot_->prev;
   cur_slot_->prev->next = slot;
@@ -135,7 +135,7 @@ Pfn Ksm::GetKsmPage(StableNode* node) {
 
 void Ksm::RemoveNode(StableNode* node, PruneReason reason) {
   uint64_t stripped = 0;
-  // 5.3 rule 10: every item still listed loses its flag; counters follow.
+  // PRUNE-2: every item still listed loses its flag; counters follow.
   for (RmapItem* item = node->hlist; item;) {
     RmapItem* next = item->hnext;
     if (next)
@@ -232,7 +232,7 @@ StableNode* Ksm::StableTreeInsert(Pfn kpage) {
     else if (cmp > 0)
       link = &parent->right;
     else
-      return nullptr;  // an identical node exists (2.3 rule 9f)
+      return nullptr;  // an identical node exists (MERGE-8)
   }
   StableNode* node = new StableNode;
   node->id = next_node_id_++;
@@ -308,7 +308,7 @@ void Ksm::StableTreeAppend(RmapItem* item, StableNode* node, bool new_node) {
 }
 
 // ---------------------------------------------------------------------------
-// Merging (2.3 rule 11)
+// Merging (MERGE-10)
 
 bool Ksm::TryMergeOnePage(Process& mm, Vaddr addr, Pfn page, Pfn kpage) {
   if (page == kpage) return true;  // KSM page forked
@@ -350,7 +350,7 @@ void Ksm::BreakCow(RmapItem* item) {
 }
 
 Pfn Ksm::TryMergeTwoPages(RmapItem* item, Pfn page, RmapItem* tree_item, Pfn tree_page) {
-  // linux-2.6.33 profile: no max_kernel_pages gate (SPEC Decisions 1).
+  // linux-2.6.33 profile: no max_kernel_pages gate (SEMANTICS CH-1).
   if (!TryMergeWithKsmPage(item, page, kNoPfn)) return kNoPfn;
   if (!TryMergeWithKsmPage(tree_item, tree_page, page)) {
     BreakCow(item);  // a KSM page with a single pte: undo
@@ -360,8 +360,8 @@ Pfn Ksm::TryMergeTwoPages(RmapItem* item, Pfn page, RmapItem* tree_item, Pfn tre
 }
 
 void Ksm::CmpAndMergePage(Pfn page, RmapItem* item) {
-  RemoveFromTree(item);  // 2.3 rule 9a
-  // 9b-c: stable tree first.
+  RemoveFromTree(item);  // MERGE-2
+  // MERGE-3, MERGE-4: stable tree first.
   Pfn kpage = StableTreeSearch(page);
   if (kpage != kNoPfn) {
     if (TryMergeWithKsmPage(item, page, kpage)) {
@@ -370,13 +370,13 @@ void Ksm::CmpAndMergePage(Pfn page, RmapItem* item) {
     }
     return;
   }
-  // 9d: volatility.
+  // MERGE-5: volatility.
   uint32_t checksum = mem_.Frame(page).content->Checksum();
   if (item->oldchecksum != checksum) {
     item->oldchecksum = checksum;
     return;
   }
-  // 9e-f: unstable tree.
+  // MERGE-6, MERGE-7: unstable tree.
   Pfn tree_page = kNoPfn;
   RmapItem* tree_item = UnstableTreeSearchInsert(item, page, &tree_page);
   if (!tree_item) return;
@@ -394,7 +394,7 @@ void Ksm::CmpAndMergePage(Pfn page, RmapItem* item) {
 }
 
 // ---------------------------------------------------------------------------
-// The scanner (2.2)
+// The scanner (SCAN-4..SCAN-8)
 
 void Ksm::FreeItem(RmapItem* item) {
   RemoveFromTree(item);
@@ -440,7 +440,7 @@ RmapItem* Ksm::ScanNext(Pfn* page) {
   if (!HasSlots()) return nullptr;
   MmSlot* slot = cur_slot_;
   if (slot == &head_) {
-    ResetUnstable();  // 2.2 rule 4
+    ResetUnstable();  // SCAN-4
     slot = head_.next;
     cur_slot_ = slot;
     cur_address_ = 0;
@@ -462,7 +462,7 @@ RmapItem* Ksm::ScanNext(Pfn* page) {
       cur_address_ = 0;
       rmap_floor_ = 0;
     }
-    // Trailing items: above the last page found (2.2 rule 7).
+    // Trailing items: above the last page found (SCAN-7).
     RemoveItemsBelow(slot, rmap_floor_, ~Vaddr{0});
     cur_slot_ = slot->next;
     if (cur_address_ == 0) UnregisterSlot(slot);  // no mergeable vma (or exiting)
@@ -471,7 +471,7 @@ RmapItem* Ksm::ScanNext(Pfn* page) {
     cur_address_ = 0;
     rmap_floor_ = 0;
   }
-  seqnr_++;  // 2.2 rule 8
+  seqnr_++;  // SCAN-8
   Event e{EventKind::kPassEnd};
   e.value = seqnr_;
   events_.Emit(e);
@@ -487,7 +487,7 @@ uint64_t Ksm::DoScan(uint64_t visits) {
     done++;
     visits_total_++;
     PageFrame& f = mem_.Frame(page);
-    // 2.3 rule 9: an already-stable KSM page costs a visit and nothing else.
+    // MERGE-1: an already-stable KSM page costs a visit and nothing else.
     if (f.state != PageState::kKsm || item->state != RmapState::kStable)
       CmpAndMergePage(page, item);
   }
@@ -526,7 +526,7 @@ KsmStepResult Ksm::StepPasses(uint64_t passes, uint64_t max_visits) {
 }
 
 // ---------------------------------------------------------------------------
-// run (9.1) and run=2 (4.3 rule 15)
+// run (KNOB-4, KNOB-5) and run=2 (KNOB-7)
 
 Errno Ksm::WriteRun(uint64_t value) {
   if (value > 2) return Errno::kEINVAL;
@@ -562,7 +562,7 @@ Errno Ksm::UnmergeAll() {
 }
 
 // ---------------------------------------------------------------------------
-// Hot-remove support (7.3)
+// Hot-remove support (HP-14..HP-19)
 
 void Ksm::ForEachRmapItem(
     const StableNode* node,
@@ -664,7 +664,7 @@ KsmInfo Ksm::Info() const {
   i.pages_unshared = pages_unshared_;
   int64_t vol = int64_t(rmap_items_) - int64_t(pages_shared_) - int64_t(pages_sharing_) -
                 int64_t(pages_unshared_);
-  i.pages_volatile = vol < 0 ? 0 : uint64_t(vol);  // 3.4: clamped
+  i.pages_volatile = vol < 0 ? 0 : uint64_t(vol);  // CNT-4: clamped
   i.full_scans = seqnr_;
   i.rmap_items = rmap_items_;
   i.stable_nodes = stable_nodes_;
@@ -722,7 +722,7 @@ std::vector<RmapItemInfo> Ksm::UnstableItems() {
   for (RbNode* n = unstable_.First(); n; n = RbTree::Next(n))
     out.push_back(DescribeItem(Container<RmapItem>(n)));
   // Items still flagged unstable from the previous pass are in no tree but
-  // count in pages_unshared (2.4 rule 13): listed after, in mm-list order.
+  // count in pages_unshared (SCAN-9): listed after, in mm-list order.
   for (MmSlot* s = head_.next; s != &head_; s = s->next)
     for (const auto& [a, item] : s->items)
       if (item->state == RmapState::kUnstable && !item->in_tree) out.push_back(DescribeItem(item));
@@ -809,8 +809,8 @@ void Ksm::Check(std::vector<std::string>* out) {
       if (f.state != PageState::kKsm) continue;
       // A KSM page may have no node: promoted while forked (several ptes),
       // then the merge of the tree page failed and only this address's COW
-      // was broken (2.3 rule 9f); the other mappers keep it until they write
-      // or ksmd revisits them (1.6 rule 17: never demoted).
+      // was broken (MERGE-7); the other mappers keep it until they write
+      // or ksmd revisits them (DS-17: never demoted).
       if (!f.ksm_node) continue;
       if (!nodes.count(f.ksm_node))
         fail(absl::StrFormat("pfn %d: KSM page's node is not in the tree", b.start + i));

@@ -5,7 +5,7 @@
 // machine's KernelProfile (profile/profile.h); the rest of the machine is
 // reached through KsmHost (ksm_host.h) and PhysMem only.
 // Linux analogue: mm/ksm.c (2.6.33 at the seed commit "ksm: memory hotremove
-// migration only"); docs/SEMANTICS.md, section "KSM", states every rule.
+// migration only"); docs/SEMANTICS.md (DS, SCAN, MERGE, CNT, ...) states every rule.
 //
 // Thread safety: not thread-safe. Owned by a machine and called only with the
 // machine's lock held.

@@ -1,5 +1,5 @@
 // Overview: the migration core and the three migration syscalls, with the
-// outcomes of Linux 2.6.33 (docs/SEMANTICS.md, section "Migration"):
+// outcomes of Linux 2.6.33 (docs/SEMANTICS.md MIG, MOVE, MBIND, MPS, POL):
 //
 //   1. migrate_pages() core: up to 10 passes over the list; -EAGAIN keeps a
 //      page for the next pass (extra references: pins); -ENOMEM aborts the

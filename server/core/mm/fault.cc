@@ -1,5 +1,5 @@
 // Overview: page faults and copy-on-write, with the outcomes of Linux 2.6.33
-// (docs/SEMANTICS.md, section "Processes and memory"):
+// (docs/SEMANTICS.md COW-1, POL-6, CH-9, CH-14, CH-15):
 //   1. A write to an address with no page allocates by the memory policy
 //      (default: the home node, falling back to the other nodes in id order;
 //      ENOMEM when none has a free page) and gives the VMA an anon_vma.
