@@ -22,6 +22,8 @@ const std::map<std::string, FlagKind>& KnownFlags() {
       {"machine", FlagKind::kValue},
       {"json", FlagKind::kSwitch},
       {"timeout", FlagKind::kValue},
+      {"token-file", FlagKind::kValue},
+      {"tls-ca", FlagKind::kValue},
       {"help", FlagKind::kSwitch},
       // machine create.
       {"nodes", FlagKind::kValue},
@@ -77,8 +79,8 @@ const std::map<std::string, FlagKind>& KnownFlags() {
 }
 
 const std::set<std::string>& GlobalFlags() {
-  static const auto* const kGlobal =
-      new std::set<std::string>{"server", "machine", "json", "timeout", "help"};
+  static const auto* const kGlobal = new std::set<std::string>{
+      "server", "machine", "json", "timeout", "token-file", "tls-ca", "help"};
   return *kGlobal;
 }
 

@@ -18,7 +18,9 @@
 // Thread safety: single-threaded.
 
 #include <fcntl.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/client_interceptor.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -275,6 +277,34 @@ std::string FaultDetail(v1::Errno errnum, uint64_t fault_address, uint64_t bytes
   return detail;
 }
 
+// Adds "authorization: Bearer <token>" to every call of the channel.
+class BearerTokenInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit BearerTokenInterceptor(const std::string& token) : value_("Bearer " + token) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->insert({"authorization", value_});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  std::string value_;
+};
+
+class BearerTokenFactory : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit BearerTokenFactory(std::string token) : token_(std::move(token)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo* info) override {
+    return new BearerTokenInterceptor(token_);
+  }
+
+ private:
+  std::string token_;
+};
+
 class Cli;
 
 // A subcommand: its words, argument synopsis, help and handler.
@@ -348,6 +378,7 @@ class Cli {
   int MovePages();
   int Watch();
   int Top();
+  int Health();
   int Completion();
 
  private:
@@ -425,6 +456,8 @@ class Cli {
   Args args_;
   const Command* command_ = nullptr;
   std::string server_;
+  std::string token_;   // from --token-file: sent as "authorization: Bearer <token>"
+  std::string tls_ca_;  // --tls-ca: PEM roots; non-empty means a TLS channel
   std::string machine_id_;
   bool json_ = false;
   double timeout_seconds_ = kDefaultTimeoutSeconds;
@@ -451,6 +484,13 @@ Global flags (may appear anywhere on the line):
   --machine=ID        machine to act on (default "default", i.e. machines/default)
   --json              print one JSON object per command (proto field names)
   --timeout=SECONDS   deadline of each RPC (default 30; 0 = none)
+  --token-file=PATH   bearer token for a server with --token_file (default
+                      $MEMNODE_TOKEN_FILE): the first word of the file's first
+                      line that is not blank or a '#' comment, so the
+                      server's own token file works too
+  --tls-ca=PATH       speak TLS, trusting the PEM CA bundle PATH (default
+                      $MEMNODE_TLS_CA); the server's certificate must name
+                      the --server host
   --help, -h          show help (memnodectl COMMAND --help for one command)
 
 Numbers are decimal or 0x hex; lengths and addresses also take the binary
@@ -478,7 +518,7 @@ void PrintCommandHelp(std::ostream& out, const Command& c) {
   out << "\n\n" << c.summary << "\n";
   if (c.details[0] != '\0') out << "\n" << c.details;
   out << "\nGlobal flags: --server=HOST:PORT --machine=ID --json "
-         "--timeout=SECONDS (see memnodectl help)\n";
+         "--timeout=SECONDS --token-file=PATH --tls-ca=PATH (see memnodectl help)\n";
 }
 
 const Command* FindCommand(const std::string& path) {
@@ -571,6 +611,33 @@ bool Cli::ReadGlobalFlags() {
     UsageError(absl::StrCat("--timeout: not a number of seconds: \"", timeout, "\""), command_);
     return false;
   }
+  auto env_or = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v != nullptr ? v : "");
+  };
+  const std::string token_file = args_.FlagString("token-file", env_or("MEMNODE_TOKEN_FILE"));
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    std::string line;
+    while (token_.empty() && std::getline(in, line)) {
+      absl::string_view l = absl::StripAsciiWhitespace(line);
+      if (l.empty() || l[0] == '#') continue;
+      token_ = std::string(l.substr(0, l.find_first_of(" \t")));
+    }
+    if (token_.empty()) {
+      UsageError(absl::StrCat("--token-file: no token in \"", token_file, "\""), command_);
+      return false;
+    }
+  }
+  const std::string tls_ca = args_.FlagString("tls-ca", env_or("MEMNODE_TLS_CA"));
+  if (!tls_ca.empty()) {
+    std::ifstream in(tls_ca, std::ios::binary);
+    tls_ca_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (tls_ca_.empty()) {
+      UsageError(absl::StrCat("--tls-ca: cannot read \"", tls_ca, "\""), command_);
+      return false;
+    }
+  }
   if (server_.empty() || machine_id_.empty() || machine_id_ == "machines/") {
     UsageError("--server and --machine must not be empty", command_);
     return false;
@@ -601,7 +668,18 @@ int Cli::CheckUsage(const Command& command) {
 
 void Cli::Connect() {
   if (channel_ != nullptr) return;
-  channel_ = grpc::CreateChannel(server_, grpc::InsecureChannelCredentials());
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!tls_ca_.empty()) {
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = tls_ca_;
+    credentials = grpc::SslCredentials(tls);
+  }
+  // The token goes on every call (unary and streaming) through one client
+  // interceptor; gRPC's call credentials would refuse a plaintext channel.
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  if (!token_.empty()) interceptors.push_back(std::make_unique<BearerTokenFactory>(token_));
+  channel_ = grpc::experimental::CreateCustomChannelWithInterceptors(
+      server_, credentials, grpc::ChannelArguments(), std::move(interceptors));
   machines_ = v1::MachineService::NewStub(channel_);
   processes_ = v1::ProcessService::NewStub(channel_);
   ksm_ = v1::KsmService::NewStub(channel_);
@@ -2837,6 +2915,70 @@ int Cli::Top() {
 }
 
 // ---------------------------------------------------------------------------
+// Health.
+
+// grpc.health.v1.Health/Check through a generic stub (the health proto is not
+// among memnode's; its two messages are one optional field each, encoded by
+// hand): HealthCheckRequest{service = 1: string}, HealthCheckResponse{status
+// = 1: enum, SERVING = 1}. Needs no token. Exit 0 when SERVING, 1 otherwise,
+// 3/4 on an RPC error as for every command.
+int Cli::Health() {
+  args_.Expect(0, 1, {});
+  if (int rc = CheckUsage(*command_)) return rc;
+  const std::string service = args_.Positional(0);
+  Connect();
+  std::string request;
+  if (!service.empty()) {
+    if (service.size() > 127) return UsageError("SERVICE is too long", command_);
+    request.push_back('\x0a');
+    request.push_back(static_cast<char>(service.size()));
+    request += service;
+  }
+  grpc::Slice slice(request);
+  grpc::ByteBuffer request_buffer(&slice, 1);
+  grpc::ClientContext context;
+  if (timeout_seconds_ > 0) {
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                             std::chrono::duration<double>(timeout_seconds_)));
+  }
+  grpc::GenericStub stub(channel_);
+  grpc::CompletionQueue cq;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
+      stub.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request_buffer, &cq);
+  call->StartCall();
+  grpc::ByteBuffer response_buffer;
+  grpc::Status status;
+  call->Finish(&response_buffer, &status, nullptr);
+  void* tag = nullptr;
+  bool ok = false;
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (!status.ok()) return ReportRpcError(status);
+  std::vector<grpc::Slice> slices;
+  std::string response;
+  if (response_buffer.Dump(&slices).ok()) {
+    for (const grpc::Slice& s : slices) {
+      response.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+  }
+  // Field 1, varint; absent means 0 (UNKNOWN).
+  int value = 0;
+  if (response.size() >= 2 && response[0] == '\x08')
+    value = static_cast<unsigned char>(response[1]);
+  static const char* const kNames[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
+  const char* name = value >= 0 && value < 4 ? kNames[value] : "UNKNOWN";
+  if (json_) {
+    std::cout << "{\"status\":\"" << name << "\"}\n";
+  } else {
+    std::cout << name << "\n";
+  }
+  return value == 1 ? kExitOk : kExitErrno;
+}
+
+// ---------------------------------------------------------------------------
 // Shell completion.
 
 // Words offered for positional argument `index` (0-based, after the command
@@ -3226,6 +3368,11 @@ const Command kCommands[] = {
      "from the event stream since top started. Redraws in place on a terminal;\n"
      "plain text blocks (or one JSON object per refresh with --json) otherwise.\n",
      &Cli::Top},
+    {"health", "[SERVICE]",
+     "Ask the server's standard gRPC health service (grpc.health.v1; no token needed).",
+     "  Prints SERVING, NOT_SERVING, SERVICE_UNKNOWN or UNKNOWN; exits 0 only for\n"
+     "  SERVING (1 otherwise). SERVICE defaults to \"\", the whole server.\n",
+     &Cli::Health},
     {"completion", "bash", "Print a bash completion script: source <(memnodectl completion bash).",
      "", &Cli::Completion},
 };
