@@ -615,7 +615,10 @@ bool Cli::ReadGlobalFlags() {
     const char* v = std::getenv(name);
     return std::string(v != nullptr ? v : "");
   };
-  const std::string token_file = args_.FlagString("token-file", env_or("MEMNODE_TOKEN_FILE"));
+  // `health` needs no token (a health check must not depend on the secret).
+  const std::string token_file = command_->run == &Cli::Health
+                                     ? std::string()
+                                     : args_.FlagString("token-file", env_or("MEMNODE_TOKEN_FILE"));
   if (!token_file.empty()) {
     std::ifstream in(token_file);
     std::string line;

@@ -229,6 +229,17 @@ class Deployed:
         return subprocess.run(["ip", "netns", "exec", self.ns, *cmd], capture_output=True, text=True,
                               timeout=timeout, env=env)
 
+    def exec_inside(self, *cmd: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """A command as `docker exec` runs it: in memnoded's network and
+        mount namespaces, as the deployment's user, with its environment."""
+        d = self.deployment
+        user = ["setpriv", f"--reuid={d.uid}", f"--regid={d.gid}", "--clear-groups"] if d.uid else []
+        env = ["env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+               *(f"{k}={v}" for k, v in d.env.items())]
+        return subprocess.run(["nsenter", f"--target={self.proc.pid}", "--mount", "--net",
+                               "--wd", *env, *user, *cmd],
+                              capture_output=True, text=True, timeout=timeout)
+
     def probe(self, grpc: str, metrics: str | None = None, token_file: Path | None = None) -> dict:
         """tests/deploy/probe.py in the namespace; its JSON report."""
         cmd = ["/usr/bin/python3", str(HERE / "probe.py"), "--grpc", grpc]
