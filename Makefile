@@ -71,10 +71,10 @@ soak: build
 # The image of deploy/docker/Dockerfile built by a real Docker engine
 # (Debian's docker.io; started here and stopped again if it was not running)
 # on a Debian base image made locally with debootstrap, then run, probed,
-# stopped and restarted (tests/deploy/container_test.py).
+# stopped and restarted (tests/deploy/container_e2e.py).
 test-container: build
 	@scripts/deps.sh test container
-	MEMNODE_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q -rs tests/deploy/container_test.py
+	MEMNODE_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q -rs tests/deploy/container_e2e.py
 
 # Each libFuzzer target (clang, build/fuzz) for FUZZ_SECONDS.
 fuzz: deps-build

@@ -15,7 +15,7 @@ compared with the Makefile and the files they use, and every shipped config
 is started as shipped in its own namespaces (deployed.py, shipped.py) with
 the memnoded and memnodectl of ``$MEMNODE_BUILD_DIR`` (default
 build/release). A missing tool or build fails the test with its name;
-nothing is skipped. container_test.py (a real Docker engine) is not
+nothing is skipped. container_e2e.py (a real Docker engine) is not
 collected here: ``make test-container`` runs it.
 """
 

@@ -4,7 +4,7 @@ link; a non-root user; the baked config started as shipped (in its own
 network and mount namespace, with the token secret where it reads it) and
 probed; a HEALTHCHECK command that really tells a serving memnoded from a
 stopped one. (The image itself is built and run by a real Docker engine in
-container_test.py, `make test-container`.)"""
+container_e2e.py, `make test-container`.)"""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ def run(*cmd, timeout=600, check=True, **kw) -> subprocess.CompletedProcess:
 
 
 def timed(label: str, started: float) -> None:
-    print(f"container_test: {label}: {time.monotonic() - started:.1f} s", flush=True)
+    print(f"container_e2e: {label}: {time.monotonic() - started:.1f} s", flush=True)
 
 
 @pytest.fixture(scope="module")
