@@ -109,7 +109,6 @@ class Server:
     def finish(self, sig: int) -> tuple[int, str]:
         self.proc.send_signal(sig)
         out, _ = self.proc.communicate(timeout=60)
-        self.channel.close()
         return self.proc.returncode, "\n".join(self.lines) + "\n" + (self.rest + out).decode(errors="replace")
 
 
@@ -289,6 +288,7 @@ def main() -> int:
             if time.monotonic() >= end:
                 code, out = server.finish(signal.SIGTERM)
                 check(code == 0, f"final stop: exit {code}\n{out}")
+                server.channel.close()
                 server = None
                 break
             stop = threading.Event()
@@ -298,14 +298,14 @@ def main() -> int:
             time.sleep(rng.uniform(0.2, 2.0))
             last = rng.choice((signal.SIGTERM, signal.SIGKILL))
             code, out = server.finish(last)
-            server = None
             stop.set()
             for t in threads:
                 t.join(timeout=60)
                 check(not t.is_alive(), "a load thread hung")
                 check(t.error is None, t.error)
                 stats["ops"] += t.ops
-                stats["ops_per_cycle_min"] = min(stats.get("ops_per_cycle_min", t.ops), t.ops)
+            server.channel.close()  # once no thread uses it
+            server = None
             stats[last.name] += 1
             if last == signal.SIGTERM:
                 check(code == 0, f"SIGTERM: exit {code}\n{out}")
