@@ -74,7 +74,7 @@ soak: build
 # stopped and restarted (tests/deploy/container_e2e.py).
 test-container: build
 	@scripts/deps.sh test container
-	MEMNODE_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q -rs tests/deploy/container_e2e.py
+	MEMNODE_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q -rs -s tests/deploy/container_e2e.py
 
 # Each libFuzzer target (clang, build/fuzz) for FUZZ_SECONDS.
 fuzz: deps-build
