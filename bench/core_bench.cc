@@ -27,6 +27,7 @@
 
 #include "benchmark/benchmark.h"
 #include "server/core/machine.h"
+#include "server/core/names.h"
 
 namespace memnode {
 namespace {

@@ -52,6 +52,7 @@
 
 #include "absl/time/clock.h"
 #include "server/core/machine.h"
+#include "server/core/names.h"
 
 namespace memnode {
 namespace {
@@ -160,7 +161,7 @@ enum class Mix { kFewKsm, kManyKsm };
 const char* MixName(Mix m) { return m == Mix::kFewKsm ? "16 KSM pages" : "8192 KSM pages"; }
 
 struct OfflineRun {
-  Machine::OfflineReport report;
+  OfflineReport report;
   double wall_s = 0, cpu_s = 0, build_s = 0;
   uint64_t anon = 0, ksm = 0, free = 0;  // the block's frames before the offline
   uint64_t ksm_sharing = 0;              // pages_sharing before the offline
@@ -212,7 +213,7 @@ OfflineRun RunOfflineOnce(Mix mix, int rep) {
     MustFill(*m, p2, a2, freed,
              FillPattern{FillPattern::kRandom, 3003 + static_cast<uint64_t>(rep)});
   }
-  Machine::BlockInfo bi = Must(m->GetBlock(kTargetBlock), "GetBlock");
+  BlockInfo bi = Must(m->GetBlock(kTargetBlock), "GetBlock");
   out.anon = bi.count[static_cast<int>(PageState::kAnon)];
   out.ksm = bi.count[static_cast<int>(PageState::kKsm)];
   out.free = bi.free_pages;
@@ -220,8 +221,7 @@ OfflineRun RunOfflineOnce(Mix mix, int rep) {
   out.build_s = WallNow() - b0;
 
   const double w0 = WallNow(), c0 = ThreadCpuNow();
-  out.report =
-      Must(m->OfflineBlock(kTargetBlock, Machine::OfflineOptions{}, absl::Now()), "OfflineBlock");
+  out.report = Must(m->OfflineBlock(kTargetBlock, OfflineOptions{}, absl::Now()), "OfflineBlock");
   out.cpu_s = ThreadCpuNow() - c0;
   out.wall_s = WallNow() - w0;
   if (rep == 0) out.check_ok = m->Check().ok();  // once per mix, untimed
@@ -292,7 +292,7 @@ void RunOfflineSection(const Options& opt) {
     }
     if (!ok) continue;
     const double w = Median(wall), cp = Median(cpu);
-    const Machine::OfflineReport& rp = first.report;
+    const OfflineReport& rp = first.report;
     const double rate = cp > 0 ? static_cast<double>(rp.pages_migrated) / cp : 0;
     std::printf("  %-15s %6" PRIu64 " %5" PRIu64 " %8" PRIu64 " | %8" PRIu64 " %6" PRIu64
                 " %6" PRIu64 " %9.1f | %8.2f %8.2f %11s %8.2fx %7.0f ns\n",
@@ -379,7 +379,7 @@ PruneMachine BuildPruneMachine(uint64_t n, uint64_t k) {
     Must(m.KsmStepPasses(1, ~uint64_t{0}), "KsmStepPasses");
   if (k > 0) MustErrno(m.Munmap(pid, a, 2 * k * kPageSize), "Munmap");
   pm.before = m.GetKsm();
-  Machine::BlockInfo bi = Must(m.GetBlock(pm.target), "GetBlock");
+  BlockInfo bi = Must(m.GetBlock(pm.target), "GetBlock");
   const uint64_t in_use = bi.pages - bi.free_pages;
   if (pm.before.stable_nodes != n || pm.before.pages_shared != n || pm.before.pages_sharing != n)
     pm.problem = "stable_nodes=" + std::to_string(pm.before.stable_nodes) +
@@ -393,7 +393,7 @@ PruneMachine BuildPruneMachine(uint64_t n, uint64_t k) {
 }
 
 struct PruneTiming {
-  Machine::OfflineReport report;
+  OfflineReport report;
   KsmInfo after;
   double wall_s = 0, cpu_s = 0;
 };
@@ -402,8 +402,7 @@ PruneTiming OfflineTimed(PruneMachine& pm, bool rescan) {
   PruneTiming t;
   pm.m->SetPruneByRescanForTesting(rescan);
   const double w0 = WallNow(), c0 = ThreadCpuNow();
-  t.report =
-      Must(pm.m->OfflineBlock(pm.target, Machine::OfflineOptions{}, absl::Now()), "OfflineBlock");
+  t.report = Must(pm.m->OfflineBlock(pm.target, OfflineOptions{}, absl::Now()), "OfflineBlock");
   t.cpu_s = ThreadCpuNow() - c0;
   t.wall_s = WallNow() - w0;
   t.after = pm.m->GetKsm();

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "server/core/machine.h"
+#include "server/core/names.h"
 
 namespace memnode {
 namespace {

@@ -13,7 +13,7 @@
 // ("off") and with what memnoded attaches ("on"): the MachineMetrics observer
 // of a metrics::ServerMetrics (Attach, as memnoded's registry listener does)
 // with a scrape (ServerMetrics::Scrape) every --scrape_ms from another
-// thread, plus a service::EventHub with one subscribed EventQueue (a
+// thread, plus a host::EventHub with one subscribed EventQueue (a
 // WatchEvents stream's queue, --event_buffer events) drained by another
 // thread (--attach=metrics or events: only one of the two). Blocks go off,on,on,off,... so a drift
 // hits both. Figure: visits per CPU-second of the scanning thread (CLOCK_THREAD_CPUTIME_ID around
@@ -66,8 +66,9 @@
 #include "memnode/v1/events.grpc.pb.h"
 #include "memnode/v1/machine.grpc.pb.h"
 #include "server/core/machine.h"
+#include "server/core/names.h"
+#include "server/host/event_hub.h"
 #include "server/metrics/server_metrics.h"
-#include "server/service/events_service.h"
 
 ABSL_FLAG(std::string, part, "all", "all, ksm (part 1) or rpc (part 2)");
 ABSL_FLAG(uint64_t, pages, uint64_t{1} << 18,
@@ -235,24 +236,24 @@ KsmPartResult RunKsmPart() {
   metrics::MachineMetrics* observer = server_metrics.ForMachine("bench");
   if (!observer) Die("ServerMetrics::Attach did not attach");
   m->RemoveObserver(observer);  // attached only during "on" blocks
-  service::EventHub hub;
-  service::EventQueue queue(std::max<uint32_t>(absl::GetFlag(FLAGS_event_buffer), 1), 0);
+  host::EventHub hub;
+  host::EventQueue queue(std::max<uint32_t>(absl::GetFlag(FLAGS_event_buffer), 1), 0);
   hub.Subscribe(&queue);
 
   KsmPartResult res;
   std::atomic<bool> stop{false}, scraping{false};
   std::thread drainer([&] {
-    std::vector<service::QueuedEvent> batch;
+    std::vector<host::QueuedEvent> batch;
     for (;;) {
       uint64_t dropped = 0;
-      const service::EventQueue::End end = queue.Drain(absl::Milliseconds(50), &batch, &dropped);
-      for (const service::QueuedEvent& q : batch) {
+      const host::EventQueue::End end = queue.Drain(absl::Milliseconds(50), &batch, &dropped);
+      for (const host::QueuedEvent& q : batch) {
         const size_t k = static_cast<size_t>(q.event.kind);
         if (k < 32) res.by_kind[k]++;
       }
       res.delivered += batch.size();
       res.dropped += dropped;
-      if (end != service::EventQueue::End::kOpen && batch.empty() && dropped == 0) break;
+      if (end != host::EventQueue::End::kOpen && batch.empty() && dropped == 0) break;
     }
   });
   std::thread scraper([&] {
@@ -299,7 +300,7 @@ KsmPartResult RunKsmPart() {
     }
   }
   stop.store(true);
-  hub.CloseAll(service::EventQueue::End::kShutdown);
+  hub.CloseAll(host::EventQueue::End::kShutdown);
   drainer.join();
   scraper.join();
   hub.Unsubscribe(&queue);

@@ -5,7 +5,7 @@
 #   scripts/sanitizers.sh tsan   TSan build (build/tsan) of the core's
 #                                concurrency test only, then runs it
 #   scripts/sanitizers.sh tsa    clang -Wthread-safety -Werror=thread-safety
-#                                over server/core and server/service
+#                                over server/core, server/host and server/service
 #                                (build/tsa; -fsyntax-only, generated proto
 #                                headers only)
 # Env: TSAN_DIR, TSA_DIR, JOBS.
@@ -46,7 +46,7 @@ import json, os, shlex, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
 d, jobs = sys.argv[1], int(sys.argv[2])
 cmds = [c for c in json.load(open(os.path.join(d, "compile_commands.json")))
-        if "/server/core/" in c["file"] or "/server/service/" in c["file"]]
+        if any(p in c["file"] for p in ("/server/core/", "/server/host/", "/server/service/"))]
 def check(c):
     args = shlex.split(c["command"])
     # drop -o <obj>, compile nothing: analysis only

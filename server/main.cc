@@ -31,10 +31,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/host/event_hub.h"
+#include "server/host/registry.h"
 #include "server/metrics/server_metrics.h"
 #include "server/service/auth.h"
 #include "server/service/events_service.h"
-#include "server/service/registry.h"
 #include "server/service/services.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -341,7 +342,7 @@ int main(int argc, char** argv) {
     metrics_password = line.substr(colon + 1);
   }
 
-  memnode::service::Limits limits;
+  memnode::host::Limits limits;
   limits.max_machines = absl::GetFlag(FLAGS_max_machines);
   limits.max_machine_bytes = absl::GetFlag(FLAGS_max_machine_bytes);
   limits.max_total_bytes = absl::GetFlag(FLAGS_max_total_bytes);
@@ -349,7 +350,7 @@ int main(int argc, char** argv) {
   limits.max_request_pages = absl::GetFlag(FLAGS_max_request_pages);
   limits.max_ksm_visits = absl::GetFlag(FLAGS_max_ksm_visits);
   limits.max_processes = absl::GetFlag(FLAGS_max_processes);
-  memnode::service::Registry registry(limits, absl::GetFlag(FLAGS_state_dir));
+  memnode::host::Registry registry(limits, absl::GetFlag(FLAGS_state_dir));
   bool default_restored = false;
   if (!registry.state_dir().empty()) {
     std::vector<std::string> errors;
@@ -384,7 +385,8 @@ int main(int argc, char** argv) {
   memnode::service::EventServiceImpl::Options event_options;
   event_options.buffer_events = absl::GetFlag(FLAGS_event_buffer);
   event_options.max_streams = static_cast<int>(absl::GetFlag(FLAGS_max_streams));
-  memnode::service::EventServiceImpl event_service(registry, event_options);
+  memnode::host::EventHubs event_hubs(registry);
+  memnode::service::EventServiceImpl event_service(registry, event_hubs, event_options);
 
   // Metrics: every family registered now; machines attached through the
   // registry's listener; RPCs counted by a server interceptor.
@@ -461,9 +463,9 @@ int main(int argc, char** argv) {
   }
   std::cout << "LISTENING " << host << ":" << port << std::endl;
 
-  std::thread waiter([&server, &event_service] {
+  std::thread waiter([&server, &event_hubs] {
     while (g_signal.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    event_service.Shutdown();  // event streams end now instead of at the deadline
+    event_hubs.Shutdown();  // event streams end now instead of at the deadline
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   });
   server->Wait();

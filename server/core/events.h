@@ -6,7 +6,9 @@
 #ifndef MEMNODE_SERVER_CORE_EVENTS_H_
 #define MEMNODE_SERVER_CORE_EVENTS_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "server/core/types.h"
 
@@ -21,22 +23,9 @@ enum class EventKind {
   kMigrate,        // migrate_pages() finished with one page (moved or not)
   kNotifier,       // a memory notifier was called
   kOfflinePhase,   // an offline passed a phase (isolated, going offline, ...)
-  kOfflineResult,  // an offline ended (value: errno, 0 = offlined)
+  kOfflineResult,  // an offline ended (result: -errno, 0 = offlined)
   kKsmdHeld,       // a ksmd batch was held back by an offline's lock
 };
-
-// Who asked for a migration (kernel-semantics 6.1 rule 5).
-enum class MigrateReason { kOffline, kMbind, kMigratePages, kMovePages };
-const char* MigrateReasonName(MigrateReason r);
-
-enum class PruneReason {
-  kStale,    // get_ksm_page found the KSM page gone (lazy pruning)
-  kOffline,  // MEM_OFFLINE pruned a node whose kpfn lies in the block
-  kUnmerge,  // run=2 unmerge freed the node's page
-};
-
-const char* EventKindName(EventKind k);
-const char* PruneReasonName(PruneReason r);
 
 struct Event {
   EventKind kind;
@@ -51,14 +40,14 @@ struct Event {
   MigrateReason migrate_reason = MigrateReason::kOffline;
   int32_t result = 0;
   bool ksm = false;  // kMigrate: the page was a KSM page
-  // kNotifier: the event (Machine::MemEvent as int), notifier priority, name.
-  int mem_event = 0;
+  // kNotifier: the event, notifier priority and name.
+  MemEvent mem_event = MemEvent::kGoingOnline;
   int priority = 0;
   const char* notifier = "";
   // kNotifier, kOfflinePhase, kOfflineResult: the memory block.
   BlockId block = 0;
-  // kOfflinePhase: Machine::OfflinePhase as int; kOfflineResult: duration.
-  int phase = 0;
+  // kOfflinePhase: the phase passed; kOfflineResult: duration.
+  OfflinePhase phase = OfflinePhase::kNone;
   uint64_t duration_ns = 0;
 };
 
@@ -66,6 +55,26 @@ class Observer {
  public:
   virtual ~Observer() = default;
   virtual void OnEvent(const Event& event) = 0;
+};
+
+// The observers of one machine, as the components see them.
+// Thread safety: used under the machine's lock.
+class EventSink {
+ public:
+  void Add(Observer* o) { observers_.push_back(o); }
+  void Remove(Observer* o) {
+    for (std::size_t i = 0; i < observers_.size(); ++i)
+      if (observers_[i] == o) {
+        observers_.erase(observers_.begin() + static_cast<std::ptrdiff_t>(i));
+        return;
+      }
+  }
+  void Emit(const Event& e) const {
+    for (Observer* o : observers_) o->OnEvent(e);
+  }
+
+ private:
+  std::vector<Observer*> observers_;
 };
 
 }  // namespace memnode

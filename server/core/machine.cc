@@ -1,425 +1,367 @@
-// Overview: the machine's physical side - topology, lazily allocated page
-// frame metadata, the per-node allocator - plus the self-check and the state
-// digest. Processes live in mm.cc, KSM in ksm/ksm.cc.
-//
-// Invariants (checked by Check()):
-//   1. A frame's mapcount equals the ptes (of all processes) that map it; the
-//      zero page is not counted (its ptes are "special", like the kernel's).
-//   2. refcount == mapcount + pins + (1 if a shared object owns the frame).
-//   3. A frame is free exactly when its refcount is 0; free frames hold no
-//      content; every other frame holds a live content.
-//   4. Each block's free_pages and per-state counts agree with its frames.
-//   5. KSM's counters and trees agree with the rmap items (ksm.cc).
+// The façade: every public method takes the machine's lock and makes one call
+// into the wired components (kernel.h). No emulation logic lives here.
 #include "server/core/machine.h"
 
 #include <algorithm>
-#include <cinttypes>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "server/core/ksm/ksm.h"
+#include "absl/strings/str_join.h"
+#include "server/core/kernel.h"
+#include "server/core/profile/profiles.h"
+#include "server/core/snapshot/snapshot.h"
 #include "server/core/status.h"
 
 namespace memnode {
 
-const char* EventKindName(EventKind k) {
-  switch (k) {
-    case EventKind::kMerge: return "merge";
-    case EventKind::kCowBreak: return "cow_break";
-    case EventKind::kPrune: return "prune";
-    case EventKind::kPassEnd: return "pass_end";
-    case EventKind::kProcessExit: return "process_exit";
-    case EventKind::kMigrate: return "migrate";
-    case EventKind::kNotifier: return "notifier";
-    case EventKind::kOfflinePhase: return "offline_phase";
-    case EventKind::kOfflineResult: return "offline_result";
-    case EventKind::kKsmdHeld: return "ksmd_held";
-  }
-  return "?";
-}
-
-const char* PruneReasonName(PruneReason r) {
-  switch (r) {
-    case PruneReason::kStale: return "stale";
-    case PruneReason::kOffline: return "offline";
-    case PruneReason::kUnmerge: return "unmerge";
-  }
-  return "?";
-}
-
 absl::Status MachineConfig::Validate() const {
   auto bad = [](const std::string& m) {
-    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_TOPOLOGY", m);
+    return MakeError(absl::StatusCode::kInvalidArgument, Reason::kInvalidTopology, m);
   };
   if (nodes < 1 || nodes > 64) return bad("nodes must be 1..64");
   if (blocks_per_node < 1 || blocks_per_node > 65536)
     return bad("blocks_per_node must be 1..65536");
   if (pages_per_block < 64 || pages_per_block > (uint64_t{1} << 22) || pages_per_block % 64 != 0)
     return bad("pages_per_block must be a multiple of 64 in 64..4194304");
-  if (profile != "linux-2.6.33")
-    return MakeError(absl::StatusCode::kInvalidArgument, "UNKNOWN_PROFILE",
-                     "profile must be \"linux-2.6.33\"");
+  if (!FindProfile(profile) || profile.empty()) {
+    std::vector<std::string> names;
+    for (const KernelProfile* p : AllProfiles())
+      names.push_back(absl::StrCat("\"", p->name(), "\""));
+    return MakeError(absl::StatusCode::kInvalidArgument, Reason::kUnknownProfile,
+                     absl::StrCat("profile must be one of ", absl::StrJoin(names, ", ")));
+  }
   return absl::OkStatus();
+}
+
+Machine::Machine(const MachineConfig& config, std::unique_ptr<internal::Kernel> kernel)
+    : config_(config), k_(std::move(kernel)) {}
+
+Machine::~Machine() {
+  absl::MutexLock lock(&mu_);
+  k_.reset();
 }
 
 absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const MachineConfig& config) {
   MEMNODE_RETURN_IF_ERROR(config.Validate());
-  return std::unique_ptr<Machine>(new Machine(config));
+  auto k = std::make_unique<internal::Kernel>(config, *FindProfile(config.profile));
+  return std::unique_ptr<Machine>(new Machine(config, std::move(k)));
 }
 
-Machine::Machine(const MachineConfig& config) : config_(config) {
-  absl::MutexLock lock(&mu_);
-  const uint32_t nblocks = config.nodes * config.blocks_per_node;
-  blocks_.resize(nblocks);
-  free_blocks_.resize(config.nodes);
-  for (BlockId b = 0; b < nblocks; ++b) {
-    MemoryBlock& blk = blocks_[b];
-    blk.id = b;
-    blk.node = b / config.blocks_per_node;
-    blk.start = uint64_t{b} * config.pages_per_block;
-    blk.pages = config.pages_per_block;
-    blk.free_pages = blk.pages;
-    blk.count[static_cast<int>(PageState::kFree)] = blk.pages;
-    free_blocks_[blk.node].insert(b);
-  }
-  // The shared zero page: the first frame of node 0, reserved for good.
-  MemoryBlock& b0 = blocks_[0];
-  EnsureFrames(b0);
-  b0.next_untouched = 1;
-  b0.free_pages -= 1;
-  zero_pfn_ = 0;
-  PageFrame& z = b0.frames[0];
-  z.content = contents_.zero();
-  SetState(0, z, PageState::kZero);
-  ksm_ = std::make_unique<Ksm>(*this);
-  NotifierEntry ksm_cb;
-  ksm_cb.priority = 100;  // hotplug_memory_notifier(ksm_memory_callback, 100)
-  ksm_cb.name = "ksm";
-  ksm_cb.is_ksm = true;
-  notifiers_.push_back(ksm_cb);
-}
-
-Machine::~Machine() {
-  absl::MutexLock lock(&mu_);
-  ksm_.reset();
-  processes_.clear();
+absl::StatusOr<std::unique_ptr<Machine>> Machine::Restore(absl::string_view bytes) {
+  MEMNODE_ASSIGN_OR_RETURN(SnapshotHeader h, UnwrapSnapshot(bytes));
+  MEMNODE_ASSIGN_OR_RETURN(MachineConfig c, ReadSnapshotConfig(h.payload));
+  auto k = std::make_unique<internal::Kernel>(c, *FindProfile(c.profile));
+  MEMNODE_RETURN_IF_ERROR(k->Load(h.payload));
+  return std::unique_ptr<Machine>(new Machine(c, std::move(k)));
 }
 
 void Machine::AddObserver(Observer* o) {
   absl::MutexLock lock(&mu_);
-  observers_.push_back(o);
+  k_->events.Add(o);
 }
 
 void Machine::RemoveObserver(Observer* o) {
   absl::MutexLock lock(&mu_);
-  observers_.erase(std::remove(observers_.begin(), observers_.end(), o), observers_.end());
+  k_->events.Remove(o);
 }
 
-void Machine::Emit(const Event& e) {
-  for (Observer* o : observers_) o->OnEvent(e);
-}
+// ---------------------------------------------------------------------------
+// Machine and frames
 
-void Machine::EnsureFrames(MemoryBlock& b) {
-  if (!b.frames) b.frames.reset(new PageFrame[b.pages]);
-}
-
-PageFrame* Machine::FrameIfPopulated(Pfn pfn) {
-  if (pfn >= PfnLimit()) return nullptr;
-  MemoryBlock& b = BlockOf(pfn);
-  if (!b.frames) return nullptr;
-  return &b.frames[pfn - b.start];
-}
-
-void Machine::SetState(Pfn pfn, PageFrame& f, PageState s) {
-  MemoryBlock& b = BlockOf(pfn);
-  b.count[static_cast<int>(f.state)]--;
-  b.count[static_cast<int>(s)]++;
-  f.state = s;
-}
-
-Pfn Machine::AllocOnNode(NodeId node) {
-  auto& set = free_blocks_[node];
-  if (set.empty()) return kNoPfn;
-  MemoryBlock& b = blocks_[*set.begin()];
-  EnsureFrames(b);
-  uint64_t off;
-  if (!b.free_stack.empty()) {
-    off = b.free_stack.back();
-    b.free_stack.pop_back();
-  } else {
-    off = b.next_untouched++;
-  }
-  MEMNODE_CHECK(off < b.pages, "allocator overran a block");
-  if (--b.free_pages == 0) set.erase(b.id);
-  return b.start + off;
-}
-
-void Machine::FreePage(Pfn pfn) {
-  MemoryBlock& b = BlockOf(pfn);
-  PageFrame& f = b.frames[pfn - b.start];
-  MEMNODE_CHECK(f.refcount == 0 && f.mapcount == 0, "freeing a referenced frame");
-  if (f.content) contents_.Unref(f.content);
-  f.content = nullptr;
-  f.ksm_node = nullptr;  // freeing clears page->mapping: KSM nodes go stale
-  f.shm_owned = false;
-  pages_freed_++;
-  SetState(pfn, f, PageState::kFree);
-  b.free_stack.push_back(static_cast<uint32_t>(pfn - b.start));
-  if (b.free_pages++ == 0 && b.state == BlockState::kOnline) free_blocks_[b.node].insert(b.id);
-}
-
-void Machine::PutPage(Pfn pfn) {
-  PageFrame& f = Frame(pfn);
-  MEMNODE_CHECK(f.refcount > 0, "page refcount underflow");
-  if (--f.refcount == 0) FreePage(pfn);
-}
-
-void Machine::SetContent(PageFrame& f, Content* c) {
-  Content* old = f.content;
-  f.content = c;  // the caller passes a reference it owns
-  if (old) contents_.Unref(old);
-}
-
-FrameInfo Machine::DescribeFrame(Pfn pfn) {
-  FrameInfo fi;
-  fi.pfn = pfn;
-  MemoryBlock& b = BlockOf(pfn);
-  fi.node = b.node;
-  fi.block = b.id;
-  PageFrame* f = FrameIfPopulated(pfn);
-  if (b.state == BlockState::kOffline || b.state == BlockState::kRemoved) {
-    fi.state = PageState::kOffline;
-    return fi;
-  }
-  if (!f) return fi;
-  fi.state = f->state;
-  fi.refcount = f->refcount;
-  fi.mapcount = f->mapcount;
-  fi.pins = f->pins;
-  if (f->content) fi.content_digest = contents_.DigestHex(f->content);
-  if (f->state == PageState::kKsm && f->ksm_node) fi.stable_node_id = f->ksm_node->id;
-  return fi;
+MachineInfo Machine::Info() {
+  absl::MutexLock lock(&mu_);
+  return k_->Info();
 }
 
 absl::StatusOr<FrameInfo> Machine::GetFrame(Pfn pfn) {
   absl::MutexLock lock(&mu_);
-  if (pfn >= PfnLimit())
-    return MakeError(absl::StatusCode::kOutOfRange, "PFN_OUT_OF_RANGE",
-                     absl::StrCat("pfn ", pfn, " beyond the machine's ", PfnLimit(), " pages"));
-  return DescribeFrame(pfn);
+  if (pfn >= k_->mem.PfnLimit())
+    return MakeError(
+        absl::StatusCode::kOutOfRange, Reason::kPfnOutOfRange,
+        absl::StrCat("pfn ", pfn, " beyond the machine's ", k_->mem.PfnLimit(), " pages"));
+  return k_->DescribeFrame(pfn);
 }
 
 absl::StatusOr<std::vector<FrameInfo>> Machine::ListFrames(Pfn start, uint64_t count,
                                                            bool skip_free) {
   absl::MutexLock lock(&mu_);
-  const uint64_t total = PfnLimit();
+  PhysMem& mem = k_->mem;
+  const uint64_t total = mem.PfnLimit();
   if (start >= total)
-    return MakeError(absl::StatusCode::kOutOfRange, "PFN_OUT_OF_RANGE",
+    return MakeError(absl::StatusCode::kOutOfRange, Reason::kPfnOutOfRange,
                      absl::StrCat("start_pfn ", start, " beyond the machine"));
   uint64_t end = std::min(total, start + count);
   std::vector<FrameInfo> out;
   for (Pfn pfn = start; pfn < end; ++pfn) {
-    MemoryBlock& b = BlockOf(pfn);
+    MemoryBlock& b = mem.BlockOf(pfn);
     if (skip_free && (!b.frames || b.frames[pfn - b.start].state == PageState::kFree) &&
         b.state != BlockState::kOffline && b.state != BlockState::kRemoved) {
       if (!b.frames) pfn = b.start + b.pages - 1;  // skip the untouched block
       continue;
     }
-    out.push_back(DescribeFrame(pfn));
+    out.push_back(k_->DescribeFrame(pfn));
   }
   return out;
 }
 
-MachineInfo Machine::Info() {
+CheckResult Machine::Check() {
   absl::MutexLock lock(&mu_);
-  MachineInfo mi;
-  mi.config = config_;
-  mi.total_pages = PfnLimit();
-  mi.nodes.resize(config_.nodes);
-  for (NodeId n = 0; n < config_.nodes; ++n) mi.nodes[n].node = n;
-  for (const MemoryBlock& b : blocks_) {
-    NodeStats& ns = mi.nodes[b.node];
-    if (b.state == BlockState::kRemoved) continue;
-    ns.blocks++;
-    if (b.state == BlockState::kOffline) continue;
-    ns.present_pages += b.pages;
-    ns.free_pages += b.free_pages;
-    ns.anon_pages += b.count[static_cast<int>(PageState::kAnon)];
-    ns.ksm_pages += b.count[static_cast<int>(PageState::kKsm)];
-    ns.shmem_pages += b.count[static_cast<int>(PageState::kShmem)];
-    ns.reserved_pages += b.count[static_cast<int>(PageState::kReserved)] +
-                         b.count[static_cast<int>(PageState::kZero)];
-  }
-  for (const auto& [pid, p] : processes_)
-    if (!p->exited) mi.process_count++;
-  mi.distinct_contents = contents_.distinct();
-  mi.emulated_time_ns = emulated_time_ns_;
-  return mi;
+  return k_->Check();
 }
 
 HostMemory Machine::HostMemoryUsage() {
   absl::MutexLock lock(&mu_);
-  HostMemory hm;
-  hm.block_bytes = blocks_.capacity() * sizeof(MemoryBlock);
-  for (const MemoryBlock& b : blocks_) {
-    if (b.frames) hm.frame_bytes += b.pages * sizeof(PageFrame);
-    hm.block_bytes += b.free_stack.capacity() * sizeof(uint32_t);
-    hm.populated_frames += b.pages - b.count[static_cast<int>(PageState::kFree)];
-  }
-  hm.content_bytes = contents_.host_bytes();
-  return hm;
+  return k_->HostMemoryUsage();
 }
 
-namespace {
+// ---------------------------------------------------------------------------
+// Processes and memory
 
-// Deterministic digest accumulator (64-bit, order sensitive).
-class Digester {
- public:
-  void Add(uint64_t v) {
-    h_ ^= v + 0x9e3779b97f4a7c15ULL + (h_ << 6) + (h_ >> 2);
-    h_ *= 0xff51afd7ed558ccdULL;
-    h_ ^= h_ >> 32;
-  }
-  uint64_t value() const { return h_; }
-
- private:
-  uint64_t h_ = 0xcbf29ce484222325ULL;
-};
-
-}  // namespace
-
-CheckResult Machine::Check() {
+absl::StatusOr<Pid> Machine::CreateProcess(const ProcessParams& params) {
   absl::MutexLock lock(&mu_);
-  CheckResult r;
-  auto fail = [&r](std::string s) {
-    if (r.violations.size() < 100) r.violations.push_back(std::move(s));
-  };
-  // Expected mapcounts and pins from the page tables.
-  absl::btree_map<Pfn, int32_t> maps, pins;
-  for (const auto& [pid, p] : processes_) {
-    for (const auto& [vpn, pte] : p->ptes) {
-      if (pte.pfn == zero_pfn_) continue;
-      maps[pte.pfn]++;
-      const Vma* v = nullptr;
-      auto it = p->vmas.upper_bound(vpn << kPageShift);
-      if (it != p->vmas.begin()) {
-        --it;
-        if ((vpn << kPageShift) < it->second.end) v = &it->second;
-      }
-      if (!v) fail(absl::StrFormat("pid %d: pte at 0x%x outside any vma", pid, vpn << kPageShift));
-    }
-    for (const auto& [addr, pfn] : p->pins) pins[pfn]++;
-    Vaddr prev_end = 0;
-    for (const auto& [s, v] : p->vmas) {
-      if (v.start != s || v.start >= v.end || v.start < prev_end || v.end > kTaskSize)
-        fail(absl::StrFormat("pid %d: vma [0x%x, 0x%x) malformed or overlapping", pid, v.start,
-                             v.end));
-      prev_end = v.end;
-    }
-  }
-  absl::btree_map<Content*, uint32_t> content_refs;
-  for (const MemoryBlock& b : blocks_) {
-    if (!b.frames) {
-      if (b.count[0] != b.pages)
-        fail(absl::StrFormat("block %d: unpopulated but counts differ", b.id));
-      continue;
-    }
-    uint64_t free = 0;
-    uint64_t counts[8] = {};
-    for (uint64_t i = 0; i < b.pages; ++i) {
-      const Pfn pfn = b.start + i;
-      const PageFrame& f = b.frames[i];
-      counts[static_cast<int>(f.state)]++;
-      if (f.state == PageState::kFree) {
-        free++;
-        if (f.refcount || f.mapcount || f.pins || f.content)
-          fail(absl::StrFormat("pfn %d: free frame with references or content", pfn));
-        continue;
-      }
-      if (f.content) content_refs[f.content]++;
-      if (f.state == PageState::kZero || f.state == PageState::kReserved) continue;
-      if (!f.content) fail(absl::StrFormat("pfn %d: in use without content", pfn));
-      auto mi = maps.find(pfn);
-      int32_t want_map = mi == maps.end() ? 0 : mi->second;
-      if (f.mapcount != want_map)
-        fail(absl::StrFormat("pfn %d: mapcount %d, page tables say %d", pfn, f.mapcount, want_map));
-      auto pi = pins.find(pfn);
-      int32_t want_pins = pi == pins.end() ? 0 : pi->second;
-      if (f.pins != want_pins)
-        fail(absl::StrFormat("pfn %d: pins %d, processes hold %d", pfn, f.pins, want_pins));
-      if (f.refcount != f.mapcount + f.pins + (f.shm_owned ? 1 : 0))
-        fail(absl::StrFormat("pfn %d: refcount %d != mapcount %d + pins %d + shm %d", pfn,
-                             f.refcount, f.mapcount, f.pins, f.shm_owned ? 1 : 0));
-      if (f.refcount <= 0)
-        fail(absl::StrFormat("pfn %d: in use with refcount %d", pfn, f.refcount));
-      if (f.state == PageState::kKsm && f.shm_owned)
-        fail(absl::StrFormat("pfn %d: KSM page owned by a shared object", pfn));
-    }
-    // Untouched offsets count as free frames in state kFree.
-    if (free != b.free_pages)
-      fail(absl::StrFormat("block %d: free_pages %d, frames say %d", b.id, b.free_pages, free));
-    for (int s = 0; s < 8; ++s)
-      if (counts[s] != b.count[s])
-        fail(absl::StrFormat("block %d: %d frames in state %d, counter says %d", b.id, counts[s], s,
-                             b.count[s]));
-  }
-  for (const auto& [pfn, n] : maps) {
-    PageFrame* f = FrameIfPopulated(pfn);
-    if (!f || f->state == PageState::kFree)
-      fail(absl::StrFormat("pfn %d: mapped %d times but free", pfn, n));
-  }
-  for (const auto& [c, n] : content_refs) {
-    if (c != contents_.zero() && c->refs != n)
-      fail(absl::StrFormat("content %016x: refs %d, frames %d", c->hash, c->refs, n));
-  }
-  // Free-block sets agree with blocks.
-  for (const MemoryBlock& b : blocks_) {
-    bool listed = free_blocks_[b.node].count(b.id) > 0;
-    bool want = b.state == BlockState::kOnline && b.free_pages > 0;
-    if (listed != want) fail(absl::StrFormat("block %d: free-list membership wrong", b.id));
-  }
-  if (!processes_.empty() && next_pid_ <= processes_.rbegin()->first)
-    fail(absl::StrFormat("next pid %d not above pid %d", next_pid_, processes_.rbegin()->first));
-  ksm_->Check(&r.violations);
+  return k_->mm.CreateProcess(params);
+}
+absl::StatusOr<Pid> Machine::Fork(Pid pid) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Fork(pid);
+}
+absl::StatusOr<uint64_t> Machine::Exit(Pid pid) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Exit(pid);
+}
+absl::StatusOr<ProcessInfo> Machine::GetProcess(Pid pid) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.GetProcess(pid);
+}
+std::vector<ProcessInfo> Machine::ListProcesses(bool show_exited) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.ListProcesses(show_exited);
+}
+absl::StatusOr<MmapResult> Machine::Mmap(Pid pid, Vaddr addr, uint64_t length, uint32_t prot,
+                                         bool shared, bool fixed) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Mmap(pid, addr, length, prot, shared, fixed);
+}
+absl::StatusOr<Errno> Machine::Munmap(Pid pid, Vaddr addr, uint64_t length) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Munmap(pid, addr, length);
+}
+absl::StatusOr<Errno> Machine::Mprotect(Pid pid, Vaddr addr, uint64_t length, uint32_t prot) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Mprotect(pid, addr, length, prot);
+}
+absl::StatusOr<Errno> Machine::Madvise(Pid pid, Vaddr addr, uint64_t length, Advice advice) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Madvise(pid, addr, length, advice);
+}
+absl::StatusOr<AccessResult> Machine::Write(Pid pid, Vaddr addr, const uint8_t* data,
+                                            uint64_t length) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Write(pid, addr, data, length);
+}
+absl::StatusOr<AccessResult> Machine::Fill(Pid pid, Vaddr addr, uint64_t length,
+                                           const FillPattern& pattern) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Fill(pid, addr, length, pattern);
+}
+absl::StatusOr<ReadResult> Machine::Read(Pid pid, Vaddr addr, uint64_t length) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Read(pid, addr, length);
+}
+absl::StatusOr<DigestResult> Machine::Digest(Pid pid, Vaddr addr, uint64_t length) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Digest(pid, addr, length);
+}
+absl::StatusOr<AccessResult> Machine::Touch(Pid pid, Vaddr addr, uint64_t length) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Touch(pid, addr, length);
+}
+absl::StatusOr<PinResult> Machine::Pin(Pid pid, Vaddr addr, uint64_t length) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Pin(pid, addr, length);
+}
+absl::StatusOr<PinResult> Machine::Unpin(Pid pid, Vaddr addr, uint64_t length) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Unpin(pid, addr, length);
+}
+absl::StatusOr<std::vector<Translation>> Machine::Translate(Pid pid, Vaddr addr, uint64_t pages) {
+  absl::MutexLock lock(&mu_);
+  return k_->mm.Translate(pid, addr, pages);
+}
 
-  // State digest.
-  Digester d;
-  for (const MemoryBlock& b : blocks_) {
-    d.Add(b.id);
-    d.Add(static_cast<uint64_t>(b.state));
-    d.Add(b.free_pages);
-    if (!b.frames) continue;
-    for (uint64_t i = 0; i < b.pages; ++i) {
-      const PageFrame& f = b.frames[i];
-      if (f.state == PageState::kFree) continue;
-      d.Add(b.start + i);
-      d.Add(static_cast<uint64_t>(f.state));
-      d.Add(f.content ? f.content->hash : 0);
-      d.Add((uint64_t(uint32_t(f.refcount)) << 32) | uint32_t(f.mapcount));
-      d.Add(f.pins);
-      d.Add(f.ksm_node ? f.ksm_node->id : 0);
-    }
-  }
-  for (const auto& [pid, p] : processes_) {
-    d.Add(pid);
-    d.Add(p->exited);
-    for (const auto& [s, v] : p->vmas) {
-      d.Add(v.start);
-      d.Add(v.end);
-      d.Add(v.prot | (v.shared << 4) | (v.mergeable << 5) | (v.anon_vma << 6));
-    }
-    for (const auto& [vpn, pte] : p->ptes) {
-      d.Add(vpn);
-      d.Add(pte.pfn * 2 + pte.write);
-    }
-    for (const auto& [a, pfn] : p->pins) {
-      d.Add(a);
-      d.Add(pfn);
-    }
-  }
-  ksm_->AddToDigest([&d](uint64_t v) { d.Add(v); });
-  r.state_digest = absl::StrFormat("%016x", d.value());
-  return r;
+// ---------------------------------------------------------------------------
+// KSM
+
+KsmInfo Machine::GetKsm() {
+  absl::MutexLock lock(&mu_);
+  return k_->ksm.Info();
+}
+
+absl::StatusOr<Errno> Machine::KsmUpdate(std::optional<uint64_t> run,
+                                         std::optional<uint64_t> pages_to_scan,
+                                         std::optional<uint64_t> sleep_millisecs) {
+  std::vector<std::pair<std::string, uint64_t>> writes;
+  if (run) writes.emplace_back("run", *run);
+  if (pages_to_scan) writes.emplace_back("pages_to_scan", *pages_to_scan);
+  if (sleep_millisecs) writes.emplace_back("sleep_millisecs", *sleep_millisecs);
+  absl::MutexLock lock(&mu_);
+  return k_->KsmWriteMany(writes);
+}
+
+absl::StatusOr<Errno> Machine::KsmWriteSysfs(absl::string_view file, absl::string_view text) {
+  absl::MutexLock lock(&mu_);
+  return k_->KsmWriteSysfs(file, text);
+}
+
+absl::StatusOr<KsmStepResult> Machine::KsmStepVisits(uint64_t visits) {
+  absl::MutexLock lock(&mu_);
+  return k_->KsmStepVisits(visits);
+}
+
+absl::StatusOr<KsmStepResult> Machine::KsmStepPasses(uint64_t passes, uint64_t max_visits) {
+  absl::MutexLock lock(&mu_);
+  return k_->KsmStepPasses(passes, max_visits);
+}
+
+std::vector<StableNodeInfo> Machine::KsmStableNodes() {
+  absl::MutexLock lock(&mu_);
+  return k_->ksm.StableNodes();
+}
+
+std::vector<RmapItemInfo> Machine::KsmUnstableItems() {
+  absl::MutexLock lock(&mu_);
+  return k_->ksm.UnstableItems();
+}
+
+absl::StatusOr<std::vector<RmapItemInfo>> Machine::KsmRmapItems(Pid pid) {
+  absl::MutexLock lock(&mu_);
+  Process* p = k_->mm.FindProcess(pid);
+  if (!p)
+    return MakeError(absl::StatusCode::kNotFound, Reason::kProcessNotFound,
+                     absl::StrCat("no process ", pid));
+  return k_->ksm.RmapItems(*p);
+}
+
+KsmdTick Machine::KsmdBatch() {
+  absl::MutexLock lock(&mu_);
+  return k_->KsmdBatch();
+}
+
+KsmdTick Machine::KsmdState() {
+  absl::MutexLock lock(&mu_);
+  return k_->KsmdState();
+}
+
+bool Machine::KsmLocked() {
+  absl::MutexLock lock(&mu_);
+  return k_->ksm.locked();
+}
+
+void Machine::SetKsmLookupCacheForTesting(bool on) {
+  absl::MutexLock lock(&mu_);
+  k_->ksm.set_use_lookup_cache(on);
+}
+
+void Machine::SetPruneByRescanForTesting(bool on) {
+  absl::MutexLock lock(&mu_);
+  k_->ksm_notifier.set_prune_by_rescan(on);
+}
+
+// ---------------------------------------------------------------------------
+// NUMA policy and migration
+
+absl::StatusOr<Errno> Machine::SetMempolicy(Pid pid, MpolMode mode, uint64_t nodes) {
+  absl::MutexLock lock(&mu_);
+  return k_->migration.SetMempolicy(pid, mode, nodes);
+}
+absl::StatusOr<MempolicyResult> Machine::GetMempolicy(Pid pid, std::optional<Vaddr> address,
+                                                      bool node_of_address) {
+  absl::MutexLock lock(&mu_);
+  return k_->migration.GetMempolicy(pid, address, node_of_address);
+}
+absl::StatusOr<Errno> Machine::Mbind(Pid pid, Vaddr addr, uint64_t length, MpolMode mode,
+                                     uint64_t nodes, uint32_t flags) {
+  absl::MutexLock lock(&mu_);
+  return k_->migration.Mbind(pid, addr, length, mode, nodes, flags);
+}
+absl::StatusOr<MigratePagesResult> Machine::MigratePages(Pid caller, Pid target, uint64_t old_nodes,
+                                                         uint64_t new_nodes) {
+  absl::MutexLock lock(&mu_);
+  return k_->migration.MigratePages(caller, target, old_nodes, new_nodes);
+}
+absl::StatusOr<MovePagesResult> Machine::MovePages(Pid caller, Pid target,
+                                                   const std::vector<Vaddr>& addresses,
+                                                   const std::vector<int32_t>& nodes,
+                                                   uint32_t flags) {
+  absl::MutexLock lock(&mu_);
+  return k_->migration.MovePages(caller, target, addresses, nodes, flags);
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots
+
+absl::StatusOr<std::string> Machine::Snapshot() {
+  absl::MutexLock lock(&mu_);
+  return k_->Snapshot();
+}
+
+// ---------------------------------------------------------------------------
+// Memory blocks and hotplug
+
+std::vector<BlockInfo> Machine::ListBlocks() {
+  absl::MutexLock lock(&mu_);
+  return k_->hotplug.ListBlocks();
+}
+absl::StatusOr<BlockInfo> Machine::GetBlock(BlockId id) {
+  absl::MutexLock lock(&mu_);
+  return k_->hotplug.GetBlock(id);
+}
+absl::StatusOr<uint64_t> Machine::AllocKernelPages(BlockId id, uint64_t count, bool unmovable) {
+  absl::MutexLock lock(&mu_);
+  return k_->hotplug.AllocKernelPages(id, count, unmovable);
+}
+absl::StatusOr<uint64_t> Machine::FreeKernelPages(BlockId id, uint64_t count) {
+  absl::MutexLock lock(&mu_);
+  return k_->hotplug.FreeKernelPages(id, count);
+}
+absl::StatusOr<OfflineReport> Machine::OfflineBlock(BlockId id, const OfflineOptions& options,
+                                                    absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  return k_->hotplug.OfflineBlock(id, options, now);
+}
+absl::StatusOr<OfflineReport> Machine::ResumeOffline(BlockId id,
+                                                     std::optional<OfflinePhase> pause_after,
+                                                     absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  return k_->hotplug.ResumeOffline(id, pause_after, now);
+}
+absl::StatusOr<OfflineReport> Machine::CancelOffline(BlockId id) {
+  absl::MutexLock lock(&mu_);
+  return k_->hotplug.CancelOffline(id);
+}
+bool Machine::ExpirePausedOffline(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  return k_->hotplug.ExpirePausedOffline(now);
+}
+absl::StatusOr<Errno> Machine::OnlineBlock(BlockId id) {
+  absl::MutexLock lock(&mu_);
+  return k_->hotplug.OnlineBlock(id);
+}
+absl::StatusOr<BlockId> Machine::AddBlock(NodeId node) {
+  absl::MutexLock lock(&mu_);
+  return k_->hotplug.AddBlock(node);
+}
+absl::StatusOr<Errno> Machine::RemoveBlock(BlockId id) {
+  absl::MutexLock lock(&mu_);
+  return k_->hotplug.RemoveBlock(id);
+}
+absl::Status Machine::InjectNotifierFailure(MemEvent event, int priority, Errno err,
+                                            uint32_t count) {
+  absl::MutexLock lock(&mu_);
+  return k_->notifiers.Inject(event, priority, err, count);
+}
+void Machine::ClearNotifierFailures() {
+  absl::MutexLock lock(&mu_);
+  k_->notifiers.ClearInjected();
 }
 
 }  // namespace memnode

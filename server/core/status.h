@@ -1,27 +1,31 @@
-// Status helpers for the core: errors carry a stable reason (the service turns
-// it into google.rpc.ErrorInfo), plus return/assign macros and MEMNODE_CHECK.
-// Abseil 20220623 has no status macros, so they live here.
+// Status helpers for the core: errors carry a stable reason (reasons.h; the
+// service turns it into google.rpc.ErrorInfo), plus return/assign macros and
+// MEMNODE_CHECK. Abseil 20220623 has no status macros, so they live here.
 // Thread safety: stateless.
 #ifndef MEMNODE_SERVER_CORE_STATUS_H_
 #define MEMNODE_SERVER_CORE_STATUS_H_
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/core/reasons.h"
 
 namespace memnode {
 
 // Payload key under which a Status carries its stable reason.
 inline constexpr char kReasonPayloadKey[] = "memnode.dev/reason";
 
-// Builds a status with a stable reason (UPPER_SNAKE_CASE, see docs/API.md).
-absl::Status MakeError(absl::StatusCode code, absl::string_view reason, absl::string_view message);
+// Builds a status with a stable reason.
+absl::Status MakeError(absl::StatusCode code, Reason reason, absl::string_view message);
 
-// The reason attached by MakeError, or "" when there is none.
+// The reason attached by MakeError, or nullopt when there is none.
+std::optional<Reason> ReasonOf(const absl::Status& status);
+// Its string ("KSM_LOCKED"), or "" when there is none.
 std::string ErrorReason(const absl::Status& status);
 
 [[noreturn]] void CheckFailed(const char* file, int line, const char* cond, const std::string& msg);

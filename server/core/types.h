@@ -1,5 +1,8 @@
-// Basic types of the emulated machine: page size, ids, errno values.
-// Linux analogue: the vocabulary of mm/ (PAGE_SIZE, pfn, nid, pid, errno).
+// The vocabulary of the emulated machine: page size, ids, errno values and
+// every enum that crosses a component boundary (namespace scope, one name
+// table each in names.cc).
+// Linux analogue: PAGE_SIZE, pfn, nid, pid, errno, the states of struct page,
+// memory block states, memory notifier events (include/linux/mm*.h, memory.h).
 // Thread safety: plain values, no shared state.
 #ifndef MEMNODE_SERVER_CORE_TYPES_H_
 #define MEMNODE_SERVER_CORE_TYPES_H_
@@ -36,9 +39,11 @@ enum class Errno : int {
   kEBUSY = 16,
   kENODEV = 19,
   kEINVAL = 22,
+  kERANGE = 34,
 };
 
-const char* ErrnoName(Errno e);
+// The kernel's "-errno" in an int (per-page statuses of move_pages).
+inline constexpr int32_t NegErrno(Errno e) { return -static_cast<int32_t>(e); }
 
 // Protection bits of a VMA (PROT_*).
 inline constexpr uint32_t kProtRead = 1;
@@ -56,13 +61,63 @@ enum class PageState : uint8_t {
   kReserved,  // unmovable kernel page (reserved)
   kOffline,   // in an offline block
 };
-
-const char* PageStateName(PageState s);
+inline constexpr int kPageStates = 8;  // size of per-state count arrays
 
 enum class Advice { kDontNeed = 4, kMergeable = 12, kUnmergeable = 13 };
 
-inline constexpr uint64_t PageAlignDown(uint64_t a) { return a & kPageMask; }
+// A memory block's state (drivers/base/memory.c `state`).
+enum class BlockState { kOnline, kGoingOffline, kOffline, kRemoved };
+
+// Memory notifier events (include/linux/memory.h MEM_*).
+enum class MemEvent {
+  kGoingOnline,
+  kCancelOnline,
+  kOnline,
+  kGoingOffline,
+  kCancelOffline,
+  kOffline
+};
+
+inline constexpr MemEvent kAllMemEvents[] = {MemEvent::kGoingOnline,   MemEvent::kCancelOnline,
+                                             MemEvent::kOnline,        MemEvent::kGoingOffline,
+                                             MemEvent::kCancelOffline, MemEvent::kOffline};
+
+// The phases of an offline a client may pause after (SPEC Decisions 4).
+enum class OfflinePhase { kNone, kIsolated, kGoingOffline, kMigrated, kDone };
+
+// Who asked for a migration (docs/SEMANTICS.md, migration).
+enum class MigrateReason { kOffline, kMbind, kMigratePages, kMovePages };
+
+inline constexpr MigrateReason kAllMigrateReasons[] = {
+    MigrateReason::kOffline, MigrateReason::kMbind, MigrateReason::kMigratePages,
+    MigrateReason::kMovePages};
+
+// Why a stable node left the stable tree.
+enum class PruneReason {
+  kStale,    // get_ksm_page found the KSM page gone (lazy pruning)
+  kOffline,  // MEM_OFFLINE pruned a node whose kpfn lies in the block
+  kUnmerge,  // run=2 unmerge freed the node's page
+};
+
+inline constexpr PruneReason kAllPruneReasons[] = {PruneReason::kStale, PruneReason::kOffline,
+                                                   PruneReason::kUnmerge};
+
+// NUMA memory policy modes (MPOL_*), 2.6.33's set.
+enum class MpolMode { kDefault = 0, kPreferred = 1, kBind = 2, kInterleave = 3 };
+
+// A NUMA memory policy (struct mempolicy).
+struct MemPolicy {
+  using Mode = MpolMode;
+  static constexpr MpolMode kDefault = MpolMode::kDefault;
+  static constexpr MpolMode kPreferred = MpolMode::kPreferred;
+  static constexpr MpolMode kBind = MpolMode::kBind;
+  static constexpr MpolMode kInterleave = MpolMode::kInterleave;
+  MpolMode mode = MpolMode::kDefault;
+  uint64_t nodes = 0;  // node mask (bit n = node n); PREFERRED: one bit or none (local)
+};
+
 inline constexpr bool PageAligned(uint64_t a) { return (a & ~kPageMask) == 0; }
+inline constexpr uint64_t PageAlignDown(uint64_t a) { return a & kPageMask; }
 
 }  // namespace memnode
 

@@ -31,7 +31,7 @@ void Sample(MetricFamily& f, std::vector<ClientMetric::Label> labels, double v) 
 
 std::vector<BlockCounts> BlocksByNode(Machine& m, uint32_t nodes) {
   std::vector<BlockCounts> out(nodes);
-  for (const Machine::BlockInfo& b : m.ListBlocks()) {
+  for (const BlockInfo& b : m.ListBlocks()) {
     if (b.node >= nodes) continue;
     BlockCounts& c = out[b.node];
     switch (b.state) {

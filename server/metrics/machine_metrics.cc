@@ -6,11 +6,10 @@ namespace memnode::metrics {
 
 const char* MigrateReasonLabel(MigrateReason r) {
   switch (r) {
-    case MigrateReason::kMemoryOffline: return "memory_offline";
+    case MigrateReason::kOffline: return "memory_offline";
     case MigrateReason::kMbind: return "mbind";
     case MigrateReason::kMigratePages: return "migrate_pages";
     case MigrateReason::kMovePages: return "move_pages";
-    case MigrateReason::kCount: break;
   }
   return "unknown";
 }
@@ -40,15 +39,14 @@ const char* OfflineResultLabel(OfflineResult r) {
   return "unknown";
 }
 
-const char* NotifierEventLabel(NotifierEvent e) {
+const char* NotifierEventLabel(MemEvent e) {
   switch (e) {
-    case NotifierEvent::kGoingOnline: return "going_online";
-    case NotifierEvent::kCancelOnline: return "cancel_online";
-    case NotifierEvent::kOnline: return "online";
-    case NotifierEvent::kGoingOffline: return "going_offline";
-    case NotifierEvent::kCancelOffline: return "cancel_offline";
-    case NotifierEvent::kOffline: return "offline";
-    case NotifierEvent::kCount: break;
+    case MemEvent::kGoingOnline: return "going_online";
+    case MemEvent::kCancelOnline: return "cancel_online";
+    case MemEvent::kOnline: return "online";
+    case MemEvent::kGoingOffline: return "going_offline";
+    case MemEvent::kCancelOffline: return "cancel_offline";
+    case MemEvent::kOffline: return "offline";
   }
   return "unknown";
 }
@@ -69,17 +67,6 @@ const prometheus::Histogram::BucketBoundaries& OfflineDurationBuckets() {
 }
 
 namespace {
-// NotifierEvent mirrors Machine::MemEvent value for value.
-static_assert(int(NotifierEvent::kGoingOnline) == int(Machine::MemEvent::kGoingOnline));
-static_assert(int(NotifierEvent::kCancelOnline) == int(Machine::MemEvent::kCancelOnline));
-static_assert(int(NotifierEvent::kOnline) == int(Machine::MemEvent::kOnline));
-static_assert(int(NotifierEvent::kGoingOffline) == int(Machine::MemEvent::kGoingOffline));
-static_assert(int(NotifierEvent::kCancelOffline) == int(Machine::MemEvent::kCancelOffline));
-static_assert(int(NotifierEvent::kOffline) == int(Machine::MemEvent::kOffline));
-
-constexpr PruneReason kAllPruneReasons[kPruneReasons] = {PruneReason::kStale, PruneReason::kOffline,
-                                                         PruneReason::kUnmerge};
-
 // Core event field `result` is 0 or -errno (Linux x86_64 numbers).
 MigrateResult MigrateResultOf(int32_t result) {
   switch (-result) {
@@ -102,15 +89,6 @@ OfflineResult OfflineResultOf(int32_t result) {
   }
 }
 
-MigrateReason ReasonOf(memnode::MigrateReason r) {
-  switch (r) {
-    case memnode::MigrateReason::kOffline: return MigrateReason::kMemoryOffline;
-    case memnode::MigrateReason::kMbind: return MigrateReason::kMbind;
-    case memnode::MigrateReason::kMigratePages: return MigrateReason::kMigratePages;
-    case memnode::MigrateReason::kMovePages: return MigrateReason::kMovePages;
-  }
-  return MigrateReason::kCount;
-}
 }  // namespace
 
 MachineMetrics::MachineMetrics(const EventFamilies& f, std::string machine_id)
@@ -122,18 +100,19 @@ MachineMetrics::MachineMetrics(const EventFamilies& f, std::string machine_id)
   for (PruneReason r : kAllPruneReasons)
     pruned_[size_t(r)] =
         &f.pruned->Add({{"machine", machine_id_}, {"reason", PruneReasonLabel(r)}});
-  for (size_t r = 0; r < size_t(MigrateReason::kCount); ++r)
+  for (MigrateReason r : kAllMigrateReasons)
     for (size_t s = 0; s < size_t(MigrateResult::kCount); ++s)
-      migrate_[r][s] = &f.migrate_pages->Add({{"machine", machine_id_},
-                                              {"reason", MigrateReasonLabel(MigrateReason(r))},
-                                              {"result", MigrateResultLabel(MigrateResult(s))}});
+      migrate_[size_t(r)][s] =
+          &f.migrate_pages->Add({{"machine", machine_id_},
+                                 {"reason", MigrateReasonLabel(r)},
+                                 {"result", MigrateResultLabel(MigrateResult(s))}});
   for (size_t s = 0; s < size_t(OfflineResult::kCount); ++s)
     offline_[s] = &f.offline->Add(
         {{"machine", machine_id_}, {"result", OfflineResultLabel(OfflineResult(s))}});
   offline_duration_ = &f.offline_duration->Add(m, OfflineDurationBuckets());
-  for (size_t e = 0; e < size_t(NotifierEvent::kCount); ++e)
-    notifier_[e] = &f.notifier_events->Add(
-        {{"machine", machine_id_}, {"event", NotifierEventLabel(NotifierEvent(e))}});
+  for (MemEvent e : kAllMemEvents)
+    notifier_[size_t(e)] =
+        &f.notifier_events->Add({{"machine", machine_id_}, {"event", NotifierEventLabel(e)}});
   batches_held_ = &f.ksm_batches_held->Add(m);
 }
 
@@ -164,10 +143,10 @@ void MachineMetrics::OnEvent(const Event& event) {
       break;
     // HOT-REMOVE FEED.
     case EventKind::kMigrate:  // one page, moved or not
-      RecordMigration(ReasonOf(event.migrate_reason), MigrateResultOf(event.result), 1);
+      RecordMigration(event.migrate_reason, MigrateResultOf(event.result), 1);
       break;
     case EventKind::kNotifier:  // one notifier callback called
-      RecordNotifierEvent(NotifierEvent(event.mem_event));
+      RecordNotifierEvent(event.mem_event);
       break;
     case EventKind::kOfflineResult:
       RecordOffline(OfflineResultOf(event.result), event.duration_ns / 1e9);
@@ -178,7 +157,7 @@ void MachineMetrics::OnEvent(const Event& event) {
 }
 
 void MachineMetrics::RecordMigration(MigrateReason reason, MigrateResult result, uint64_t pages) {
-  if (reason >= MigrateReason::kCount || result >= MigrateResult::kCount) return;
+  if (size_t(reason) >= kMigrateReasons || result >= MigrateResult::kCount) return;
   migrate_[size_t(reason)][size_t(result)]->Increment(static_cast<double>(pages));
 }
 
@@ -188,8 +167,8 @@ void MachineMetrics::RecordOffline(OfflineResult result, double seconds) {
   offline_duration_->Observe(seconds);
 }
 
-void MachineMetrics::RecordNotifierEvent(NotifierEvent event) {
-  if (static_cast<size_t>(event) >= size_t(NotifierEvent::kCount)) return;
+void MachineMetrics::RecordNotifierEvent(MemEvent event) {
+  if (static_cast<size_t>(event) >= kMemEvents) return;
   notifier_[size_t(event)]->Increment();
 }
 

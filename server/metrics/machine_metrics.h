@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cstddef>
+#include <iterator>
 #include <string>
 
 #include <prometheus/counter.h>
@@ -23,20 +24,13 @@
 
 #include "absl/strings/string_view.h"
 #include "server/core/events.h"
+#include "server/core/types.h"
 
 namespace memnode::metrics {
 
 // Label values of the hot-remove families. They are fixed lists so that every
 // series exists (at zero) as soon as its machine does.
 
-// Why pages were migrated (migrate_pages() callers at the seed, 6.1 rule 5).
-enum class MigrateReason : size_t {
-  kMemoryOffline,  // do_migrate_range of offline_pages (offlining = 1)
-  kMbind,          // do_mbind with MPOL_MF_MOVE / MOVE_ALL
-  kMigratePages,   // migrate_pages(2) (migrate_to_node)
-  kMovePages,      // move_pages(2)
-  kCount
-};
 // Per-page outcome of unmap_and_move (6.1 rules 2-4).
 enum class MigrateResult : size_t {
   kSuccess,  // page moved
@@ -56,24 +50,15 @@ enum class OfflineResult : size_t {
   kOther,    // another errno (e.g. chosen by a notifier that vetoed)
   kCount
 };
-// Memory notifier chain events (include/linux/memory.h).
-enum class NotifierEvent : size_t {
-  kGoingOnline,
-  kCancelOnline,
-  kOnline,
-  kGoingOffline,
-  kCancelOffline,
-  kOffline,
-  kCount
-};
-
 const char* MigrateReasonLabel(MigrateReason r);
 const char* MigrateResultLabel(MigrateResult r);
 const char* OfflineResultLabel(OfflineResult r);
-const char* NotifierEventLabel(NotifierEvent e);
+const char* NotifierEventLabel(MemEvent e);
 // "stale", "offline", "unmerge".
 const char* PruneReasonLabel(PruneReason r);
-inline constexpr size_t kPruneReasons = 3;
+inline constexpr size_t kPruneReasons = std::size(kAllPruneReasons);
+inline constexpr size_t kMigrateReasons = std::size(kAllMigrateReasons);
+inline constexpr size_t kMemEvents = std::size(kAllMemEvents);
 
 // The families the per-machine children live in (owned by ServerMetrics).
 struct EventFamilies {
@@ -116,7 +101,7 @@ class MachineMetrics final : public Observer {
   // time for MANUAL machines) from isolation to the result.
   void RecordOffline(OfflineResult result, double seconds);
   // The memory notifier chain delivered `event` for one of this machine's blocks.
-  void RecordNotifierEvent(NotifierEvent event);
+  void RecordNotifierEvent(MemEvent event);
   // A ksmd batch found ksm_thread_mutex held by an offline and waited.
   void RecordKsmBatchHeld();
 
@@ -127,12 +112,11 @@ class MachineMetrics final : public Observer {
   prometheus::Counter* cow_breaks_;
   prometheus::Counter* process_exits_;
   std::array<prometheus::Counter*, kPruneReasons> pruned_;
-  std::array<std::array<prometheus::Counter*, size_t(MigrateResult::kCount)>,
-             size_t(MigrateReason::kCount)>
+  std::array<std::array<prometheus::Counter*, size_t(MigrateResult::kCount)>, kMigrateReasons>
       migrate_;
   std::array<prometheus::Counter*, size_t(OfflineResult::kCount)> offline_;
   prometheus::Histogram* offline_duration_;
-  std::array<prometheus::Counter*, size_t(NotifierEvent::kCount)> notifier_;
+  std::array<prometheus::Counter*, kMemEvents> notifier_;
   prometheus::Counter* batches_held_;
 };
 

@@ -12,12 +12,12 @@ namespace {
 // A registry machine seen through the collector's MachineSource interface.
 class HandleSource final : public MachineSource {
  public:
-  explicit HandleSource(std::shared_ptr<service::MachineHandle> h) : h_(std::move(h)) {}
+  explicit HandleSource(std::shared_ptr<host::MachineHandle> h) : h_(std::move(h)) {}
   const std::string& machine_id() const override { return h_->id(); }
   Machine& machine() override { return h_->machine(); }
 
  private:
-  std::shared_ptr<service::MachineHandle> h_;
+  std::shared_ptr<host::MachineHandle> h_;
 };
 
 prometheus::Family<prometheus::Counter>* Counter(prometheus::Registry& r, const char* name,
@@ -27,8 +27,7 @@ prometheus::Family<prometheus::Counter>* Counter(prometheus::Registry& r, const 
 
 }  // namespace
 
-ServerMetrics::ServerMetrics(const std::vector<std::string>& rpc_services,
-                             service::Registry* registry)
+ServerMetrics::ServerMetrics(const std::vector<std::string>& rpc_services, host::Registry* registry)
     : machines_registry_(registry),
       registry_(std::make_shared<prometheus::Registry>()),
       collector_(std::make_shared<MachineCollector>()) {
@@ -123,11 +122,11 @@ void ServerMetrics::Detach(const std::string& machine_id) {
   }
 }
 
-void ServerMetrics::OnMachineAdded(const std::shared_ptr<service::MachineHandle>& handle) {
+void ServerMetrics::OnMachineAdded(const std::shared_ptr<host::MachineHandle>& handle) {
   Attach(std::make_shared<HandleSource>(handle));
 }
 
-void ServerMetrics::OnMachineRemoved(const std::shared_ptr<service::MachineHandle>& handle) {
+void ServerMetrics::OnMachineRemoved(const std::shared_ptr<host::MachineHandle>& handle) {
   Detach(handle->id());
 }
 

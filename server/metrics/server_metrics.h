@@ -20,21 +20,21 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "server/host/registry.h"
 #include "server/metrics/collector.h"
 #include "server/metrics/machine_metrics.h"
 #include "server/metrics/rpc_metrics.h"
-#include "server/service/registry.h"
 
 namespace memnode::metrics {
 
-class ServerMetrics final : public service::RegistryListener {
+class ServerMetrics final : public host::RegistryListener {
  public:
   // `rpc_services`: full names of the gRPC services whose methods get their
   // RPC series pre-created (e.g. "memnode.v1.KsmService"). With a `registry`,
   // listens to it (attaching every machine it has and will have) until
   // destroyed; without, machines are attached with Attach().
   explicit ServerMetrics(const std::vector<std::string>& rpc_services,
-                         service::Registry* registry = nullptr);
+                         host::Registry* registry = nullptr);
   // Stops listening, detaches every observer.
   ~ServerMetrics() override;
 
@@ -51,21 +51,21 @@ class ServerMetrics final : public service::RegistryListener {
   MachineMetrics* ForMachine(const std::string& machine_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Attaches/detaches a machine directly (what the RegistryListener calls do
-  // for a service::MachineHandle). Attach adds every series of the machine at
+  // for a host::MachineHandle). Attach adds every series of the machine at
   // zero; Detach removes the observer from the machine, then its series.
   void Attach(std::shared_ptr<MachineSource> source) ABSL_LOCKS_EXCLUDED(mu_);
   void Detach(const std::string& machine_id) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // service::RegistryListener
-  void OnMachineAdded(const std::shared_ptr<service::MachineHandle>& handle) override;
-  void OnMachineRemoved(const std::shared_ptr<service::MachineHandle>& handle) override;
+  // host::RegistryListener
+  void OnMachineAdded(const std::shared_ptr<host::MachineHandle>& handle) override;
+  void OnMachineRemoved(const std::shared_ptr<host::MachineHandle>& handle) override;
 
  private:
   struct Attached {
     std::shared_ptr<MachineSource> source;
     std::unique_ptr<MachineMetrics> metrics;
   };
-  service::Registry* const machines_registry_;
+  host::Registry* const machines_registry_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<MachineCollector> collector_;
   EventFamilies families_;

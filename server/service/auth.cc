@@ -15,7 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
-#include "server/core/sha256.h"
+#include "server/core/mem/sha256.h"
 #include "server/core/status.h"
 #include "server/service/status_mapping.h"
 
@@ -98,7 +98,7 @@ bool ValidToken(absl::string_view t) {
 }
 
 grpc::Status Unauthenticated(absl::string_view why) {
-  return Error(grpc::StatusCode::UNAUTHENTICATED, "UNAUTHENTICATED",
+  return Error(grpc::StatusCode::UNAUTHENTICATED, Reason::kUnauthenticated,
                absl::StrCat(why, " (send metadata 'authorization: Bearer <token>')"));
 }
 
@@ -170,11 +170,11 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view content
     std::vector<absl::string_view> f =
         absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (f.size() > 2)
-      return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_TOKEN_FILE",
+      return MakeError(absl::StatusCode::kInvalidArgument, Reason::kInvalidTokenFile,
                        absl::StrCat("line ", lineno, ": expected 'token [admin|read]'"));
     TokenEntry e;
     if (!ValidToken(f[0]))
-      return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_TOKEN_FILE",
+      return MakeError(absl::StatusCode::kInvalidArgument, Reason::kInvalidTokenFile,
                        absl::StrCat("line ", lineno, ": a token is ", kMinTokenLength, "..",
                                     kMaxTokenLength, " printable ASCII characters without spaces"));
     e.token = std::string(f[0]);
@@ -184,13 +184,13 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view content
       else if (f[1] == "read")
         e.role = Role::kRead;
       else
-        return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_TOKEN_FILE",
+        return MakeError(absl::StatusCode::kInvalidArgument, Reason::kInvalidTokenFile,
                          absl::StrCat("line ", lineno, ": role must be admin or read"));
     }
     out.push_back(std::move(e));
   }
   if (out.empty())
-    return MakeError(absl::StatusCode::kInvalidArgument, "INVALID_TOKEN_FILE",
+    return MakeError(absl::StatusCode::kInvalidArgument, Reason::kInvalidTokenFile,
                      "no token in the file");
   return out;
 }
@@ -198,13 +198,13 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view content
 absl::StatusOr<std::vector<TokenEntry>> LoadTokenFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
-    return MakeError(absl::StatusCode::kNotFound, "INVALID_TOKEN_FILE",
+    return MakeError(absl::StatusCode::kNotFound, Reason::kInvalidTokenFile,
                      absl::StrCat("cannot read token file ", path));
   std::ostringstream ss;
   ss << in.rdbuf();
   auto r = ParseTokenFile(ss.str());
   if (!r.ok())
-    return MakeError(r.status().code(), "INVALID_TOKEN_FILE",
+    return MakeError(r.status().code(), Reason::kInvalidTokenFile,
                      absl::StrCat(path, ": ", r.status().message()));
   return r;
 }
@@ -245,7 +245,7 @@ grpc::Status Authenticator::Check(
   }
   if (found < 0) return Unauthenticated("unknown token");
   if (access == Access::kMutate && entries_[found].role != Role::kAdmin)
-    return Error(grpc::StatusCode::PERMISSION_DENIED, "PERMISSION_DENIED",
+    return Error(grpc::StatusCode::PERMISSION_DENIED, Reason::kPermissionDenied,
                  absl::StrCat(method.empty() ? "this method" : method,
                               " changes state and needs an admin token; this token is read-only"),
                  {{"method", std::string(method)}, {"role", "read"}});
@@ -276,9 +276,9 @@ grpc::Status Admit(grpc::ServerContextBase* ctx) {
 
 grpc::Status CheckAlive(grpc::ServerContextBase* ctx) {
   if (ctx->IsCancelled())
-    return Error(grpc::StatusCode::CANCELLED, "CANCELLED", "the client cancelled the call");
+    return Error(grpc::StatusCode::CANCELLED, Reason::kCancelled, "the client cancelled the call");
   if (std::chrono::system_clock::now() >= ctx->deadline())
-    return Error(grpc::StatusCode::DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
+    return Error(grpc::StatusCode::DEADLINE_EXCEEDED, Reason::kDeadlineExceeded,
                  "the call's deadline passed before the work started");
   return grpc::Status::OK;
 }

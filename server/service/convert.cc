@@ -10,7 +10,7 @@ namespace memnode::service {
 namespace {
 
 grpc::Status BadName(const std::string& name, absl::string_view want) {
-  return Error(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_NAME",
+  return Error(grpc::StatusCode::INVALID_ARGUMENT, Reason::kInvalidName,
                absl::StrCat("resource name \"", name, "\" is not of the form ", want));
 }
 
@@ -70,7 +70,7 @@ grpc::Status PageWindow(int32_t page_size, const std::string& token, size_t tota
   if (!token.empty()) {
     uint64_t v;
     if (token[0] != 'o' || !absl::SimpleAtoi(token.substr(1), &v) || v > total)
-      return Error(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_PAGE_TOKEN",
+      return Error(grpc::StatusCode::INVALID_ARGUMENT, Reason::kInvalidPageToken,
                    "page_token is not one this server issued for this list");
     off = v;
   }
@@ -81,28 +81,150 @@ grpc::Status PageWindow(int32_t page_size, const std::string& token, size_t tota
   return grpc::Status::OK;
 }
 
-v1::Errno ToProto(Errno e) { return static_cast<v1::Errno>(static_cast<int>(e)); }
+// --- Enums: one table per enum, read both ways -------------------------------
 
-v1::PageState ToProto(PageState s) {
-  switch (s) {
-    case PageState::kFree: return v1::PAGE_STATE_FREE;
-    case PageState::kAnon: return v1::PAGE_STATE_ANON;
-    case PageState::kKsm: return v1::PAGE_STATE_KSM;
-    case PageState::kShmem: return v1::PAGE_STATE_SHMEM;
-    case PageState::kZero: return v1::PAGE_STATE_ZERO;
-    case PageState::kReserved: return v1::PAGE_STATE_RESERVED;
-    case PageState::kOffline: return v1::PAGE_STATE_OFFLINE;
-  }
-  return v1::PAGE_STATE_UNSPECIFIED;
+namespace {
+
+template <typename Core, typename Proto>
+struct Pair {
+  Core core;
+  Proto proto;
+};
+
+template <typename Core, typename Proto, size_t N>
+Proto Find(const Pair<Core, Proto> (&table)[N], Core c, Proto unknown) {
+  for (const auto& p : table)
+    if (p.core == c) return p.proto;
+  return unknown;
 }
 
-v1::RmapState ToProto(RmapState s) {
-  switch (s) {
-    case RmapState::kNone: return v1::RMAP_STATE_NONE;
-    case RmapState::kUnstable: return v1::RMAP_STATE_UNSTABLE;
-    case RmapState::kStable: return v1::RMAP_STATE_STABLE;
-  }
-  return v1::RMAP_STATE_UNSPECIFIED;
+template <typename Core, typename Proto, size_t N>
+std::optional<Core> Find(const Pair<Core, Proto> (&table)[N], Proto p) {
+  for (const auto& e : table)
+    if (e.proto == p) return e.core;
+  return std::nullopt;
+}
+
+constexpr Pair<Errno, v1::Errno> kErrnos[] = {
+    {Errno::kOk, v1::ERRNO_OK},         {Errno::kEPERM, v1::ERRNO_EPERM},
+    {Errno::kENOENT, v1::ERRNO_ENOENT}, {Errno::kESRCH, v1::ERRNO_ESRCH},
+    {Errno::kEINTR, v1::ERRNO_EINTR},   {Errno::kEIO, v1::ERRNO_EIO},
+    {Errno::kEAGAIN, v1::ERRNO_EAGAIN}, {Errno::kENOMEM, v1::ERRNO_ENOMEM},
+    {Errno::kEACCES, v1::ERRNO_EACCES}, {Errno::kEFAULT, v1::ERRNO_EFAULT},
+    {Errno::kEBUSY, v1::ERRNO_EBUSY},   {Errno::kENODEV, v1::ERRNO_ENODEV},
+    {Errno::kEINVAL, v1::ERRNO_EINVAL}, {Errno::kERANGE, v1::ERRNO_ERANGE},
+};
+constexpr Pair<PageState, v1::PageState> kPageStates[] = {
+    {PageState::kFree, v1::PAGE_STATE_FREE},       {PageState::kAnon, v1::PAGE_STATE_ANON},
+    {PageState::kKsm, v1::PAGE_STATE_KSM},         {PageState::kShmem, v1::PAGE_STATE_SHMEM},
+    {PageState::kZero, v1::PAGE_STATE_ZERO},       {PageState::kReserved, v1::PAGE_STATE_RESERVED},
+    {PageState::kOffline, v1::PAGE_STATE_OFFLINE},
+};
+constexpr Pair<RmapState, v1::RmapState> kRmapStates[] = {
+    {RmapState::kNone, v1::RMAP_STATE_NONE},
+    {RmapState::kUnstable, v1::RMAP_STATE_UNSTABLE},
+    {RmapState::kStable, v1::RMAP_STATE_STABLE},
+};
+constexpr Pair<BlockState, v1::MemoryBlockState> kBlockStates[] = {
+    {BlockState::kOnline, v1::MEMORY_BLOCK_STATE_ONLINE},
+    {BlockState::kGoingOffline, v1::MEMORY_BLOCK_STATE_GOING_OFFLINE},
+    {BlockState::kOffline, v1::MEMORY_BLOCK_STATE_OFFLINE},
+    {BlockState::kRemoved, v1::MEMORY_BLOCK_STATE_REMOVED},
+};
+constexpr Pair<OfflinePhase, v1::OfflinePhase> kPhases[] = {
+    {OfflinePhase::kNone, v1::OFFLINE_PHASE_NONE},
+    {OfflinePhase::kIsolated, v1::OFFLINE_PHASE_ISOLATED},
+    {OfflinePhase::kGoingOffline, v1::OFFLINE_PHASE_GOING_OFFLINE},
+    {OfflinePhase::kMigrated, v1::OFFLINE_PHASE_MIGRATED},
+    {OfflinePhase::kDone, v1::OFFLINE_PHASE_DONE},
+};
+constexpr Pair<MemEvent, v1::MemoryNotifierEvent> kMemEvents[] = {
+    {MemEvent::kGoingOnline, v1::MEM_GOING_ONLINE},
+    {MemEvent::kCancelOnline, v1::MEM_CANCEL_ONLINE},
+    {MemEvent::kOnline, v1::MEM_ONLINE},
+    {MemEvent::kGoingOffline, v1::MEM_GOING_OFFLINE},
+    {MemEvent::kCancelOffline, v1::MEM_CANCEL_OFFLINE},
+    {MemEvent::kOffline, v1::MEM_OFFLINE},
+};
+constexpr Pair<PruneReason, v1::PruneReason> kPruneReasons[] = {
+    {PruneReason::kStale, v1::PRUNE_REASON_STALE},
+    {PruneReason::kOffline, v1::PRUNE_REASON_OFFLINE},
+    {PruneReason::kUnmerge, v1::PRUNE_REASON_UNMERGE},
+};
+constexpr Pair<MigrateReason, v1::MigrateReason> kMigrateReasons[] = {
+    {MigrateReason::kOffline, v1::MIGRATE_REASON_MEMORY_OFFLINE},
+    {MigrateReason::kMbind, v1::MIGRATE_REASON_MBIND},
+    {MigrateReason::kMigratePages, v1::MIGRATE_REASON_MIGRATE_PAGES},
+    {MigrateReason::kMovePages, v1::MIGRATE_REASON_MOVE_PAGES},
+};
+constexpr Pair<EventKind, v1::EventKind> kEventKinds[] = {
+    {EventKind::kMerge, v1::EVENT_KIND_MERGE},
+    {EventKind::kCowBreak, v1::EVENT_KIND_COW_BREAK},
+    {EventKind::kPrune, v1::EVENT_KIND_PRUNE},
+    {EventKind::kPassEnd, v1::EVENT_KIND_PASS_END},
+    {EventKind::kProcessExit, v1::EVENT_KIND_PROCESS_EXIT},
+    {EventKind::kMigrate, v1::EVENT_KIND_MIGRATE},
+    {EventKind::kNotifier, v1::EVENT_KIND_MEMORY_NOTIFY},
+    {EventKind::kOfflinePhase, v1::EVENT_KIND_OFFLINE_PHASE},
+    {EventKind::kOfflineResult, v1::EVENT_KIND_OFFLINE_RESULT},
+    {EventKind::kKsmdHeld, v1::EVENT_KIND_KSM_BATCH_HELD},
+};
+constexpr Pair<MpolMode, v1::MempolicyMode> kMpolModes[] = {
+    {MpolMode::kDefault, v1::MPOL_DEFAULT},
+    {MpolMode::kPreferred, v1::MPOL_PREFERRED},
+    {MpolMode::kBind, v1::MPOL_BIND},
+    {MpolMode::kInterleave, v1::MPOL_INTERLEAVE},
+};
+constexpr Pair<Advice, v1::Advice> kAdvices[] = {
+    {Advice::kDontNeed, v1::ADVICE_DONTNEED},
+    {Advice::kMergeable, v1::ADVICE_MERGEABLE},
+    {Advice::kUnmergeable, v1::ADVICE_UNMERGEABLE},
+};
+constexpr Pair<ClockMode, v1::ClockMode> kClockModes[] = {
+    {ClockMode::kManual, v1::CLOCK_MODE_MANUAL},
+    {ClockMode::kRealtime, v1::CLOCK_MODE_REALTIME},
+};
+
+}  // namespace
+
+// An errno without a name of its own (a notifier veto may choose any) keeps
+// its number: proto3 enums are open.
+v1::Errno ToProto(Errno e) { return Find(kErrnos, e, static_cast<v1::Errno>(static_cast<int>(e))); }
+v1::PageState ToProto(PageState s) { return Find(kPageStates, s, v1::PAGE_STATE_UNSPECIFIED); }
+v1::RmapState ToProto(RmapState s) { return Find(kRmapStates, s, v1::RMAP_STATE_UNSPECIFIED); }
+v1::MemoryBlockState ToProto(BlockState s) {
+  return Find(kBlockStates, s, v1::MEMORY_BLOCK_STATE_UNSPECIFIED);
+}
+v1::OfflinePhase ToProto(OfflinePhase p) { return Find(kPhases, p, v1::OFFLINE_PHASE_NONE); }
+v1::MemoryNotifierEvent ToProto(MemEvent e) {
+  return Find(kMemEvents, e, v1::MEMORY_NOTIFIER_EVENT_UNSPECIFIED);
+}
+v1::PruneReason ToProto(PruneReason r) {
+  return Find(kPruneReasons, r, v1::PRUNE_REASON_UNSPECIFIED);
+}
+v1::MigrateReason ToProto(MigrateReason r) {
+  return Find(kMigrateReasons, r, v1::MIGRATE_REASON_UNSPECIFIED);
+}
+v1::EventKind ToProto(EventKind k) { return Find(kEventKinds, k, v1::EVENT_KIND_UNSPECIFIED); }
+v1::MempolicyMode ToProto(MpolMode m) { return Find(kMpolModes, m, v1::MPOL_DEFAULT); }
+v1::ClockMode ToProto(ClockMode m) { return Find(kClockModes, m, v1::CLOCK_MODE_UNSPECIFIED); }
+
+std::optional<Errno> FromProto(v1::Errno e) { return Find(kErrnos, e); }
+std::optional<OfflinePhase> FromProto(v1::OfflinePhase p) { return Find(kPhases, p); }
+std::optional<MemEvent> FromProto(v1::MemoryNotifierEvent e) { return Find(kMemEvents, e); }
+std::optional<EventKind> FromProto(v1::EventKind k) { return Find(kEventKinds, k); }
+std::optional<MpolMode> FromProto(v1::MempolicyMode m) { return Find(kMpolModes, m); }
+std::optional<Advice> FromProto(v1::Advice a) { return Find(kAdvices, a); }
+std::optional<ClockMode> FromProto(v1::ClockMode m) { return Find(kClockModes, m); }
+
+MachineConfig ConfigFromProto(const v1::Machine& m) {
+  MachineConfig c;
+  if (m.topology().nodes()) c.nodes = m.topology().nodes();
+  if (m.topology().blocks_per_node()) c.blocks_per_node = m.topology().blocks_per_node();
+  if (m.topology().pages_per_block()) c.pages_per_block = m.topology().pages_per_block();
+  c.clock = FromProto(m.clock_mode()).value_or(ClockMode::kManual);
+  if (!m.profile().empty()) c.profile = m.profile();
+  return c;
 }
 
 void ToProto(const MachineInfo& mi, const std::string& id, v1::Machine* out) {
@@ -111,8 +233,7 @@ void ToProto(const MachineInfo& mi, const std::string& id, v1::Machine* out) {
   t->set_nodes(mi.config.nodes);
   t->set_blocks_per_node(mi.config.blocks_per_node);
   t->set_pages_per_block(mi.config.pages_per_block);
-  out->set_clock_mode(mi.config.clock == ClockMode::kManual ? v1::CLOCK_MODE_MANUAL
-                                                            : v1::CLOCK_MODE_REALTIME);
+  out->set_clock_mode(ToProto(mi.config.clock));
   out->set_profile(mi.config.profile);
   for (const NodeStats& ns : mi.nodes) {
     auto* n = out->add_nodes();
@@ -225,18 +346,13 @@ void ToProto(const AccessResult& r, v1::MemoryAccessResult* out) {
 
 namespace memnode::service {
 
-void ToProto(const std::string& machine_id, const Machine::BlockInfo& bi, v1::MemoryBlock* out) {
+void ToProto(const std::string& machine_id, const BlockInfo& bi, v1::MemoryBlock* out) {
   out->set_name(absl::StrCat("machines/", machine_id, "/memoryBlocks/", bi.id));
   out->set_block(bi.id);
   out->set_node(bi.node);
   out->set_start_pfn(bi.start_pfn);
   out->set_pages(bi.pages);
-  switch (bi.state) {
-    case BlockState::kOnline: out->set_state(v1::MEMORY_BLOCK_STATE_ONLINE); break;
-    case BlockState::kGoingOffline: out->set_state(v1::MEMORY_BLOCK_STATE_GOING_OFFLINE); break;
-    case BlockState::kOffline: out->set_state(v1::MEMORY_BLOCK_STATE_OFFLINE); break;
-    case BlockState::kRemoved: out->set_state(v1::MEMORY_BLOCK_STATE_REMOVED); break;
-  }
+  out->set_state(ToProto(bi.state));
   out->set_removable(bi.removable);
   out->set_free_pages(bi.free_pages);
   out->set_anon_pages(bi.count[static_cast<int>(PageState::kAnon)]);
@@ -247,12 +363,11 @@ void ToProto(const std::string& machine_id, const Machine::BlockInfo& bi, v1::Me
   out->set_unmovable_pages(bi.unmovable_pages);
 }
 
-void ToProto(const std::string& machine_id, const Machine::OfflineReport& r,
-             v1::OfflineReport* out) {
+void ToProto(const std::string& machine_id, const OfflineReport& r, v1::OfflineReport* out) {
   out->set_name(absl::StrCat("machines/", machine_id, "/memoryBlocks/", r.block));
   out->set_errnum(ToProto(r.err));
   out->set_paused(r.paused);
-  out->set_phase(static_cast<v1::OfflinePhase>(static_cast<int>(r.phase)));
+  out->set_phase(ToProto(r.phase));
   for (const auto& c : r.notifier_calls) out->add_notifier_calls(c);
   out->set_pages_migrated(r.pages_migrated);
   out->set_ksm_pages_migrated(r.ksm_pages_migrated);

@@ -15,34 +15,19 @@ grpc::Status ResolveBlock(Registry& reg, const std::string& name, std::shared_pt
   return Lookup(reg, id, h);
 }
 
-grpc::Status PauseAfter(v1::OfflinePhase p, std::optional<Machine::OfflinePhase>* out) {
-  switch (p) {
-    case v1::OFFLINE_PHASE_NONE: *out = Machine::OfflinePhase::kNone; return grpc::Status::OK;
-    case v1::OFFLINE_PHASE_ISOLATED:
-      *out = Machine::OfflinePhase::kIsolated;
-      return grpc::Status::OK;
-    case v1::OFFLINE_PHASE_GOING_OFFLINE:
-      *out = Machine::OfflinePhase::kGoingOffline;
-      return grpc::Status::OK;
-    case v1::OFFLINE_PHASE_MIGRATED:
-      *out = Machine::OfflinePhase::kMigrated;
-      return grpc::Status::OK;
-    default:
-      return InvalidField("pause_after",
-                          "pause_after must be NONE, ISOLATED, GOING_OFFLINE or MIGRATED");
-  }
+grpc::Status PauseAfter(v1::OfflinePhase p, std::optional<OfflinePhase>* out) {
+  std::optional<OfflinePhase> ph = FromProto(p);
+  if (!ph || *ph == OfflinePhase::kDone)
+    return InvalidField("pause_after",
+                        "pause_after must be NONE, ISOLATED, GOING_OFFLINE or MIGRATED");
+  *out = ph;
+  return grpc::Status::OK;
 }
 
-grpc::Status Event(v1::MemoryNotifierEvent e, Machine::MemEvent* out) {
-  switch (e) {
-    case v1::MEM_GOING_ONLINE: *out = Machine::MemEvent::kGoingOnline; break;
-    case v1::MEM_CANCEL_ONLINE: *out = Machine::MemEvent::kCancelOnline; break;
-    case v1::MEM_ONLINE: *out = Machine::MemEvent::kOnline; break;
-    case v1::MEM_GOING_OFFLINE: *out = Machine::MemEvent::kGoingOffline; break;
-    case v1::MEM_CANCEL_OFFLINE: *out = Machine::MemEvent::kCancelOffline; break;
-    case v1::MEM_OFFLINE: *out = Machine::MemEvent::kOffline; break;
-    default: return InvalidField("event", "unknown memory notifier event");
-  }
+grpc::Status Event(v1::MemoryNotifierEvent e, MemEvent* out) {
+  std::optional<MemEvent> ev = FromProto(e);
+  if (!ev) return InvalidField("event", "unknown memory notifier event");
+  *out = *ev;
   return grpc::Status::OK;
 }
 
@@ -89,10 +74,10 @@ grpc::Status MemoryBlockServiceImpl::OfflineMemoryBlock(grpc::ServerContext* ctx
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   BlockId b;
-  std::optional<Machine::OfflinePhase> pause;
+  std::optional<OfflinePhase> pause;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
   MEMNODE_RETURN_IF_GRPC_ERROR(PauseAfter(req->pause_after(), &pause));
-  Machine::OfflineOptions opt;
+  OfflineOptions opt;
   opt.pause_after = *pause;
   if (req->timeout_ms()) opt.timeout_ns = req->timeout_ms() * 1000000;
   if (req->pause_ttl_seconds()) opt.pause_ttl = absl::Seconds(req->pause_ttl_seconds());
@@ -110,7 +95,7 @@ grpc::Status MemoryBlockServiceImpl::ResumeOffline(grpc::ServerContext* ctx,
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   BlockId b;
-  std::optional<Machine::OfflinePhase> pause;
+  std::optional<OfflinePhase> pause;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveBlock(reg_, req->name(), &h, &b));
   MEMNODE_RETURN_IF_GRPC_ERROR(PauseAfter(req->pause_after(), &pause));
   MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
@@ -162,13 +147,13 @@ grpc::Status MemoryBlockServiceImpl::AddMemoryBlock(grpc::ServerContext* ctx,
   MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
   const uint64_t block_bytes = h->machine().config().pages_per_block * kPageSize;
   if (h->machine().Info().total_pages * kPageSize + block_bytes > reg_.limits().max_machine_bytes)
-    return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, "MEMORY_LIMIT",
+    return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, Reason::kMemoryLimit,
                  "adding a block would exceed max_machine_bytes");
   // The server-wide total too (best effort: two concurrent adds may both pass).
   uint64_t total = block_bytes;
   for (const auto& m : reg_.List()) total += m->machine().Info().total_pages * kPageSize;
   if (total > reg_.limits().max_total_bytes)
-    return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, "MEMORY_LIMIT",
+    return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, Reason::kMemoryLimit,
                  "adding a block would exceed max_total_bytes");
   auto b = h->machine().AddBlock(req->node());
   if (!b.ok()) return ToGrpc(b.status());
@@ -221,14 +206,13 @@ grpc::Status MemoryBlockServiceImpl::InjectNotifierFailure(
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::string id;
   std::shared_ptr<MachineHandle> h;
-  Machine::MemEvent ev = Machine::MemEvent::kGoingOffline;
+  MemEvent ev = MemEvent::kGoingOffline;
   MEMNODE_RETURN_IF_GRPC_ERROR(ParseMachineName(req->parent(), &id));
   MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
   MEMNODE_RETURN_IF_GRPC_ERROR(Event(req->event(), &ev));
-  if (req->errnum() == v1::ERRNO_OK || !v1::Errno_IsValid(req->errnum()))
-    return InvalidField("errnum", "errnum must be a non-OK Errno");
-  return ToGrpc(h->machine().InjectNotifierFailure(
-      ev, req->priority(), static_cast<Errno>(req->errnum()), req->count()));
+  std::optional<Errno> err = FromProto(req->errnum());
+  if (!err || *err == Errno::kOk) return InvalidField("errnum", "errnum must be a non-OK Errno");
+  return ToGrpc(h->machine().InjectNotifierFailure(ev, req->priority(), *err, req->count()));
 }
 
 grpc::Status MemoryBlockServiceImpl::ClearNotifierFailures(

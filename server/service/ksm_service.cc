@@ -4,6 +4,7 @@
 
 #include "absl/time/clock.h"
 #include "server/core/status.h"
+#include "server/host/ksm_wait.h"
 
 #include "absl/strings/str_cat.h"
 #include "server/service/auth.h"
@@ -20,20 +21,12 @@ grpc::Status ResolveKsm(Registry& reg, const std::string& name, std::shared_ptr<
   return Lookup(reg, id, h);
 }
 
-// Retries `write` while it reports KSM_LOCKED, until the client's deadline
-// (DEADLINE_EXCEEDED) or cancellation (CANCELLED).
-template <typename F>
-absl::StatusOr<Errno> WaitWhileKsmLocked(grpc::ServerContext* ctx, F write) {
-  for (;;) {
-    absl::StatusOr<Errno> e = write();
-    if (e.ok() || ErrorReason(e.status()) != "KSM_LOCKED") return e;
-    if (ctx->IsCancelled())
-      return MakeError(absl::StatusCode::kCancelled, "CANCELLED", "the client went away");
-    if (std::chrono::system_clock::now() >= ctx->deadline())
-      return MakeError(absl::StatusCode::kDeadlineExceeded, "KSM_LOCKED",
-                       "the run write waited for an offline until the call's deadline");
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+// The call's deadline and cancellation, for writes that wait for KSM's lock.
+host::CallBounds Bounds(grpc::ServerContext* ctx) {
+  host::CallBounds b;
+  b.deadline = absl::FromChrono(ctx->deadline());
+  b.cancelled = [ctx] { return ctx->IsCancelled(); };
+  return b;
 }
 
 }  // namespace
@@ -53,9 +46,9 @@ grpc::Status KsmServiceImpl::UpdateKsm(grpc::ServerContext* ctx, const v1::Updat
   std::shared_ptr<MachineHandle> h;
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveKsm(reg_, req->name(), &h));
   auto opt = [](bool has, uint64_t v) { return has ? std::optional<uint64_t>(v) : std::nullopt; };
-  // A run write waits while an offline holds KSM's lock (kernel-semantics
-  // 8.2), bounded by the call's deadline and cancellation.
-  absl::StatusOr<Errno> e = WaitWhileKsmLocked(ctx, [&] {
+  // A run write waits while an offline holds KSM's lock, bounded by the
+  // call's deadline and cancellation (host/ksm_wait.h).
+  absl::StatusOr<Errno> e = host::WaitWhileKsmLocked(Bounds(ctx), [&] {
     return h->machine().KsmUpdate(opt(req->has_run(), req->run()),
                                   opt(req->has_pages_to_scan(), req->pages_to_scan()),
                                   opt(req->has_sleep_millisecs(), req->sleep_millisecs()));
@@ -75,8 +68,8 @@ grpc::Status KsmServiceImpl::WriteKsmSysfs(grpc::ServerContext* ctx,
   MEMNODE_RETURN_IF_GRPC_ERROR(ResolveKsm(reg_, req->name(), &h));
   if (req->value().size() > 4096)
     return InvalidField("value", "a sysfs write is at most 4096 bytes");
-  absl::StatusOr<Errno> e = WaitWhileKsmLocked(
-      ctx, [&] { return h->machine().KsmWriteSysfs(req->file(), req->value()); });
+  absl::StatusOr<Errno> e = host::WaitWhileKsmLocked(
+      Bounds(ctx), [&] { return h->machine().KsmWriteSysfs(req->file(), req->value()); });
   if (!e.ok()) return ToGrpc(e.status());
   h->Wake();
   resp->set_errnum(ToProto(*e));
@@ -96,7 +89,7 @@ grpc::Status KsmServiceImpl::StepKsm(grpc::ServerContext* ctx, const v1::StepKsm
   switch (req->until_case()) {
     case v1::StepKsmRequest::kVisits:
       if (req->visits() > cap)
-        return OverLimit("VISITS_LIMIT", "visits", req->visits(), cap, "visits");
+        return OverLimit(Reason::kVisitsLimit, "visits", req->visits(), cap, "visits");
       MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
       r = h->machine().KsmStepVisits(req->visits());
       break;

@@ -6,16 +6,6 @@
 
 namespace memnode::service {
 
-MachineConfig ConfigFromProto(const v1::Machine& m) {
-  MachineConfig c;
-  if (m.topology().nodes()) c.nodes = m.topology().nodes();
-  if (m.topology().blocks_per_node()) c.blocks_per_node = m.topology().blocks_per_node();
-  if (m.topology().pages_per_block()) c.pages_per_block = m.topology().pages_per_block();
-  c.clock = m.clock_mode() == v1::CLOCK_MODE_REALTIME ? ClockMode::kRealtime : ClockMode::kManual;
-  if (!m.profile().empty()) c.profile = m.profile();
-  return c;
-}
-
 grpc::Status MachineServiceImpl::CreateMachine(grpc::ServerContext* ctx,
                                                const v1::CreateMachineRequest* req,
                                                v1::Machine* resp) {
@@ -131,7 +121,7 @@ grpc::Status MachineServiceImpl::ListPageFrames(grpc::ServerContext* ctx,
   MEMNODE_RETURN_IF_GRPC_ERROR(Lookup(reg_, id, &h));
   if (req->count() == 0) return InvalidField("count", "count must be positive");
   if (req->count() > reg_.limits().max_request_pages)
-    return OverLimit("TOO_MANY_PAGES", "count", req->count(), reg_.limits().max_request_pages,
+    return OverLimit(Reason::kTooManyPages, "count", req->count(), reg_.limits().max_request_pages,
                      "pages per request");
   auto frames = h->machine().ListFrames(req->start_pfn(), req->count(), req->skip_free());
   if (!frames.ok()) return ToGrpc(frames.status());

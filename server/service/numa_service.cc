@@ -14,14 +14,11 @@ grpc::Status Resolve(Registry& reg, const std::string& name, std::shared_ptr<Mac
   return Lookup(reg, id, h);
 }
 
-grpc::Status Mode(v1::MempolicyMode m, MemPolicy::Mode* out) {
-  switch (m) {
-    case v1::MPOL_DEFAULT: *out = MemPolicy::kDefault; return grpc::Status::OK;
-    case v1::MPOL_PREFERRED: *out = MemPolicy::kPreferred; return grpc::Status::OK;
-    case v1::MPOL_BIND: *out = MemPolicy::kBind; return grpc::Status::OK;
-    case v1::MPOL_INTERLEAVE: *out = MemPolicy::kInterleave; return grpc::Status::OK;
-    default: return InvalidField("mode", "unknown memory policy mode");
-  }
+grpc::Status Mode(v1::MempolicyMode m, MpolMode* out) {
+  std::optional<MpolMode> mode = FromProto(m);
+  if (!mode) return InvalidField("mode", "unknown memory policy mode");
+  *out = *mode;
+  return grpc::Status::OK;
 }
 
 }  // namespace
@@ -32,7 +29,7 @@ grpc::Status NumaServiceImpl::SetMempolicy(grpc::ServerContext* ctx,
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
-  MemPolicy::Mode mode;
+  MpolMode mode;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
   MEMNODE_RETURN_IF_GRPC_ERROR(Mode(req->mode(), &mode));
   auto r = h->machine().SetMempolicy(pid, mode, req->nodes());
@@ -53,7 +50,7 @@ grpc::Status NumaServiceImpl::GetMempolicy(grpc::ServerContext* ctx,
   auto r = h->machine().GetMempolicy(pid, addr, req->node_of_address());
   if (!r.ok()) return ToGrpc(r.status());
   resp->set_errnum(ToProto(r->err));
-  resp->set_mode(static_cast<v1::MempolicyMode>(static_cast<int>(r->policy.mode)));
+  resp->set_mode(ToProto(r->policy.mode));
   resp->set_nodes(r->policy.nodes);
   resp->set_node(r->node);
   return grpc::Status::OK;
@@ -64,7 +61,7 @@ grpc::Status NumaServiceImpl::Mbind(grpc::ServerContext* ctx, const v1::MbindReq
   MEMNODE_RETURN_IF_GRPC_ERROR(Admit(ctx));
   std::shared_ptr<MachineHandle> h;
   Pid pid;
-  MemPolicy::Mode mode;
+  MpolMode mode;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
   MEMNODE_RETURN_IF_GRPC_ERROR(Mode(req->mode(), &mode));
   MEMNODE_RETURN_IF_GRPC_ERROR(CheckAlive(ctx));
@@ -98,7 +95,7 @@ grpc::Status NumaServiceImpl::MovePages(grpc::ServerContext* ctx, const v1::Move
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->caller(), &h, &caller));
   if (req->pid() < 0) return InvalidField("pid", "pid must be >= 0");
   if (static_cast<uint64_t>(req->addresses_size()) > reg_.limits().max_request_pages)
-    return OverLimit("TOO_MANY_PAGES", "addresses", req->addresses_size(),
+    return OverLimit(Reason::kTooManyPages, "addresses", req->addresses_size(),
                      reg_.limits().max_request_pages, "pages per request");
   if (req->nodes_size() != 0 && req->nodes_size() != req->addresses_size())
     return InvalidField("nodes", "nodes must be empty (query) or as long as addresses");

@@ -17,7 +17,7 @@ grpc::Status Resolve(Registry& reg, const std::string& name, std::shared_ptr<Mac
 
 grpc::Status TooLarge(const char* field, uint64_t n, uint64_t limit) {
   return Error(
-      grpc::StatusCode::RESOURCE_EXHAUSTED, "REQUEST_TOO_LARGE",
+      grpc::StatusCode::RESOURCE_EXHAUSTED, Reason::kRequestTooLarge,
       absl::StrCat(field, " of ", n, " bytes exceeds the limit of ", limit, " bytes per request"),
       {{"field", field}, {"limit", absl::StrCat(limit)}});
 }
@@ -28,7 +28,7 @@ grpc::Status TooLarge(const char* field, uint64_t n, uint64_t limit) {
 grpc::Status CheckRange(MachineHandle& h, uint64_t length) {
   const uint64_t machine_bytes = h.machine().Info().total_pages * kPageSize;
   if (length > machine_bytes)
-    return OverLimit("RANGE_TOO_LARGE", "length", length, machine_bytes,
+    return OverLimit(Reason::kRangeTooLarge, "length", length, machine_bytes,
                      "bytes (the machine's emulated memory)");
   return grpc::Status::OK;
 }
@@ -37,7 +37,7 @@ grpc::Status CheckRange(MachineHandle& h, uint64_t length) {
 grpc::Status CheckProcessRoom(Registry& reg, MachineHandle& h) {
   const uint64_t n = h.machine().Info().process_count;
   if (n >= reg.limits().max_processes)
-    return OverLimit("PROCESS_LIMIT", "processes", n + 1, reg.limits().max_processes,
+    return OverLimit(Reason::kProcessLimit, "processes", n + 1, reg.limits().max_processes,
                      "processes on the machine");
   return grpc::Status::OK;
 }
@@ -167,16 +167,11 @@ grpc::Status ProcessServiceImpl::Madvise(grpc::ServerContext* ctx, const v1::Mad
   std::shared_ptr<MachineHandle> h;
   Pid pid;
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
-  Advice advice;
-  switch (req->advice()) {
-    case v1::ADVICE_DONTNEED: advice = Advice::kDontNeed; break;
-    case v1::ADVICE_MERGEABLE: advice = Advice::kMergeable; break;
-    case v1::ADVICE_UNMERGEABLE: advice = Advice::kUnmergeable; break;
-    default: return InvalidField("advice", "advice must be DONTNEED, MERGEABLE or UNMERGEABLE");
-  }
-  auto r = h->machine().Madvise(pid, req->address(), req->length(), advice);
+  std::optional<Advice> advice = FromProto(req->advice());
+  if (!advice) return InvalidField("advice", "advice must be DONTNEED, MERGEABLE or UNMERGEABLE");
+  auto r = h->machine().Madvise(pid, req->address(), req->length(), *advice);
   if (!r.ok()) return ToGrpc(r.status());
-  if (advice == Advice::kMergeable) h->Wake();  // the first registration wakes ksmd
+  if (*advice == Advice::kMergeable) h->Wake();  // the first registration wakes ksmd
   resp->set_errnum(ToProto(*r));
   return grpc::Status::OK;
 }
@@ -319,7 +314,7 @@ grpc::Status ProcessServiceImpl::TranslateAddresses(grpc::ServerContext* ctx,
   MEMNODE_RETURN_IF_GRPC_ERROR(Resolve(reg_, req->name(), &h, &pid));
   if (req->pages() == 0) return InvalidField("pages", "pages must be positive");
   if (req->pages() > reg_.limits().max_request_pages)
-    return OverLimit("TOO_MANY_PAGES", "pages", req->pages(), reg_.limits().max_request_pages,
+    return OverLimit(Reason::kTooManyPages, "pages", req->pages(), reg_.limits().max_request_pages,
                      "pages per request");
   auto r = h->machine().Translate(pid, req->address(), req->pages());
   if (!r.ok()) return ToGrpc(r.status());

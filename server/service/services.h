@@ -12,7 +12,8 @@
 #include "memnode/v1/machine.grpc.pb.h"
 #include "memnode/v1/numa.grpc.pb.h"
 #include "memnode/v1/process.grpc.pb.h"
-#include "server/service/registry.h"
+#include "server/host/registry.h"
+#include "server/service/convert.h"
 
 namespace memnode::service {
 
@@ -157,9 +158,6 @@ class MemoryBlockServiceImpl final : public v1::MemoryBlockService::Service {
  private:
   Registry& reg_;
 };
-
-// Converts a proto topology + clock into a core config (defaults applied).
-MachineConfig ConfigFromProto(const v1::Machine& m);
 
 }  // namespace memnode::service
 

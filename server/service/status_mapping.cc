@@ -7,8 +7,11 @@
 
 namespace memnode::service {
 
-grpc::Status Error(grpc::StatusCode code, absl::string_view reason, absl::string_view message,
-                   const std::map<std::string, std::string>& metadata) {
+namespace {
+
+grpc::Status ErrorWithReason(grpc::StatusCode code, absl::string_view reason,
+                             absl::string_view message,
+                             const std::map<std::string, std::string>& metadata) {
   google::rpc::ErrorInfo info;
   info.set_reason(std::string(reason));
   info.set_domain(kErrorDomain);
@@ -20,13 +23,20 @@ grpc::Status Error(grpc::StatusCode code, absl::string_view reason, absl::string
   return grpc::Status(code, std::string(message), st.SerializeAsString());
 }
 
+}  // namespace
+
+grpc::Status Error(grpc::StatusCode code, Reason reason, absl::string_view message,
+                   const std::map<std::string, std::string>& metadata) {
+  return ErrorWithReason(code, ReasonName(reason), message, metadata);
+}
+
 grpc::Status InvalidField(absl::string_view field, absl::string_view message) {
-  return Error(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_FIELD", message,
+  return Error(grpc::StatusCode::INVALID_ARGUMENT, Reason::kInvalidField, message,
                {{"field", std::string(field)}});
 }
 
-grpc::Status OverLimit(absl::string_view reason, absl::string_view field, uint64_t value,
-                       uint64_t limit, absl::string_view what) {
+grpc::Status OverLimit(Reason reason, absl::string_view field, uint64_t value, uint64_t limit,
+                       absl::string_view what) {
   return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, reason,
                absl::StrCat(field, " of ", value, " ", what, " exceeds the limit of ", limit),
                {{"field", std::string(field)}, {"limit", absl::StrCat(limit)}});
@@ -34,9 +44,9 @@ grpc::Status OverLimit(absl::string_view reason, absl::string_view field, uint64
 
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  std::string reason = ErrorReason(status);
-  if (reason.empty()) reason = "INTERNAL";
-  return Error(static_cast<grpc::StatusCode>(status.code()), reason, status.message());
+  std::optional<Reason> reason = ReasonOf(status);
+  return Error(static_cast<grpc::StatusCode>(status.code()), reason.value_or(Reason::kInternal),
+               status.message());
 }
 
 }  // namespace memnode::service

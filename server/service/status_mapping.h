@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "server/core/reasons.h"
 
 namespace memnode::service {
 
@@ -22,7 +23,7 @@ inline constexpr char kErrorDomain[] = "memnode.dev";
 grpc::Status ToGrpc(const absl::Status& status);
 
 // Builds an error directly.
-grpc::Status Error(grpc::StatusCode code, absl::string_view reason, absl::string_view message,
+grpc::Status Error(grpc::StatusCode code, Reason reason, absl::string_view message,
                    const std::map<std::string, std::string>& metadata = {});
 
 // Shorthand for INVALID_ARGUMENT / INVALID_FIELD naming the field.
@@ -30,8 +31,8 @@ grpc::Status InvalidField(absl::string_view field, absl::string_view message);
 
 // RESOURCE_EXHAUSTED with `reason` and metadata {field, limit}: a request
 // above one of the server's limits (docs/SECURITY.md).
-grpc::Status OverLimit(absl::string_view reason, absl::string_view field, uint64_t value,
-                       uint64_t limit, absl::string_view what);
+grpc::Status OverLimit(Reason reason, absl::string_view field, uint64_t value, uint64_t limit,
+                       absl::string_view what);
 
 }  // namespace memnode::service
 

@@ -5,7 +5,7 @@
 // test in every other build.
 //
 // Threads:
-//  - the real ksmd loop (MachineHandle from server/service/registry.cc,
+//  - the real ksmd loop (MachineHandle from server/host/registry.cc,
 //    which needs no gRPC): KsmdBatch every sleep_millisecs, expiry of
 //    abandoned pauses;
 //  - two "clients", each owning processes: mmap, fill, write, fork, madvise
@@ -35,8 +35,9 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "server/core/machine.h"
+#include "server/core/names.h"
 #include "server/core/status.h"
-#include "server/service/registry.h"
+#include "server/host/registry.h"
 
 namespace memnode {
 namespace {
@@ -189,7 +190,7 @@ class Client {
 bool LockedOrOk(const absl::Status& s) { return s.ok() || ErrorReason(s) == "KSM_LOCKED"; }
 
 TEST(Concurrency, RealtimeMachineUnderConcurrentClientsKsmdAndOffline) {
-  auto handle = std::make_shared<service::MachineHandle>("tsan", RealtimeMachine());
+  auto handle = std::make_shared<host::MachineHandle>("tsan", RealtimeMachine());
   Machine& m = handle->machine();
   ASSERT_EQ(*m.KsmUpdate(1, 32, 1), Errno::kOk);
   handle->Wake();
@@ -257,9 +258,8 @@ TEST(Concurrency, RealtimeMachineUnderConcurrentClientsKsmdAndOffline) {
     while (!clients_done.load()) {
       BlockId id = 1 + static_cast<BlockId>(rng() % 3);  // node 0 keeps block 0
       if (rng() % 2) id += 4;                            // or node 1's blocks 5..7
-      Machine::OfflineOptions o;
-      o.pause_after =
-          (rng() % 3 == 0) ? Machine::OfflinePhase::kNone : Machine::OfflinePhase::kGoingOffline;
+      OfflineOptions o;
+      o.pause_after = (rng() % 3 == 0) ? OfflinePhase::kNone : OfflinePhase::kGoingOffline;
       o.timeout_ns = 2'000'000;
       auto r = m.OfflineBlock(id, o, absl::Now());
       if (!r.ok()) {

@@ -162,13 +162,12 @@ TEST(SnapshotGolden, SnapshotWrittenBeforeTheRefactorRestores) {
   if (Recording()) {
     auto m = SmallMachine(2, 4, 64);
     Workload(*m, 7, 150);
-    Machine::OfflineOptions opt;
+    OfflineOptions opt;
     auto r = Unwrap(m->OfflineBlock(4, opt, absl::FromUnixSeconds(1000)));
     std::printf("offline of block 4: err %d, %d pages migrated, %d nodes pruned\n",
                 static_cast<int>(r.err), static_cast<int>(r.pages_migrated),
                 static_cast<int>(r.stable_nodes_pruned));
-    ASSERT_TRUE(
-        m->InjectNotifierFailure(Machine::MemEvent::kGoingOnline, 5, Errno::kEBUSY, 1).ok());
+    ASSERT_TRUE(m->InjectNotifierFailure(MemEvent::kGoingOnline, 5, Errno::kEBUSY, 1).ok());
     Workload(*m, 8, 30);
     KsmInfo k = m->GetKsm();
     std::printf("snapshot: shared %d sharing %d unshared %d stable nodes %d rmap items %d\n",

@@ -31,6 +31,7 @@
 #include "gtest/gtest.h"
 #include "server/core/ksm/ksm_types.h"
 #include "server/core/machine.h"
+#include "server/core/names.h"
 #include "server/core/status.h"
 #include "server/core/types.h"
 #include "tests/testing/machine_fixture.h"
@@ -43,8 +44,8 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 
-using Phase = Machine::OfflinePhase;
-using Event_ = Machine::MemEvent;
+using Phase = OfflinePhase;
+using Event_ = MemEvent;
 
 constexpr uint64_t kBigVisits = uint64_t{1} << 20;
 constexpr BlockId kBlock4 = 4;  // first block of node 1: pfns 256..319
@@ -57,7 +58,7 @@ const absl::Time kT0 = absl::FromUnixSeconds(1000000);
 // Notifier log entries without an optional "MEM_" prefix (the header of
 // machine.h documents "GOING_OFFLINE ksm(100) ok"; the kernel's names carry
 // MEM_): the test does not depend on which spelling is used.
-std::vector<std::string> Calls(const Machine::OfflineReport& r) {
+std::vector<std::string> Calls(const OfflineReport& r) {
   std::vector<std::string> out;
   for (std::string s : r.notifier_calls) {
     if (absl::StartsWith(s, "MEM_")) s = s.substr(4);
@@ -68,17 +69,16 @@ std::vector<std::string> Calls(const Machine::OfflineReport& r) {
 
 // The calls added by a resumed offline: the resumed report may repeat the
 // calls made before the pause (one report per offline) or not.
-std::vector<std::string> CallsAfter(const Machine::OfflineReport& before,
-                                    const Machine::OfflineReport& after) {
+std::vector<std::string> CallsAfter(const OfflineReport& before, const OfflineReport& after) {
   std::vector<std::string> a = Calls(before), b = Calls(after);
   if (b.size() >= a.size() && std::equal(a.begin(), a.end(), b.begin()))
     return std::vector<std::string>(b.begin() + a.size(), b.end());
   return b;
 }
 
-std::string ReportString(const Machine::OfflineReport& r) {
+std::string ReportString(const OfflineReport& r) {
   return absl::StrCat("block=", r.block, " err=", ErrnoName(r.err), " paused=", r.paused,
-                      " phase=", Machine::OfflinePhaseName(r.phase), " calls=[",
+                      " phase=", OfflinePhaseName(r.phase), " calls=[",
                       absl::StrJoin(r.notifier_calls, "; "), "] migrated=", r.pages_migrated,
                       " ksm_migrated=", r.ksm_pages_migrated, " pruned=", r.stable_nodes_pruned,
                       " rounds=", r.rounds, " emulated_ns=", r.emulated_ns, " failure=\"",
@@ -146,7 +146,7 @@ class HotplugTest : public ::testing::Test {
   }
   Pfn PfnOf(Pid pid, Vaddr addr) { return Tr(pid, addr).pfn; }
   FrameInfo Frame(Pfn pfn) { return Unwrap(m_->GetFrame(pfn)); }
-  Machine::BlockInfo Block(BlockId b) { return Unwrap(m_->GetBlock(b)); }
+  BlockInfo Block(BlockId b) { return Unwrap(m_->GetBlock(b)); }
 
   void SetRun(uint64_t run) {
     auto r = m_->KsmUpdate(run, std::nullopt, std::nullopt);
@@ -211,21 +211,21 @@ class HotplugTest : public ::testing::Test {
     EXPECT_EQ(*w2, Errno::kOk);
   }
 
-  Machine::OfflineReport Offline(BlockId b, Phase pause = Phase::kNone,
-                                 uint64_t timeout_ns = 120 * kNsPerSec,
-                                 absl::Duration ttl = absl::Minutes(5), absl::Time now = kT0) {
-    Machine::OfflineOptions o;
+  OfflineReport Offline(BlockId b, Phase pause = Phase::kNone,
+                        uint64_t timeout_ns = 120 * kNsPerSec,
+                        absl::Duration ttl = absl::Minutes(5), absl::Time now = kT0) {
+    OfflineOptions o;
     o.pause_after = pause;
     o.timeout_ns = timeout_ns;
     o.pause_ttl = ttl;
     auto r = m_->OfflineBlock(b, o, now);
     EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : Machine::OfflineReport{};
+    return r.ok() ? *r : OfflineReport{};
   }
-  Machine::OfflineReport Resume(BlockId b, std::optional<Phase> pause = std::nullopt) {
+  OfflineReport Resume(BlockId b, std::optional<Phase> pause = std::nullopt) {
     auto r = m_->ResumeOffline(b, pause, kT0);
     EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : Machine::OfflineReport{};
+    return r.ok() ? *r : OfflineReport{};
   }
 
   // ks 10.1 on node 1: A (registered first) and B each have one page of
@@ -271,7 +271,7 @@ TEST_F(HotplugTest, Scenario08LiveKsmPageMigratesWithItsNode) {
   const uint64_t node_id = before[0].id;
   EXPECT_EQ(before[0].kpfn, s.kpfn);
 
-  Machine::OfflineReport r = Offline(kBlock4);
+  OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
   // ks 10.8 / 7.2 r10: the write to `state` succeeds, block offline.
   EXPECT_EQ(r.err, Errno::kOk);
@@ -353,7 +353,7 @@ TEST_F(HotplugTest, Scenario09BothSharersWriteThenOfflinePrunes) {
   EXPECT_TRUE(nodes[0].stale);
   EXPECT_EQ(nodes[0].kpfn, s.kpfn);
 
-  Machine::OfflineReport r = Offline(kBlock4);
+  OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
   EXPECT_EQ(r.err, Errno::kOk);
   EXPECT_EQ(Block(kBlock4).state, BlockState::kOffline);
@@ -391,7 +391,7 @@ TEST_F(HotplugTest, Scenario09BothSharersUnmapThenOfflinePrunes) {
   EXPECT_EQ(Frame(s.kpfn).state, PageState::kFree);
   EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));  // ks 3.7
 
-  Machine::OfflineReport r = Offline(kBlock4);
+  OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
   EXPECT_EQ(r.err, Errno::kOk);
   EXPECT_EQ(r.pages_migrated, 0u);  // block 4 holds no page in use any more
@@ -414,7 +414,7 @@ TEST_F(HotplugTest, Scenario09BothSharersUnmapThenOfflinePrunes) {
 TEST_F(HotplugTest, Scenario09MappingsDroppedWhilePausedAfterGoingOffline) {
   Pair2 s = MergedPairOnNode1();
   // SPEC Decision 4: pause after MEM_GOING_OFFLINE.
-  Machine::OfflineReport p = Offline(kBlock4, Phase::kGoingOffline);
+  OfflineReport p = Offline(kBlock4, Phase::kGoingOffline);
   SCOPED_TRACE(ReportString(p));
   EXPECT_EQ(p.err, Errno::kOk);
   EXPECT_TRUE(p.paused);
@@ -436,7 +436,7 @@ TEST_F(HotplugTest, Scenario09MappingsDroppedWhilePausedAfterGoingOffline) {
   EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));
   ExpectKsmLocked();
 
-  Machine::OfflineReport r = Resume(kBlock4);
+  OfflineReport r = Resume(kBlock4);
   SCOPED_TRACE(ReportString(r));
   EXPECT_EQ(r.err, Errno::kOk);
   EXPECT_FALSE(r.paused);
@@ -464,7 +464,7 @@ TEST_F(HotplugTest, Scenario09KsmdRevisitedBeforeOfflineNothingToPrune) {
   EXPECT_TRUE(CountersAre(0, 0, 0, 2, 3));
   EXPECT_THAT(m_->KsmStableNodes(), IsEmpty());
 
-  Machine::OfflineReport r = Offline(kBlock4);
+  OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
   EXPECT_EQ(r.err, Errno::kOk);
   // ks 10.9 last sentence: MEM_OFFLINE does nothing.
@@ -482,7 +482,7 @@ TEST_F(HotplugTest, Scenario09KsmdRevisitedBeforeOfflineNothingToPrune) {
 TEST_F(HotplugTest, Scenario10aUnmovablePagesFailIsolationWithoutNotifiers) {
   Pair2 s = MergedPairOnNode1();
   ASSERT_EQ(Unwrap(m_->AllocKernelPages(kBlock4, 1, /*unmovable=*/true)), 1u);
-  Machine::OfflineReport r = Offline(kBlock4);
+  OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
   // ks 7.2 r7 / 10.10a: EBUSY at once, no notifier event, ksmd unaffected.
   EXPECT_EQ(r.err, Errno::kEBUSY);
@@ -497,13 +497,13 @@ TEST_F(HotplugTest, Scenario10aUnmovablePagesFailIsolationWithoutNotifiers) {
   EXPECT_TRUE(MachineOk());
   // The block still allocates: after the kernel pages are freed it offlines.
   ASSERT_EQ(Unwrap(m_->FreeKernelPages(kBlock4, 1)), 1u);
-  Machine::OfflineReport r2 = Offline(kBlock4);
+  OfflineReport r2 = Offline(kBlock4);
   EXPECT_EQ(r2.err, Errno::kOk) << ReportString(r2);
 }
 
 TEST_F(HotplugTest, Block0HoldsTheZeroPageAndNeverOfflines) {
   // The zero page is reserved (brief: pfn 0); ks 7.2 r7: isolation EBUSY.
-  Machine::OfflineReport r = Offline(0);
+  OfflineReport r = Offline(0);
   EXPECT_EQ(r.err, Errno::kEBUSY) << ReportString(r);
   EXPECT_THAT(r.notifier_calls, IsEmpty());
   EXPECT_EQ(Block(0).state, BlockState::kOnline);
@@ -514,7 +514,7 @@ TEST_F(HotplugTest, Block0HoldsTheZeroPageAndNeverOfflines) {
 
 TEST_F(HotplugTest, Scenario10bNonLruKernelPageAloneFailsAtFinalCheck) {
   ASSERT_EQ(Unwrap(m_->AllocKernelPages(5, 1, /*unmovable=*/false)), 1u);
-  Machine::OfflineReport r = Offline(5);
+  OfflineReport r = Offline(5);
   SCOPED_TRACE(ReportString(r));
   // ks 7.2 r9: no LRU page -> verify all free -> EBUSY; after GOING_OFFLINE,
   // so ks 7.2 r11: MEM_CANCEL_OFFLINE, KSM unlocked (7.3 r17).
@@ -533,7 +533,7 @@ TEST_F(HotplugTest, Scenario10bNonLruKernelPageAfterLruPageUsesFiveRetries) {
   ASSERT_EQ(PfnOf(p, v), kBlock4Start);
   // A non-LRU page at pfn 257, after the LRU page.
   ASSERT_EQ(Unwrap(m_->AllocKernelPages(kBlock4, 1, /*unmovable=*/false)), 1u);
-  Machine::OfflineReport r = Offline(kBlock4);
+  OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
   // ks 7.2 r9: do_migrate_range from pfn 256 meets the non-LRU page ->
   // -EBUSY, retry_max 5 -> 0 after five rounds -> EBUSY; nothing migrated.
@@ -558,7 +558,7 @@ TEST_F(HotplugTest, Scenario10cPinnedAnonPageTimesOutPagesMovedStayMoved) {
   ASSERT_EQ(Unwrap(m_->Pin(p, v + kPageSize, kPageSize)).err, Errno::kOk);
   const uint64_t t0 = m_->Info().emulated_time_ns;
   const uint64_t timeout = 10 * 1000000ull;  // 10 ms
-  Machine::OfflineReport r = Offline(kBlock4, Phase::kNone, timeout);
+  OfflineReport r = Offline(kBlock4, Phase::kNone, timeout);
   SCOPED_TRACE(ReportString(r));
   // ks 7.2 r9 / 10.10c: the pinned page keeps returning "not migrated"
   // without consuming retries until the deadline -> EAGAIN.
@@ -586,7 +586,7 @@ TEST_F(HotplugTest, Scenario10cPinnedAnonPageTimesOutPagesMovedStayMoved) {
 
   // Unpinned, the offline succeeds and moves the last page.
   ASSERT_EQ(Unwrap(m_->Unpin(p, v + kPageSize, kPageSize)).err, Errno::kOk);
-  Machine::OfflineReport r2 = Offline(kBlock4, Phase::kNone, timeout);
+  OfflineReport r2 = Offline(kBlock4, Phase::kNone, timeout);
   EXPECT_EQ(r2.err, Errno::kOk) << ReportString(r2);
   EXPECT_EQ(r2.pages_migrated, 1u);
   EXPECT_EQ(ReadPage(p, v + kPageSize), Page(0x02));
@@ -596,7 +596,7 @@ TEST_F(HotplugTest, Scenario10cPinnedAnonPageTimesOutPagesMovedStayMoved) {
 TEST_F(HotplugTest, Scenario10cPinnedKsmPageTimesOutAfter120Seconds) {
   Pair2 s = MergedPairOnNode1();
   ASSERT_EQ(Unwrap(m_->Pin(s.a, s.va, kPageSize)).err, Errno::kOk);
-  Machine::OfflineReport r = Offline(kBlock4);  // the seed's 120 s
+  OfflineReport r = Offline(kBlock4);  // the seed's 120 s
   SCOPED_TRACE(ReportString(r));
   // ks 7.2 r13 / 10.10c: a KSM page with extra pins fails -EAGAIN each time
   // -> 120 s -> EAGAIN; MEM_CANCEL_OFFLINE releases ksmd and run writes.
@@ -620,7 +620,7 @@ TEST_F(HotplugTest, Scenario10cPinnedKsmPageTimesOutAfter120Seconds) {
 
 TEST_F(HotplugTest, Scenario10dCancelOfPausedOfflineIsLikeASignal) {
   Pair2 s = MergedPairOnNode1();
-  Machine::OfflineReport p = Offline(kBlock4, Phase::kGoingOffline);
+  OfflineReport p = Offline(kBlock4, Phase::kGoingOffline);
   ASSERT_TRUE(p.paused) << ReportString(p);
   ExpectKsmLocked();
   auto c = m_->CancelOffline(kBlock4);
@@ -645,7 +645,7 @@ TEST_F(HotplugTest, Scenario10dCancelOfPausedOfflineIsLikeASignal) {
 
 TEST_F(HotplugTest, CancelBeforeGoingOfflineSendsNoNotifier) {
   Pair2 s = MergedPairOnNode1();
-  Machine::OfflineReport p = Offline(kBlock4, Phase::kIsolated);
+  OfflineReport p = Offline(kBlock4, Phase::kIsolated);
   ASSERT_TRUE(p.paused) << ReportString(p);
   EXPECT_EQ(p.phase, Phase::kIsolated);
   EXPECT_THAT(p.notifier_calls, IsEmpty());
@@ -664,14 +664,14 @@ TEST_F(HotplugTest, CancelBeforeGoingOfflineSendsNoNotifier) {
 
 TEST_F(HotplugTest, PauseAtEveryPhaseThenFinish) {
   Pair2 s = MergedPairOnNode1();
-  Machine::OfflineReport p1 = Offline(kBlock4, Phase::kIsolated);
+  OfflineReport p1 = Offline(kBlock4, Phase::kIsolated);
   ASSERT_TRUE(p1.paused);
   EXPECT_FALSE(m_->KsmLocked());
-  Machine::OfflineReport p2 = Resume(kBlock4, Phase::kGoingOffline);
+  OfflineReport p2 = Resume(kBlock4, Phase::kGoingOffline);
   ASSERT_TRUE(p2.paused) << ReportString(p2);
   EXPECT_EQ(p2.phase, Phase::kGoingOffline);
   ExpectKsmLocked();
-  Machine::OfflineReport p3 = Resume(kBlock4, Phase::kMigrated);
+  OfflineReport p3 = Resume(kBlock4, Phase::kMigrated);
   ASSERT_TRUE(p3.paused) << ReportString(p3);
   EXPECT_EQ(p3.phase, Phase::kMigrated);
   // Migrated: the KSM page left block 4 (ks 7.2 r13); still locked (ks 8.1:
@@ -682,7 +682,7 @@ TEST_F(HotplugTest, PauseAtEveryPhaseThenFinish) {
   EXPECT_EQ(Block(kBlock4).state, BlockState::kGoingOffline);
   ExpectKsmLocked();
   EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));
-  Machine::OfflineReport done = Resume(kBlock4);
+  OfflineReport done = Resume(kBlock4);
   EXPECT_EQ(done.err, Errno::kOk) << ReportString(done);
   EXPECT_EQ(done.phase, Phase::kDone);
   EXPECT_EQ(done.stable_nodes_pruned, 0u);
@@ -694,8 +694,7 @@ TEST_F(HotplugTest, PauseAtEveryPhaseThenFinish) {
 
 TEST_F(HotplugTest, ExpiredPauseIsCancelledAndReleasesKsm) {
   Pair2 s = MergedPairOnNode1();
-  Machine::OfflineReport p =
-      Offline(kBlock4, Phase::kGoingOffline, 120 * kNsPerSec, absl::Minutes(1), kT0);
+  OfflineReport p = Offline(kBlock4, Phase::kGoingOffline, 120 * kNsPerSec, absl::Minutes(1), kT0);
   ASSERT_TRUE(p.paused) << ReportString(p);
   ExpectKsmLocked();
   // Not yet expired.
@@ -722,7 +721,7 @@ TEST_F(HotplugTest, ExpiredPauseIsCancelledAndReleasesKsm) {
 TEST_F(HotplugTest, VetoAbovePriority100KsmNeverLocked) {
   Pair2 s = MergedPairOnNode1();
   ASSERT_TRUE(m_->InjectNotifierFailure(Event_::kGoingOffline, 200, Errno::kENOMEM, 0).ok());
-  Machine::OfflineReport r = Offline(kBlock4);
+  OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
   // The chain runs by descending priority and stops at the failure: KSM (100)
   // never sees GOING_OFFLINE; the error is returned (7.2 r11); CANCEL goes to
@@ -736,7 +735,7 @@ TEST_F(HotplugTest, VetoAbovePriority100KsmNeverLocked) {
   EXPECT_EQ(PfnOf(s.a, s.va), s.kpfn);
   EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));
   m_->ClearNotifierFailures();
-  Machine::OfflineReport r2 = Offline(kBlock4);
+  OfflineReport r2 = Offline(kBlock4);
   EXPECT_EQ(r2.err, Errno::kOk) << ReportString(r2);
   EXPECT_THAT(Calls(r2), ElementsAre("GOING_OFFLINE ksm(100) ok", "OFFLINE ksm(100) ok"));
   EXPECT_TRUE(MachineOk());
@@ -745,7 +744,7 @@ TEST_F(HotplugTest, VetoAbovePriority100KsmNeverLocked) {
 TEST_F(HotplugTest, VetoBelowPriority100KsmLockedThenReleasedByCancel) {
   Pair2 s = MergedPairOnNode1();
   ASSERT_TRUE(m_->InjectNotifierFailure(Event_::kGoingOffline, 50, Errno::kEBUSY, 0).ok());
-  Machine::OfflineReport r = Offline(kBlock4);
+  OfflineReport r = Offline(kBlock4);
   SCOPED_TRACE(ReportString(r));
   EXPECT_EQ(r.err, Errno::kEBUSY);
   // KSM (100) takes its lock at GOING, the injector (50) refuses, CANCEL goes
@@ -762,10 +761,10 @@ TEST_F(HotplugTest, VetoBelowPriority100KsmLockedThenReleasedByCancel) {
 TEST_F(HotplugTest, VetoWithCountOneIsUsedUp) {
   MergedPairOnNode1();
   ASSERT_TRUE(m_->InjectNotifierFailure(Event_::kGoingOffline, 50, Errno::kEBUSY, 1).ok());
-  Machine::OfflineReport r = Offline(kBlock4);
+  OfflineReport r = Offline(kBlock4);
   EXPECT_EQ(r.err, Errno::kEBUSY) << ReportString(r);
   ExpectKsmFree();
-  Machine::OfflineReport r2 = Offline(kBlock4);
+  OfflineReport r2 = Offline(kBlock4);
   EXPECT_EQ(r2.err, Errno::kOk) << ReportString(r2);
   EXPECT_EQ(r2.ksm_pages_migrated, 1u);
   ExpectKsmFree();
@@ -829,7 +828,7 @@ TEST_F(HotplugTest, Scenario13MigratePagesLeavesKsmPagesAndDoesNotCountThem) {
 
 TEST_F(HotplugTest, Scenario17DuringAnOffline) {
   Pair2 s = MergedPairOnNode1();
-  Machine::OfflineReport p = Offline(kBlock4, Phase::kGoingOffline);
+  OfflineReport p = Offline(kBlock4, Phase::kGoingOffline);
   ASSERT_TRUE(p.paused) << ReportString(p);
   // Reading counters works (ks 8.2 "reads of every file do not block").
   EXPECT_TRUE(CountersAre(1, 1, 0, 0, 2));
@@ -859,7 +858,7 @@ TEST_F(HotplugTest, Scenario17DuringAnOffline) {
   EXPECT_EQ(m_->GetKsm().sleep_millisecs, 30u);
   EXPECT_EQ(m_->GetKsm().run, 1u);
 
-  Machine::OfflineReport r = Resume(kBlock4);
+  OfflineReport r = Resume(kBlock4);
   SCOPED_TRACE(ReportString(r));
   EXPECT_EQ(r.err, Errno::kOk);
   // B alone still maps the live KSM page: it migrates (7.2 r13).
@@ -884,7 +883,7 @@ TEST_F(HotplugTest, Scenario17DuringAnOffline) {
 TEST_F(HotplugTest, OnlineAfterOffline) {
   // ks 7.1 r2: onlining a block that is not offline -> EINVAL.
   EXPECT_EQ(Unwrap(m_->OnlineBlock(5)), Errno::kEINVAL);
-  Machine::OfflineReport r = Offline(5);
+  OfflineReport r = Offline(5);
   ASSERT_EQ(r.err, Errno::kOk) << ReportString(r);
   EXPECT_EQ(Block(5).state, BlockState::kOffline);
   EXPECT_EQ(Block(5).free_pages, 0u);
@@ -917,7 +916,7 @@ TEST_F(HotplugTest, OnlinedBlockIsAllocatedFrom) {
 TEST_F(HotplugTest, AddBlockStartsOfflineAndCanBeOnlined) {
   BlockId nb = Unwrap(m_->AddBlock(1));
   EXPECT_EQ(nb, 8u);
-  Machine::BlockInfo bi = Block(nb);
+  BlockInfo bi = Block(nb);
   EXPECT_EQ(bi.node, 1u);
   EXPECT_EQ(bi.start_pfn, 8u * 64);
   EXPECT_EQ(bi.pages, 64u);
@@ -935,7 +934,7 @@ TEST_F(HotplugTest, AddBlockStartsOfflineAndCanBeOnlined) {
   EXPECT_EQ(Tr(p, v).node, 1u);
   EXPECT_EQ(ReadPage(p, v), Page(0x5a));
   // The new block can be offlined again; its page moves to node 0.
-  Machine::OfflineReport r = Offline(nb);
+  OfflineReport r = Offline(nb);
   EXPECT_EQ(r.err, Errno::kOk) << ReportString(r);
   EXPECT_EQ(r.pages_migrated, 1u);
   EXPECT_EQ(Tr(p, v).node, 0u);
@@ -947,7 +946,7 @@ TEST_F(HotplugTest, AddBlockStartsOfflineAndCanBeOnlined) {
 
 TEST_F(HotplugTest, RemoveBlockOnlyWhenOffline) {
   EXPECT_EQ(Unwrap(m_->RemoveBlock(5)), Errno::kEBUSY);
-  Machine::OfflineReport p = Offline(5, Phase::kIsolated);
+  OfflineReport p = Offline(5, Phase::kIsolated);
   ASSERT_TRUE(p.paused);
   EXPECT_EQ(Unwrap(m_->RemoveBlock(5)), Errno::kEBUSY);  // going-offline
   ASSERT_TRUE(m_->CancelOffline(5).ok());
@@ -959,9 +958,9 @@ TEST_F(HotplugTest, RemoveBlockOnlyWhenOffline) {
 }
 
 TEST_F(HotplugTest, SecondOfflineWhileOneIsPaused) {
-  Machine::OfflineReport p = Offline(5, Phase::kGoingOffline);
+  OfflineReport p = Offline(5, Phase::kGoingOffline);
   ASSERT_TRUE(p.paused);
-  Machine::OfflineOptions o;
+  OfflineOptions o;
   auto r = m_->OfflineBlock(6, o, kT0);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
   EXPECT_EQ(ErrorReason(r.status()), "OFFLINE_IN_PROGRESS");

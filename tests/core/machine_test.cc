@@ -8,7 +8,8 @@
 
 #include "gtest/gtest.h"
 #include "server/core/machine.h"
-#include "server/core/sha256.h"
+#include "server/core/mem/page_frame.h"
+#include "server/core/mem/sha256.h"
 #include "tests/testing/machine_fixture.h"
 
 namespace memnode {

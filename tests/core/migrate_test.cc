@@ -112,16 +112,16 @@ class MigrateTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *r : Errno::kOk;
   }
-  Machine::MovePagesResult MovePages(Pid caller, Pid target, const std::vector<Vaddr>& a,
-                                     const std::vector<int32_t>& n, uint32_t flags) {
+  MovePagesResult MovePages(Pid caller, Pid target, const std::vector<Vaddr>& a,
+                            const std::vector<int32_t>& n, uint32_t flags) {
     return Unwrap(m_->MovePages(caller, target, a, n, flags));
   }
-  Machine::MigratePagesResult MigratePages(Pid caller, Pid target, uint64_t from, uint64_t to) {
+  MigratePagesResult MigratePages(Pid caller, Pid target, uint64_t from, uint64_t to) {
     return Unwrap(m_->MigratePages(caller, target, from, to));
   }
   void OfflineNode1() {
     for (BlockId b = 4; b < 8; ++b) {
-      auto r = m_->OfflineBlock(b, Machine::OfflineOptions{}, absl::FromUnixSeconds(1));
+      auto r = m_->OfflineBlock(b, OfflineOptions{}, absl::FromUnixSeconds(1));
       ASSERT_TRUE(r.ok()) << r.status();
       ASSERT_EQ(r->err, Errno::kOk) << r->failure;
     }

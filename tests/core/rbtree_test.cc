@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "server/core/rbtree.h"
+#include "server/core/ksm/rbtree.h"
 
 namespace memnode {
 namespace {

@@ -1,9 +1,12 @@
 // Snapshots restore a machine bit for bit: same state digest, and the same
 // future (pfns, trees, counters) under the same further calls.
+#include <fstream>
 #include <random>
+#include <sstream>
 
 #include "gtest/gtest.h"
 #include "server/core/machine.h"
+#include "server/core/snapshot/snapshot.h"
 #include "server/core/status.h"
 #include "tests/testing/machine_fixture.h"
 
@@ -71,8 +74,7 @@ TEST(SnapshotTest, RoundTripKeepsStateAndFuture) {
   for (uint64_t seed = 1; seed <= 6; ++seed) {
     auto a = SmallMachine(2, 4, 64);
     Workload(seed).Run(*a, 120);
-    ASSERT_TRUE(
-        a->InjectNotifierFailure(Machine::MemEvent::kGoingOnline, 5, Errno::kEBUSY, 1).ok());
+    ASSERT_TRUE(a->InjectNotifierFailure(MemEvent::kGoingOnline, 5, Errno::kEBUSY, 1).ok());
     KsmInfo before = a->GetKsm();
     std::string snap = Unwrap(a->Snapshot());
     auto b = Machine::Restore(snap);
@@ -117,10 +119,31 @@ TEST(SnapshotTest, CorruptTruncatedAndFutureSnapshotsAreRefused) {
   EXPECT_EQ(reason(future), "SNAPSHOT_VERSION");
 }
 
+// Found by fuzz_snapshot (input in tests/fuzz/corpus/fuzz_snapshot/crash-1b32fc8a...):
+// a payload whose shared object no VMA references used to restore, and the
+// restored machine could then not be snapshotted ("an unreferenced shared
+// object"). Check() now verifies every shared object's references, so Restore
+// refuses it.
+TEST(SnapshotTest, UnreferencedSharedObjectIsRefused) {
+  std::ifstream in(
+      std::string(MEMNODE_SOURCE_DIR) + "/tests/core/testdata/fuzz_snapshot_unreferenced_shm.bin",
+      std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string input = ss.str();
+  ASSERT_GT(input.size(), 1u);
+  ASSERT_EQ(input[0] & 1, 1) << "framed payload (fuzz_snapshot's odd first byte)";
+  const std::string bytes = WrapSnapshot(input.substr(1));
+  auto m = Machine::Restore(bytes);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(ErrorReason(m.status()), "SNAPSHOT_CORRUPT");
+  EXPECT_NE(m.status().message().find("shared object"), std::string::npos) << m.status();
+}
+
 TEST(SnapshotTest, PausedOfflineCannotBeSaved) {
   auto a = SmallMachine();
-  Machine::OfflineOptions opt;
-  opt.pause_after = Machine::OfflinePhase::kGoingOffline;
+  OfflineOptions opt;
+  opt.pause_after = OfflinePhase::kGoingOffline;
   auto r = Unwrap(a->OfflineBlock(1, opt, absl::Now()));
   ASSERT_TRUE(r.paused);
   EXPECT_EQ(ErrorReason(a->Snapshot().status()), "OFFLINE_IN_PROGRESS");

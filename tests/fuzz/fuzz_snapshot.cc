@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_join.h"
 #include "server/core/machine.h"
-#include "server/core/sha256.h"
+#include "server/core/mem/sha256.h"
 #include "tests/fuzz/corpus_util.h"
 #include "tests/testing/model_driver.h"
 
@@ -98,7 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)machine.KsmStepVisits(200);
   for (const auto& b : machine.ListBlocks()) {
     if (b.id == 0 || b.state != memnode::BlockState::kOnline) continue;
-    memnode::Machine::OfflineOptions o;
+    memnode::OfflineOptions o;
     o.timeout_ns = 1000000;
     (void)machine.OfflineBlock(b.id, o, absl::FromUnixSeconds(1000));
     break;

@@ -289,7 +289,7 @@ TEST_F(MetricsTest, OfflinePrunesStaleNodeScenario109) {
   const BlockId block = static_cast<BlockId>(kpage / 64);
   const std::string node = block < 4 ? "0" : "1";
   ASSERT_EQ(node, "1");
-  auto r = Unwrap(m_->OfflineBlock(block, Machine::OfflineOptions{}, absl::Now()));
+  auto r = Unwrap(m_->OfflineBlock(block, OfflineOptions{}, absl::Now()));
   ASSERT_EQ(r.err, Errno::kOk) << r.failure;
   // MEM_OFFLINE prunes the stale node at once (ks 7.3 r16): shared 0,
   // sharing 0; the offline succeeded; KSM's notifier saw GOING_OFFLINE and
@@ -318,9 +318,9 @@ TEST_F(MetricsTest, ProcessExitIsCounted) {
 TEST_F(MetricsTest, HotRemoveFeedReachesItsSeries) {
   MachineMetrics* mm = metrics_->ForMachine("m1");
   ASSERT_NE(mm, nullptr);
-  mm->RecordMigration(MigrateReason::kMemoryOffline, MigrateResult::kSuccess, 3);
+  mm->RecordMigration(MigrateReason::kOffline, MigrateResult::kSuccess, 3);
   mm->RecordOffline(OfflineResult::kEagain, 120);
-  mm->RecordNotifierEvent(NotifierEvent::kCancelOffline);
+  mm->RecordNotifierEvent(MemEvent::kCancelOffline);
   mm->RecordKsmBatchHeld();
   EXPECT_EQ(
       Val("memnode_migrate_pages_total", {{"reason", "memory_offline"}, {"result", "success"}}), 3);

@@ -14,7 +14,7 @@
 #include "memnode/v1/ksm.grpc.pb.h"
 #include "memnode/v1/machine.grpc.pb.h"
 #include "memnode/v1/process.grpc.pb.h"
-#include "server/service/registry.h"
+#include "server/host/registry.h"
 #include "server/service/services.h"
 
 namespace memnode::service {

@@ -24,6 +24,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -32,6 +33,7 @@
 #include "absl/time/time.h"
 #include "server/core/ksm/ksm_types.h"
 #include "server/core/machine.h"
+#include "server/core/names.h"
 #include "server/core/status.h"
 #include "server/core/types.h"
 
@@ -125,7 +127,10 @@ class FailureStream {
   }
   template <typename T>
   FailureStream& operator<<(const T& v) {
-    os_ << v;
+    if constexpr (std::is_enum_v<T>)
+      os_ << static_cast<int64_t>(v);
+    else
+      os_ << v;
     return *this;
   }
   FailureStream& operator<<(Errno e) {
@@ -229,7 +234,7 @@ class ModelDriver {
   const std::vector<std::string>& digests() const { return digests_; }
 
  private:
-  using Phase = Machine::OfflinePhase;
+  using Phase = OfflinePhase;
   static constexpr uint8_t kPatterns[] = {0x5a, 0x6b, 0x7c, 0x8d};
 
   // One virtual page of a process as the model sees it.
@@ -671,7 +676,7 @@ class ModelDriver {
     absl::StrAppend(&op_, " pin pid ", pid, " 0x", absl::Hex(a));
   }
 
-  void CheckOfflineResult(const Machine::OfflineReport& r) {
+  void CheckOfflineResult(const OfflineReport& r) {
     auto b = m_->GetBlock(r.block);
     MD_ASSERT(b.ok()) << b.status();
     cov_->pages_migrated += r.pages_migrated;
@@ -685,7 +690,7 @@ class ModelDriver {
     }
     paused_.reset();
     if (r.err == Errno::kOk) {
-      MD_EXPECT(r.phase == Phase::kDone) << Machine::OfflinePhaseName(r.phase);
+      MD_EXPECT(r.phase == Phase::kDone) << OfflinePhaseName(r.phase);
       MD_EXPECT(b->state == BlockState::kOffline) << BlockStateName(b->state);
       cov_->offlines_ok++;
     } else {
@@ -697,7 +702,7 @@ class ModelDriver {
 
   void DoOffline() {
     if (paused_) {
-      Machine::OfflineOptions o;
+      OfflineOptions o;
       auto r = m_->OfflineBlock(1 + static_cast<BlockId>(Rand(7)), o, now_);
       MD_EXPECT(r.status().code() == absl::StatusCode::kFailedPrecondition) << r.status();
       MD_EXPECT(ErrorReason(r.status()) == "OFFLINE_IN_PROGRESS") << r.status();
@@ -732,7 +737,7 @@ class ModelDriver {
       id = ksm[Rand(ksm.size())];
     else if (!used.empty() && Chance(70))
       id = used[Rand(used.size())];
-    Machine::OfflineOptions o;
+    OfflineOptions o;
     static constexpr Phase kPauses[] = {Phase::kNone,         Phase::kNone,
                                         Phase::kIsolated,     Phase::kGoingOffline,
                                         Phase::kGoingOffline, Phase::kMigrated};
@@ -747,8 +752,8 @@ class ModelDriver {
     }
     auto r = m_->OfflineBlock(id, o, now_);
     MD_ASSERT(r.ok()) << r.status();
-    absl::StrAppend(&op_, " offline ", id, " pause ", Machine::OfflinePhaseName(o.pause_after),
-                    " -> ", ErrnoName(r->err), r->paused ? " paused" : "", " ", r->failure);
+    absl::StrAppend(&op_, " offline ", id, " pause ", OfflinePhaseName(o.pause_after), " -> ",
+                    ErrnoName(r->err), r->paused ? " paused" : "", " ", r->failure);
     CheckOfflineResult(*r);
     MD_RETURN_IF_FAILED();
     if (!kernel_pages_.empty() && kernel_pages_.back() == id && !r->paused) {
@@ -802,7 +807,7 @@ class ModelDriver {
     } else if (kind == 1) {
       // ksmd's batch (REALTIME machines' thread, called by hand here): waits
       // (does nothing) while an offline holds KSM's lock.
-      Machine::KsmdTick t = m_->KsmdBatch();
+      KsmdTick t = m_->KsmdBatch();
       absl::StrAppend(&op_, " ksmd batch -> run ", t.should_run);
       return;
     } else {
@@ -910,25 +915,24 @@ class ModelDriver {
     }
     int prio = Chance(50) ? 50 : 200;
     Errno err = Chance(50) ? Errno::kEBUSY : Errno::kENOMEM;
-    auto event = Machine::MemEvent::kGoingOffline;
+    auto event = MemEvent::kGoingOffline;
     uint64_t k = Rand(10);
     if (k == 0) {
-      event = Machine::MemEvent::kGoingOnline;
+      event = MemEvent::kGoingOnline;
       online_vetoes_++;
     } else if (k == 1) {
-      event = Machine::MemEvent::kOffline;  // the kernel ignores MEM_OFFLINE's result
+      event = MemEvent::kOffline;  // the kernel ignores MEM_OFFLINE's result
     } else if (k == 2) {
-      event = Machine::MemEvent::kCancelOffline;
+      event = MemEvent::kCancelOffline;
     }
     absl::Status st = m_->InjectNotifierFailure(event, prio, err, 1);
-    if (event == Machine::MemEvent::kOffline || event == Machine::MemEvent::kCancelOffline) {
+    if (event == MemEvent::kOffline || event == MemEvent::kCancelOffline) {
       // Events whose result the kernel ignores: refused as misuse.
       MD_EXPECT(st.ok() || st.code() == absl::StatusCode::kInvalidArgument) << st;
     } else {
       MD_ASSERT(st.ok()) << st;
     }
-    absl::StrAppend(&op_, " inject ", Machine::MemEventName(event), " prio ", prio, " ",
-                    ErrnoName(err));
+    absl::StrAppend(&op_, " inject ", MemEventName(event), " prio ", prio, " ", ErrnoName(err));
   }
 
   void DoSnapshot() {

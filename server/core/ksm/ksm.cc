@@ -32,7 +32,9 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
-#include "server/core/machine.h"
+#include "server/core/mm/process.h"
+#include "server/core/names.h"
+#include "server/core/profile/profile.h"
 #include "server/core/status.h"
 
 namespace memnode {
@@ -53,7 +55,8 @@ bool IsAnon(PageState s) { return s == PageState::kAnon || s == PageState::kKsm;
 
 }  // namespace
 
-Ksm::Ksm(Machine& machine) : m_(machine) {
+Ksm::Ksm(KsmHost& host, PhysMem& mem, EventSink& events, const KernelProfile& profile)
+    : host_(host), mem_(mem), events_(events), profile_(profile) {
   head_.prev = head_.next = &head_;
   cur_slot_ = &head_;
 }
@@ -75,7 +78,6 @@ Ksm::~Ksm() {
 // Registration
 
 void Ksm::Enter(Process& mm) {
-  m_.mu_.AssertHeld();
   MmSlot* slot = new MmSlot;
   slot->mm = &mm;
   // Just behind the cursor: before cur_slot_ in the circular list (1.3 r11).
@@ -88,7 +90,6 @@ void Ksm::Enter(Process& mm) {
 }
 
 void Ksm::Exit(Process& mm) {
-  m_.mu_.AssertHeld();
   MmSlot* slot = mm.ksm_slot;
   if (!slot || slot == cur_slot_) return;
   // Unlink, then either free (no items) or re-add right after the cursor.
@@ -107,36 +108,32 @@ void Ksm::Exit(Process& mm) {
 }
 
 void Ksm::UnregisterSlot(MmSlot* slot) {
-  m_.mu_.AssertHeld();
   slot->prev->next = slot->next;
   slot->next->prev = slot->prev;
   Process* mm = slot->mm;
   mm->ksm_slot = nullptr;
   mm_slots_--;
   delete slot;
-  if (mm->exited) m_.DropMm(mm);  // mmdrop: the last holder of an exited mm
+  if (mm->exited) host_.DropMm(*mm);  // mmdrop: the last holder of an exited mm
 }
 
 // ---------------------------------------------------------------------------
 // Trees and nodes
 
 bool Ksm::NodeValid(const StableNode* node) const {
-  m_.mu_.AssertHeld();
-  PageFrame* f = m_.FrameIfPopulated(node->kpfn);
+  PageFrame* f = mem_.FrameIfPopulated(node->kpfn);
   if (!f) return false;
-  if (m_.BlockOf(node->kpfn).state == BlockState::kOffline) return false;
+  if (mem_.BlockOf(node->kpfn).state == BlockState::kOffline) return false;
   return f->state == PageState::kKsm && f->ksm_node == node && f->refcount > 0;
 }
 
 Pfn Ksm::GetKsmPage(StableNode* node) {
-  m_.mu_.AssertHeld();
   if (NodeValid(node)) return node->kpfn;
   RemoveNode(node, unmerging_ ? PruneReason::kUnmerge : PruneReason::kStale);
   return kNoPfn;
 }
 
 void Ksm::RemoveNode(StableNode* node, PruneReason reason) {
-  m_.mu_.AssertHeld();
   uint64_t stripped = 0;
   // 5.3 rule 10: every item still listed loses its flag; counters follow.
   for (RmapItem* item = node->hlist; item;) {
@@ -152,7 +149,7 @@ void Ksm::RemoveNode(StableNode* node, PruneReason reason) {
     item = next;
     stripped++;
   }
-  PageFrame* f = m_.FrameIfPopulated(node->kpfn);
+  PageFrame* f = mem_.FrameIfPopulated(node->kpfn);
   if (f && f->ksm_node == node) f->ksm_node = nullptr;  // never dangle
   for (auto it = by_kpfn_.lower_bound(node->kpfn); it != by_kpfn_.end() && it->first == node->kpfn;
        ++it)
@@ -167,12 +164,11 @@ void Ksm::RemoveNode(StableNode* node, PruneReason reason) {
   e.node_id = node->id;
   e.reason = reason;
   e.value = stripped;
-  m_.Emit(e);
+  events_.Emit(e);
   delete node;
 }
 
 void Ksm::RemoveFromTree(RmapItem* item) {
-  m_.mu_.AssertHeld();
   if (item->state == RmapState::kStable) {
     StableNode* node = item->head;
     if (GetKsmPage(node) == kNoPfn) return;  // pruned: item already flagless
@@ -203,15 +199,14 @@ void Ksm::RemoveFromTree(RmapItem* item) {
 }
 
 Pfn Ksm::StableTreeSearch(Pfn page) {
-  m_.mu_.AssertHeld();
-  PageFrame& pf = m_.Frame(page);
+  PageFrame& pf = mem_.Frame(page);
   if (pf.state == PageState::kKsm && pf.ksm_node) return page;  // KSM page forked
   RbNode* n = stable_.root();
   while (n) {
     StableNode* node = Container<StableNode>(n);
     Pfn tree_page = GetKsmPage(node);
     if (tree_page == kNoPfn) return kNoPfn;  // [seed] gives up after pruning
-    int cmp = CompareContent(pf.content, m_.Frame(tree_page).content);
+    int cmp = CompareContent(pf.content, mem_.Frame(tree_page).content);
     if (cmp < 0)
       n = n->left;
     else if (cmp > 0)
@@ -223,15 +218,14 @@ Pfn Ksm::StableTreeSearch(Pfn page) {
 }
 
 StableNode* Ksm::StableTreeInsert(Pfn kpage) {
-  m_.mu_.AssertHeld();
-  Content* c = m_.Frame(kpage).content;
+  Content* c = mem_.Frame(kpage).content;
   RbNode** link = stable_.root_link();
   RbNode* parent = nullptr;
   while (*link) {
     StableNode* node = Container<StableNode>(*link);
     Pfn tree_page = GetKsmPage(node);
     if (tree_page == kNoPfn) return nullptr;
-    int cmp = CompareContent(c, m_.Frame(tree_page).content);
+    int cmp = CompareContent(c, mem_.Frame(tree_page).content);
     parent = *link;
     if (cmp < 0)
       link = &parent->left;
@@ -245,36 +239,27 @@ StableNode* Ksm::StableTreeInsert(Pfn kpage) {
   RbTree::Link(&node->rb, parent, link);
   stable_.InsertColor(&node->rb);
   node->kpfn = kpage;
-  m_.Frame(kpage).ksm_node = node;
+  mem_.Frame(kpage).ksm_node = node;
   by_kpfn_.emplace(kpage, node);
   stable_nodes_++;
   return node;
 }
 
 Pfn Ksm::GetMergeablePage(RmapItem* item) {
-  m_.mu_.AssertHeld();
   Process* mm = item->slot->mm;
   if (mm->exited) return kNoPfn;
   // The answer depends only on the mm's VMAs and ptes (and the frame's
   // anon-ness, which cannot change while this pte maps it): reuse it while
   // the mm is unchanged.
   if (use_lookup_cache_ && item->cache_gen == mm->gen) return item->cache_pfn;
-  Pfn result = kNoPfn;
-  Vma* vma = m_.FindVma(*mm, item->address);
-  if (vma && vma->mergeable && vma->anon_vma) {
-    auto it = mm->ptes.find(item->address >> kPageShift);
-    if (it != mm->ptes.end() && it->second.pfn != m_.zero_pfn_ &&
-        IsAnon(m_.Frame(it->second.pfn).state))
-      result = it->second.pfn;
-  }
+  Pfn result = host_.MergeablePage(*mm, item->address);
   item->cache_gen = mm->gen;
   item->cache_pfn = result;
   return result;
 }
 
 RmapItem* Ksm::UnstableTreeSearchInsert(RmapItem* item, Pfn page, Pfn* tree_page_out) {
-  m_.mu_.AssertHeld();
-  Content* c = m_.Frame(page).content;
+  Content* c = mem_.Frame(page).content;
   RbNode** link = unstable_.root_link();
   RbNode* parent = nullptr;
   while (*link) {
@@ -282,7 +267,7 @@ RmapItem* Ksm::UnstableTreeSearchInsert(RmapItem* item, Pfn page, Pfn* tree_page
     Pfn tree_page = GetMergeablePage(tree_item);
     if (tree_page == kNoPfn) return nullptr;  // abandoned: not inserted
     if (tree_page == page) return nullptr;    // the same (forked) page
-    int cmp = CompareContent(c, m_.Frame(tree_page).content);
+    int cmp = CompareContent(c, mem_.Frame(tree_page).content);
     parent = *link;
     if (cmp < 0) {
       link = &parent->left;
@@ -303,7 +288,6 @@ RmapItem* Ksm::UnstableTreeSearchInsert(RmapItem* item, Pfn page, Pfn* tree_page
 }
 
 void Ksm::StableTreeAppend(RmapItem* item, StableNode* node, bool new_node) {
-  m_.mu_.AssertHeld();
   item->head = node;
   item->state = RmapState::kStable;
   item->hnext = node->hlist;
@@ -320,65 +304,45 @@ void Ksm::StableTreeAppend(RmapItem* item, StableNode* node, bool new_node) {
   e.pfn = node->kpfn;
   e.node_id = node->id;
   e.new_node = new_node;
-  m_.Emit(e);
+  events_.Emit(e);
 }
 
 // ---------------------------------------------------------------------------
 // Merging (2.3 rule 11)
 
-bool Ksm::TryMergeOnePage(Process& mm, Vma& vma, Vaddr addr, Pfn page, Pfn kpage) {
-  m_.mu_.AssertHeld();
+bool Ksm::TryMergeOnePage(Process& mm, Vaddr addr, Pfn page, Pfn kpage) {
   if (page == kpage) return true;  // KSM page forked
-  if (!vma.mergeable) return false;
-  PageFrame& f = m_.Frame(page);
+  if (!host_.InMergeableVma(mm, addr)) return false;
+  PageFrame& f = mem_.Frame(page);
   if (!IsAnon(f.state)) return false;
   // write_protect_page: the page must still be mapped here; a writable pte is
   // write-protected only if no extra reference is held (pins).
-  auto it = mm.ptes.find(addr >> kPageShift);
-  if (it == mm.ptes.end() || it->second.pfn != page) return false;
-  if (it->second.write) {
-    if (f.refcount != f.mapcount) return false;  // extra references
-    it->second.write = false;
-  }
+  if (!host_.WriteProtectPage(mm, addr, page)) return false;
   if (kpage == kNoPfn) {
     // Promote in place: PageAnon -> PageKsm with no node yet.
-    m_.SetState(page, f, PageState::kKsm);
+    mem_.SetState(page, f, PageState::kKsm);
     f.ksm_node = nullptr;
     return true;
   }
-  PageFrame& kf = m_.Frame(kpage);
+  PageFrame& kf = mem_.Frame(kpage);
   if (CompareContent(f.content, kf.content) != 0) return false;
-  // replace_page: map the KSM page read-only, drop the old page.
-  kf.mapcount++;
-  kf.refcount++;
-  it->second.pfn = kpage;
-  mm.gen++;
-  it->second.write = false;
-  f.mapcount--;
-  m_.PutPage(page);
+  host_.ReplacePage(mm, addr, page, kpage);
   return true;
 }
 
 bool Ksm::TryMergeWithKsmPage(RmapItem* item, Pfn page, Pfn kpage) {
-  m_.mu_.AssertHeld();
   Process* mm = item->slot->mm;
   if (mm->exited) return false;
-  Vma* vma = m_.FindVma(*mm, item->address);
-  if (!vma) return false;
-  return TryMergeOnePage(*mm, *vma, item->address, page, kpage);
+  return TryMergeOnePage(*mm, item->address, page, kpage);
 }
 
 void Ksm::BreakCow(RmapItem* item) {
-  m_.mu_.AssertHeld();
   Process* mm = item->slot->mm;
   if (mm->exited) return;
-  Vma* vma = m_.FindVma(*mm, item->address);
-  if (!vma || !vma->mergeable || !vma->anon_vma) return;
-  m_.BreakKsmPage(*mm, *vma, item->address >> kPageShift);  // OOM: left as is
+  host_.BreakCow(*mm, item->address);
 }
 
 Pfn Ksm::TryMergeTwoPages(RmapItem* item, Pfn page, RmapItem* tree_item, Pfn tree_page) {
-  m_.mu_.AssertHeld();
   // linux-2.6.33 profile: no max_kernel_pages gate (SPEC Decisions 1).
   if (!TryMergeWithKsmPage(item, page, kNoPfn)) return kNoPfn;
   if (!TryMergeWithKsmPage(tree_item, tree_page, page)) {
@@ -389,19 +353,18 @@ Pfn Ksm::TryMergeTwoPages(RmapItem* item, Pfn page, RmapItem* tree_item, Pfn tre
 }
 
 void Ksm::CmpAndMergePage(Pfn page, RmapItem* item) {
-  m_.mu_.AssertHeld();
   RemoveFromTree(item);  // 2.3 rule 9a
   // 9b-c: stable tree first.
   Pfn kpage = StableTreeSearch(page);
   if (kpage != kNoPfn) {
     if (TryMergeWithKsmPage(item, page, kpage)) {
-      StableNode* node = m_.Frame(kpage).ksm_node;
+      StableNode* node = mem_.Frame(kpage).ksm_node;
       StableTreeAppend(item, node, false);
     }
     return;
   }
   // 9d: volatility.
-  uint32_t checksum = m_.Frame(page).content->Checksum();
+  uint32_t checksum = mem_.Frame(page).content->Checksum();
   if (item->oldchecksum != checksum) {
     item->oldchecksum = checksum;
     return;
@@ -427,14 +390,12 @@ void Ksm::CmpAndMergePage(Pfn page, RmapItem* item) {
 // The scanner (2.2)
 
 void Ksm::FreeItem(RmapItem* item) {
-  m_.mu_.AssertHeld();
   RemoveFromTree(item);
   rmap_items_--;
   delete item;
 }
 
 void Ksm::RemoveItemsBelow(MmSlot* slot, Vaddr from, Vaddr to) {
-  m_.mu_.AssertHeld();
   auto it = slot->items.lower_bound(from);
   while (it != slot->items.end() && it->first < to) {
     RmapItem* item = it->second;
@@ -444,7 +405,6 @@ void Ksm::RemoveItemsBelow(MmSlot* slot, Vaddr from, Vaddr to) {
 }
 
 RmapItem* Ksm::NextRmapItem(MmSlot* slot, Vaddr addr) {
-  m_.mu_.AssertHeld();
   // Items between the cursor and addr no longer match a mergeable page
   // (get_next_rmap_item); one search finds both those and the item at addr.
   auto it = slot->items.lower_bound(rmap_floor_);
@@ -464,14 +424,12 @@ RmapItem* Ksm::NextRmapItem(MmSlot* slot, Vaddr addr) {
 }
 
 void Ksm::ResetUnstable() {
-  m_.mu_.AssertHeld();
   for (RbNode* n = unstable_.First(); n; n = RbTree::Next(n))
     Container<RmapItem>(n)->in_tree = false;
   unstable_.Reset();
 }
 
 RmapItem* Ksm::ScanNext(Pfn* page) {
-  m_.mu_.AssertHeld();
   if (!HasSlots()) return nullptr;
   MmSlot* slot = cur_slot_;
   if (slot == &head_) {
@@ -484,25 +442,13 @@ RmapItem* Ksm::ScanNext(Pfn* page) {
   for (;;) {
     Process* mm = slot->mm;
     if (!mm->exited) {
-      auto vit = mm->vmas.upper_bound(cur_address_);
-      if (vit != mm->vmas.begin() && std::prev(vit)->second.end > cur_address_) --vit;
-      for (; vit != mm->vmas.end(); ++vit) {
-        Vma& vma = vit->second;
-        if (!vma.mergeable) continue;
-        if (cur_address_ < vma.start) cur_address_ = vma.start;
-        if (!vma.anon_vma) cur_address_ = vma.end;
-        // Walk present ptes only: unpopulated addresses cost nothing (2.1 r3).
-        auto pit = mm->ptes.lower_bound(cur_address_ >> kPageShift);
-        for (; pit != mm->ptes.end() && (pit->first << kPageShift) < vma.end; ++pit) {
-          Pfn pfn = pit->second.pfn;
-          if (pfn == m_.zero_pfn_ || !IsAnon(m_.Frame(pfn).state)) continue;
-          cur_address_ = pit->first << kPageShift;
-          RmapItem* item = NextRmapItem(slot, cur_address_);
-          cur_address_ += kPageSize;
-          *page = pfn;
-          return item;
-        }
-        if (cur_address_ < vma.end) cur_address_ = vma.end;
+      // Present pages only: unpopulated addresses cost nothing.
+      KsmHost::NextPage next = host_.NextMergeablePage(*mm, &cur_address_);
+      if (next.found) {
+        RmapItem* item = NextRmapItem(slot, cur_address_);
+        cur_address_ += kPageSize;
+        *page = next.pfn;
+        return item;
       }
     }
     if (mm->exited) {
@@ -521,12 +467,11 @@ RmapItem* Ksm::ScanNext(Pfn* page) {
   seqnr_++;  // 2.2 rule 8
   Event e{EventKind::kPassEnd};
   e.value = seqnr_;
-  m_.Emit(e);
+  events_.Emit(e);
   return nullptr;
 }
 
 uint64_t Ksm::DoScan(uint64_t visits) {
-  m_.mu_.AssertHeld();
   uint64_t done = 0;
   while (done < visits) {
     Pfn page = kNoPfn;
@@ -534,7 +479,7 @@ uint64_t Ksm::DoScan(uint64_t visits) {
     if (!item) break;  // end of a pass (seqnr_ grew) or nothing registered
     done++;
     visits_total_++;
-    PageFrame& f = m_.Frame(page);
+    PageFrame& f = mem_.Frame(page);
     // 2.3 rule 9: an already-stable KSM page costs a visit and nothing else.
     if (f.state != PageState::kKsm || item->state != RmapState::kStable)
       CmpAndMergePage(page, item);
@@ -543,7 +488,6 @@ uint64_t Ksm::DoScan(uint64_t visits) {
 }
 
 KsmStepResult Ksm::StepVisits(uint64_t visits) {
-  m_.mu_.AssertHeld();
   KsmStepResult r;
   uint64_t since_pass = 1;  // visits since the last pass end (unknown: assume some)
   while (r.visits < visits && HasSlots()) {
@@ -562,7 +506,6 @@ KsmStepResult Ksm::StepVisits(uint64_t visits) {
 }
 
 KsmStepResult Ksm::StepPasses(uint64_t passes, uint64_t max_visits) {
-  m_.mu_.AssertHeld();
   KsmStepResult r;
   const uint64_t target = seqnr_ + passes;
   while (seqnr_ < target && r.visits < max_visits && HasSlots()) {
@@ -579,7 +522,6 @@ KsmStepResult Ksm::StepPasses(uint64_t passes, uint64_t max_visits) {
 // run (9.1) and run=2 (4.3 rule 15)
 
 Errno Ksm::WriteRun(uint64_t value) {
-  m_.mu_.AssertHeld();
   if (value > 2) return Errno::kEINVAL;
   if (run_ == value) return Errno::kOk;  // equal: no-op
   run_ = static_cast<uint32_t>(value);
@@ -594,26 +536,14 @@ Errno Ksm::WriteRun(uint64_t value) {
 }
 
 Errno Ksm::UnmergeAll() {
-  m_.mu_.AssertHeld();
   unmerging_ = true;
   cur_slot_ = head_.next;
   for (MmSlot* slot = cur_slot_; slot != &head_; slot = cur_slot_) {
     Process* mm = slot->mm;
-    if (!mm->exited) {
-      for (auto& [start, vma] : mm->vmas) {
-        if (!vma.mergeable || !vma.anon_vma) continue;
-        std::vector<uint64_t> vpns;
-        auto pit = mm->ptes.lower_bound(vma.start >> kPageShift);
-        for (; pit != mm->ptes.end() && (pit->first << kPageShift) < vma.end; ++pit)
-          vpns.push_back(pit->first);
-        for (uint64_t vpn : vpns) {
-          if (m_.BreakKsmPage(*mm, vma, vpn) != Errno::kOk) {
-            cur_slot_ = &head_;
-            unmerging_ = false;
-            return Errno::kENOMEM;
-          }
-        }
-      }
+    if (!mm->exited && host_.UnmergeMm(*mm) != Errno::kOk) {
+      cur_slot_ = &head_;
+      unmerging_ = false;
+      return Errno::kENOMEM;
     }
     RemoveItemsBelow(slot, 0, ~Vaddr{0});
     cur_slot_ = slot->next;
@@ -628,7 +558,6 @@ Errno Ksm::UnmergeAll() {
 // Hot-remove support (7.3)
 
 void Ksm::MigratedNode(StableNode* node, Pfn new_kpfn) {
-  m_.mu_.AssertHeld();
   for (auto it = by_kpfn_.lower_bound(node->kpfn); it != by_kpfn_.end() && it->first == node->kpfn;
        ++it)
     if (it->second == node) {
@@ -665,7 +594,6 @@ bool InOrderLess(const std::vector<bool>& a, const std::vector<bool>& b) {
 }  // namespace
 
 uint64_t Ksm::PruneRange(Pfn start, Pfn end) {
-  m_.mu_.AssertHeld();
   // The seed removes, each time, the first node in tree order within the
   // range; removing one does not reorder the others, so the nodes can be
   // collected in tree order first and removed in that order.
@@ -693,7 +621,6 @@ uint64_t Ksm::PruneRange(Pfn start, Pfn end) {
 }
 
 uint64_t Ksm::PruneRangeByRescan(Pfn start, Pfn end) {
-  m_.mu_.AssertHeld();
   uint64_t pruned = 0;
   for (;;) {
     StableNode* found = nullptr;
@@ -714,7 +641,6 @@ uint64_t Ksm::PruneRangeByRescan(Pfn start, Pfn end) {
 // Inspection
 
 KsmInfo Ksm::Info() const {
-  m_.mu_.AssertHeld();
   KsmInfo i;
   i.run = run_;
   i.pages_to_scan = pages_to_scan_;
@@ -737,18 +663,17 @@ KsmInfo Ksm::Info() const {
 }
 
 std::vector<StableNodeInfo> Ksm::StableNodes() {
-  m_.mu_.AssertHeld();
   std::vector<StableNodeInfo> out;
   for (RbNode* n = stable_.First(); n; n = RbTree::Next(n)) {
     StableNode* node = Container<StableNode>(n);
     StableNodeInfo si;
     si.id = node->id;
     si.kpfn = node->kpfn;
-    si.node = m_.BlockOf(node->kpfn).node;
+    si.node = mem_.BlockOf(node->kpfn).node;
     si.stale = !NodeValid(node);
     if (!si.stale) {
-      PageFrame& f = m_.Frame(node->kpfn);
-      si.content_digest = m_.contents_.DigestHex(f.content);
+      PageFrame& f = mem_.Frame(node->kpfn);
+      si.content_digest = mem_.contents().DigestHex(f.content);
       si.mapcount = f.mapcount;
     }
     for (RmapItem* item = node->hlist; item; item = item->hnext)
@@ -760,7 +685,6 @@ std::vector<StableNodeInfo> Ksm::StableNodes() {
 }
 
 RmapItemInfo Ksm::DescribeItem(const RmapItem* item) {
-  m_.mu_.AssertHeld();
   RmapItemInfo ri;
   ri.pid = item->slot->mm->pid;
   ri.address = item->address;
@@ -774,15 +698,12 @@ RmapItemInfo Ksm::DescribeItem(const RmapItem* item) {
     if (item->in_tree) ri.depth = RbTree::Depth(&item->rb);
   }
   if (item->state == RmapState::kStable && item->head) ri.stable_node_id = item->head->id;
-  Process* mm = item->slot->mm;
-  auto it = mm->ptes.find(item->address >> kPageShift);
-  if (it != mm->ptes.end())
-    ri.content_digest = m_.contents_.DigestHex(m_.Frame(it->second.pfn).content);
+  Pfn pfn = host_.MappedPage(*item->slot->mm, item->address);
+  if (pfn != kNoPfn) ri.content_digest = mem_.contents().DigestHex(mem_.Frame(pfn).content);
   return ri;
 }
 
 std::vector<RmapItemInfo> Ksm::UnstableItems() {
-  m_.mu_.AssertHeld();
   std::vector<RmapItemInfo> out;
   for (RbNode* n = unstable_.First(); n; n = RbTree::Next(n))
     out.push_back(DescribeItem(Container<RmapItem>(n)));
@@ -795,7 +716,6 @@ std::vector<RmapItemInfo> Ksm::UnstableItems() {
 }
 
 std::vector<RmapItemInfo> Ksm::RmapItems(const Process& mm) {
-  m_.mu_.AssertHeld();
   std::vector<RmapItemInfo> out;
   if (!mm.ksm_slot) return out;
   for (const auto& [a, item] : mm.ksm_slot->items) out.push_back(DescribeItem(item));
@@ -803,7 +723,6 @@ std::vector<RmapItemInfo> Ksm::RmapItems(const Process& mm) {
 }
 
 void Ksm::Check(std::vector<std::string>* out) {
-  m_.mu_.AssertHeld();
   auto fail = [out](std::string s) {
     if (out->size() < 100) out->push_back("ksm: " + std::move(s));
   };
@@ -826,7 +745,7 @@ void Ksm::Check(std::vector<std::string>* out) {
     }
     if (NodeValid(node)) {
       if (prev_valid &&
-          CompareContent(m_.Frame(prev_valid->kpfn).content, m_.Frame(node->kpfn).content) >= 0)
+          CompareContent(mem_.Frame(prev_valid->kpfn).content, mem_.Frame(node->kpfn).content) >= 0)
         fail(absl::StrFormat("stable tree out of order at node %d", node->id));
       prev_valid = node;
     }
@@ -869,7 +788,7 @@ void Ksm::Check(std::vector<std::string>* out) {
   if (unshared != pages_unshared_)
     fail(absl::StrFormat("pages_unshared %d, items say %d", pages_unshared_, unshared));
   // KSM frames point at nodes in the tree.
-  for (MemoryBlock& b : m_.blocks_) {
+  for (MemoryBlock& b : mem_.blocks()) {
     if (!b.frames) continue;
     for (uint64_t i = 0; i < b.pages; ++i) {
       PageFrame& f = b.frames[i];
@@ -887,8 +806,8 @@ void Ksm::Check(std::vector<std::string>* out) {
   }
 }
 
-void Ksm::AddToDigest(const std::function<void(uint64_t)>& add) const {
-  m_.mu_.AssertHeld();
+void Ksm::AddToDigest(Digester& d) const {
+  auto add = [&d](uint64_t v) { d.Add(v); };
   add(run_);
   add(pages_to_scan_);
   add(sleep_millisecs_);

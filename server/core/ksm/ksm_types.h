@@ -1,7 +1,6 @@
-// Data structures of KSM: rmap items, stable nodes, mm slots, and the
-// information structs the machine returns about them.
+// Data structures of KSM: rmap items, stable nodes, mm slots.
 // Linux analogue: struct rmap_item, struct stable_node, struct mm_slot of
-// mm/ksm.c at the seed commit (kernel-semantics 1.1-1.4).
+// mm/ksm.c at the seed commit (docs/SEMANTICS.md, KSM data structures).
 // Thread safety: owned by one Machine, used under its lock.
 #ifndef MEMNODE_SERVER_CORE_KSM_KSM_TYPES_H_
 #define MEMNODE_SERVER_CORE_KSM_KSM_TYPES_H_
@@ -11,7 +10,8 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
-#include "server/core/rbtree.h"
+#include "server/core/api.h"
+#include "server/core/ksm/rbtree.h"
 #include "server/core/types.h"
 
 namespace memnode {
@@ -19,9 +19,6 @@ namespace memnode {
 struct Process;
 struct MmSlot;
 struct StableNode;
-
-// kernel-semantics 1.1 rule 4: an item is in exactly one of these states.
-enum class RmapState : uint8_t { kNone, kUnstable, kStable };
 
 // One (mm, address) at which ksmd found an anonymous page in a mergeable vma.
 struct RmapItem {
@@ -44,7 +41,7 @@ struct RmapItem {
 
 // A node of the stable tree. Identifies its KSM page by pfn only (the seed's
 // kpfn): the frame may vanish with its block, the node must still be
-// recognisable (kernel-semantics 1.2 rule 7).
+// recognisable.
 struct StableNode {
   RbNode rb;
   RmapItem* hlist = nullptr;  // first item of the list
@@ -52,58 +49,12 @@ struct StableNode {
   uint64_t id = 0;  // emulator id, for the API
 };
 
-// Registration of an mm with KSM (kernel-semantics 1.3).
+// Registration of an mm with KSM.
 struct MmSlot {
   MmSlot* prev = nullptr;  // circular list through the head sentinel
   MmSlot* next = nullptr;
   Process* mm = nullptr;                    // null only for the head sentinel
   absl::btree_map<Vaddr, RmapItem*> items;  // the rmap_list, address order
-};
-
-struct KsmInfo {
-  uint32_t run = 0;
-  uint32_t pages_to_scan = 100;
-  uint32_t sleep_millisecs = 20;
-  uint64_t pages_shared = 0;
-  uint64_t pages_sharing = 0;
-  uint64_t pages_unshared = 0;
-  uint64_t pages_volatile = 0;
-  uint64_t full_scans = 0;
-  uint64_t rmap_items = 0;
-  uint64_t stable_nodes = 0;
-  uint64_t mm_slots = 0;
-  Pid cursor_pid = 0;
-  Vaddr cursor_address = 0;
-  uint64_t visits_total = 0;
-  bool locked_by_offline = false;
-};
-
-struct StableNodeInfo {
-  uint64_t id = 0;
-  Pfn kpfn = kNoPfn;
-  NodeId node = 0;
-  std::string content_digest;                   // empty when stale
-  std::vector<std::pair<Pid, Vaddr>> mappings;  // hlist order
-  bool stale = false;
-  int32_t mapcount = 0;
-  uint32_t depth = 0;
-};
-
-struct RmapItemInfo {
-  Pid pid = 0;
-  Vaddr address = 0;
-  RmapState state = RmapState::kNone;
-  uint32_t oldchecksum = 0;
-  uint32_t seqnr = 0;
-  uint64_t stable_node_id = 0;
-  std::string content_digest;
-  uint32_t depth = 0;
-  bool previous_pass = false;
-};
-
-struct KsmStepResult {
-  uint64_t visits = 0;
-  uint64_t passes = 0;
 };
 
 }  // namespace memnode
