@@ -23,6 +23,8 @@ BUILD=(
   build-essential cmake ninja-build pkg-config ccache
   libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   prometheus-cpp-dev
+  # server/core hashes with OpenSSL's libcrypto.
+  libssl-dev
   # CMakeLists.txt finds GoogleTest (and Google Benchmark, for bench/) at
   # configure time: the tests and benchmarks are part of the build tree even
   # when only the programs are built.
@@ -32,7 +34,7 @@ BUILD=(
 # (tests/deploy checks them against what `ldd` reports for the binaries).
 RUN=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
-  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0
+  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libssl3
 )
 CLANG=(clang libclang-rt-14-dev)
 TEST=(
