@@ -35,7 +35,9 @@ run: build
 	@scripts/run.sh $(BUILD_DIR) $(LISTEN)
 
 # Builds everything and runs every test: C++ unit and service tests (CTest),
-# the Python integration tests against the real memnoded, then the core tests
+# the Python integration tests against the real memnoded, the Node client's
+# tests, the HTTP port and web view (scripts/test-web.sh: Connect client,
+# curl examples of docs/API.md, headless chromium), then the core tests
 # again under ASan+UBSan. pytest's -rs lists every skip with its reason in
 # the summary.
 test: build
@@ -45,6 +47,7 @@ test: build
 	MEMNODE_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q -rs tests/deploy
 	scripts/lint.sh
 	MEMNODED=$(abspath $(BUILD_DIR))/server/memnoded scripts/test-node.sh
+	MEMNODED=$(abspath $(BUILD_DIR))/server/memnoded scripts/test-web.sh
 	$(MAKE) test-asan
 	$(MAKE) test-sanitizers
 	FUZZ_SEED=1 scripts/fuzz.sh 15

@@ -17,14 +17,18 @@
 # Several sets may be named at once. Idempotent: installs only what is
 # missing, after `apt-get update`, and is quick when nothing is.
 # `scripts/deps.sh --list SET...` prints the packages instead.
+#
+# The web view's browser test installs its own packages (chromium ...):
+# scripts/deps-web.sh, run by scripts/test-web.sh.
 set -euo pipefail
 
 BUILD=(
   build-essential cmake ninja-build pkg-config ccache
   libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   prometheus-cpp-dev
-  # server/core hashes with OpenSSL's libcrypto.
-  libssl-dev
+  # server/core hashes with OpenSSL's libcrypto; memnoded's HTTP port is
+  # civetweb (with OpenSSL for TLS).
+  libssl-dev libcivetweb-dev
   # CMakeLists.txt finds GoogleTest (and Google Benchmark, for bench/) at
   # configure time: the tests and benchmarks are part of the build tree even
   # when only the programs are built.
@@ -34,7 +38,7 @@ BUILD=(
 # (tests/deploy checks them against what `ldd` reports for the binaries).
 RUN=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
-  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libssl3
+  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libssl3 libcivetweb1
 )
 CLANG=(clang libclang-rt-14-dev)
 TEST=(

@@ -1,6 +1,7 @@
 // memnoded: wiring only - flags, the default machine, the gRPC server with
 // health checking and reflection, the event stream, the Prometheus metrics
-// endpoint, graceful shutdown on SIGTERM/SIGINT.
+// endpoint, the optional HTTP port (server/http), graceful shutdown on
+// SIGTERM/SIGINT.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -33,6 +34,7 @@
 #include "absl/strings/strip.h"
 #include "server/host/event_hub.h"
 #include "server/host/registry.h"
+#include "server/http/http_gateway.h"
 #include "server/metrics/server_metrics.h"
 #include "server/service/auth.h"
 #include "server/service/events_service.h"
@@ -84,6 +86,10 @@ ABSL_FLAG(uint64_t, max_request_pages, 65536,
 ABSL_FLAG(uint64_t, max_ksm_visits, uint64_t{1} << 24, "limit: visits per StepKsm call");
 ABSL_FLAG(uint32_t, max_processes, 4096, "limit: running processes per machine");
 ABSL_FLAG(uint32_t, max_threads, 256, "limit: gRPC server threads (concurrent calls)");
+ABSL_FLAG(std::string, http_address, "",
+          "serve JSON over HTTP (the Connect protocol) and the web view on this host:port "
+          "(IPv4 or localhost; port 0 = any free port; empty = off). Same TLS, tokens and limits "
+          "as the gRPC port (docs/API.md section 6)");
 
 namespace {
 
@@ -454,6 +460,28 @@ int main(int argc, char** argv) {
     std::cerr << "memnoded: cannot listen on " << absl::GetFlag(FLAGS_listen) << "\n";
     return 1;
   }
+  // The HTTP port (off unless --http_address): Connect gateway + web view,
+  // calling the services above through the server's in-process channel.
+  std::unique_ptr<memnode::http::HttpGateway> http;
+  if (!absl::GetFlag(FLAGS_http_address).empty()) {
+    memnode::http::HttpGatewayOptions o;
+    o.address = absl::GetFlag(FLAGS_http_address);
+    o.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+    o.tls_key = absl::GetFlag(FLAGS_tls_key);
+    o.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+    o.tokens = authenticator != nullptr;
+    o.allow_insecure_remote = absl::GetFlag(FLAGS_allow_insecure_remote);
+    o.max_request_bytes = limits.max_request_bytes;
+    o.max_streams = event_options.max_streams;
+    auto started = memnode::http::StartHttpGateway(*server, o);
+    if (!started.ok()) {
+      std::cerr << "memnoded: " << started.status().message() << "\n";
+      return started.status().code() == absl::StatusCode::kUnavailable ? 1 : 2;
+    }
+    http = std::move(*started);
+    std::cout << "HTTP " << (http->tls() ? "https://" : "http://") << http->address() << "/"
+              << std::endl;
+  }
   std::string listen = absl::GetFlag(FLAGS_listen);
   std::string host = listen.substr(0, listen.rfind(':'));
   if (exposer) {
@@ -463,9 +491,10 @@ int main(int argc, char** argv) {
   }
   std::cout << "LISTENING " << host << ":" << port << std::endl;
 
-  std::thread waiter([&server, &event_hubs] {
+  std::thread waiter([&server, &event_hubs, &http] {
     while (g_signal.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    event_hubs.Shutdown();  // event streams end now instead of at the deadline
+    event_hubs.Shutdown();   // event streams end now instead of at the deadline
+    if (http) http->Stop();  // after the streams: waits for HTTP requests in progress
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   });
   server->Wait();
