@@ -23,10 +23,7 @@
 //
 // Exit status: 0 clean; 1 unexpected gRPC errors, content mismatches or
 // broken invariants; 2 usage or start-up failure.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,7 +33,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -60,6 +56,7 @@
 #include "memnode/v1/machine.grpc.pb.h"
 #include "memnode/v1/numa.grpc.pb.h"
 #include "memnode/v1/process.grpc.pb.h"
+#include "tests/testing/server_process.h"
 
 ABSL_FLAG(std::string, server, "",
           "memnoded address (host:port); empty: start --memnoded on 127.0.0.1:0");
@@ -85,6 +82,9 @@ namespace {
 
 namespace v1 = memnode::v1;
 namespace echo = memnode_bench::echo::v1;
+using ::memnode::testing::ExecutableDir;
+using ::memnode::testing::ReadRssKib;
+using ::memnode::testing::ServerProcess;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kPage = 4096;
@@ -94,112 +94,6 @@ constexpr uint32_t kBlocksPerNode = 4;
 constexpr uint64_t kPagesPerBlock = 256;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-// ---------------------------------------------------------------- children
-
-struct Child {
-  pid_t pid = 0;
-  std::string address;
-  std::thread drain;  // reads the child's stdout after LISTENING
-};
-
-// Starts `path args...` with stdout on a pipe, waits for "LISTENING host:port".
-bool StartChild(const std::string& path, const std::vector<std::string>& args, Child* child,
-                std::string* error) {
-  int fds[2];
-  if (pipe(fds) != 0) {
-    *error = "pipe failed";
-    return false;
-  }
-  pid_t pid = fork();
-  if (pid < 0) {
-    *error = "fork failed";
-    return false;
-  }
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    dup2(fds[1], 1);
-    close(fds[0]);
-    close(fds[1]);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(path.c_str()));
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(path.c_str(), argv.data());
-    perror(("exec " + path).c_str());
-    _exit(127);
-  }
-  close(fds[1]);
-  FILE* out = fdopen(fds[0], "r");
-  char line[512];
-  while (fgets(line, sizeof line, out)) {
-    std::string l(line);
-    while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
-    if (l.rfind("LISTENING ", 0) == 0) {
-      child->pid = pid;
-      child->address = l.substr(10);
-      child->drain = std::thread([out] {
-        char buf[512];
-        while (fgets(buf, sizeof buf, out)) {
-        }
-        fclose(out);
-      });
-      return true;
-    }
-  }
-  fclose(out);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  *error = absl::StrCat(path, " exited before listening (status ", st, ")");
-  return false;
-}
-
-// SIGTERM, then waits up to 15 s; returns the exit status text and the time taken.
-std::string StopChild(Child* child, double* seconds) {
-  if (child->pid == 0) return "not started";
-  auto t0 = Clock::now();
-  kill(child->pid, SIGTERM);
-  int st = 0;
-  std::string result;
-  for (;;) {
-    pid_t r = waitpid(child->pid, &st, WNOHANG);
-    if (r == child->pid) {
-      if (WIFEXITED(st))
-        result = absl::StrCat("exit ", WEXITSTATUS(st));
-      else if (WIFSIGNALED(st))
-        result = absl::StrCat("killed by signal ", WTERMSIG(st));
-      break;
-    }
-    if (Seconds(Clock::now() - t0) > 15) {
-      kill(child->pid, SIGKILL);
-      waitpid(child->pid, &st, 0);
-      result = "did not exit within 15 s of SIGTERM (SIGKILLed)";
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  *seconds = Seconds(Clock::now() - t0);
-  if (child->drain.joinable()) child->drain.join();
-  child->pid = 0;
-  return result;
-}
-
-std::string SelfDir() {
-  char buf[4096];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return ".";
-  std::string p(buf, static_cast<size_t>(n));
-  return p.substr(0, p.rfind('/'));
-}
-
-// VmRSS of a process in KiB, -1 when unreadable.
-long ReadRssKib(int pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-  return -1;
-}
 
 // ------------------------------------------------------------------ stats
 
@@ -906,34 +800,32 @@ int main(int argc, char** argv) {
   }
 
   // The server.
-  Child memnoded, echo_child;
+  ServerProcess memnoded, echo_child;
   std::string address = absl::GetFlag(FLAGS_server);
   int server_pid = absl::GetFlag(FLAGS_server_pid);
   std::string error;
   if (address.empty()) {
     std::string path = absl::GetFlag(FLAGS_memnoded);
-    if (path.empty()) path = SelfDir() + "/../server/memnoded";
+    if (path.empty()) path = ExecutableDir() + "/../server/memnoded";
     std::vector<std::string> args = {"--listen=127.0.0.1:0", "--default_machine=false",
                                      "--metrics_address=127.0.0.1:0",
                                      absl::StrCat("--max_machines=", std::max(16, nclients))};
-    if (!StartChild(path, args, &memnoded, &error)) {
+    if (!memnoded.Start(path, args, &error)) {
       std::cerr << "memnode_loadgen: " << error << "\n";
       return 2;
     }
-    address = memnoded.address;
-    server_pid = memnoded.pid;
+    address = memnoded.address();
+    server_pid = memnoded.pid();
   }
   std::string echo_address = absl::GetFlag(FLAGS_echo_address);
   if (absl::GetFlag(FLAGS_echo) && echo_address.empty()) {
     std::string path = absl::GetFlag(FLAGS_echo_server);
-    if (path.empty()) path = SelfDir() + "/memnode_echo_server";
-    if (!StartChild(path, {"--listen=127.0.0.1:0"}, &echo_child, &error)) {
+    if (path.empty()) path = ExecutableDir() + "/memnode_echo_server";
+    if (!echo_child.Start(path, {"--listen=127.0.0.1:0"}, &error)) {
       std::cerr << "memnode_loadgen: " << error << "\n";
-      double t;
-      StopChild(&memnoded, &t);
-      return 2;
+      return 2;  // ~ServerProcess stops memnoded
     }
-    echo_address = echo_child.address;
+    echo_address = echo_child.address();
   }
 
   char host[256] = "?";
@@ -941,7 +833,7 @@ int main(int argc, char** argv) {
   std::cout << "==================================================================\n"
             << "memnode_loadgen: " << nclients << " clients, mixed " << seconds
             << " s, small calls and echo " << small_seconds << " s each\n"
-            << "memnoded " << address << (memnoded.pid ? " (started here, pid " : " (pid ")
+            << "memnoded " << address << (memnoded.running() ? " (started here, pid " : " (pid ")
             << (server_pid ? std::to_string(server_pid) : std::string("unknown")) << ")"
             << (echo_address.empty() ? "" : ", echo server " + echo_address) << "\n"
             << "host " << host << ", " << std::thread::hardware_concurrency() << " cores\n"
@@ -1091,16 +983,13 @@ int main(int argc, char** argv) {
     std::cout << "server RSS: not sampled (pass --server_pid)\n";
   }
 
-  if (memnoded.pid) {
+  if (memnoded.running()) {
     double t = 0;
-    const std::string how = StopChild(&memnoded, &t);
+    const std::string how = memnoded.Stop(&t);
     std::cout << absl::StrFormat("memnoded shutdown on SIGTERM: %s after %.2f s\n", how, t);
     if (how != "exit 0") status = std::max(status, 1);
   }
-  if (echo_child.pid) {
-    double t = 0;
-    StopChild(&echo_child, &t);
-  }
+  echo_child.Stop();
   if (unexpected > 0 || mismatches > 0) status = std::max(status, 1);
   std::cout << (status == 0 ? "PASS" : "FAIL") << "\n";
   return status;

@@ -37,9 +37,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,6 +67,7 @@
 #include "server/core/names.h"
 #include "server/host/event_hub.h"
 #include "server/metrics/server_metrics.h"
+#include "tests/testing/server_process.h"
 
 ABSL_FLAG(std::string, part, "all", "all, ksm (part 1) or rpc (part 2)");
 ABSL_FLAG(uint64_t, pages, uint64_t{1} << 18,
@@ -89,6 +88,10 @@ ABSL_FLAG(std::string, loadgen, "", "memnode_loadgen binary (default: next to th
 
 namespace memnode {
 namespace {
+
+using ::memnode::testing::ExecutableDir;
+using ::memnode::testing::RunCapture;
+using ::memnode::testing::ServerProcess;
 
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "memnode_metrics_cost_bench: %s\n", what.c_str());
@@ -119,14 +122,6 @@ std::string Human(double v) {
   else
     std::snprintf(b, sizeof b, "%.0f", v);
   return b;
-}
-
-std::string SelfDir() {
-  char buf[4096];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return ".";
-  std::string p(buf, static_cast<size_t>(n));
-  return p.substr(0, p.rfind('/'));
 }
 
 // ---------------------------------------------------------------------------
@@ -319,79 +314,6 @@ void PrintSide(const char* name, const Side& s) {
 // ---------------------------------------------------------------------------
 // Part 2: RPC throughput of memnoded with and without metrics and a stream.
 
-struct Child {
-  pid_t pid = 0;
-  std::string address, metrics;
-  std::thread drain;
-};
-
-bool StartMemnoded(const std::string& path, const std::vector<std::string>& args, Child* child,
-                   std::string* error) {
-  int fds[2];
-  if (pipe(fds) != 0) {
-    *error = "pipe failed";
-    return false;
-  }
-  pid_t pid = fork();
-  if (pid < 0) {
-    *error = "fork failed";
-    return false;
-  }
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    dup2(fds[1], 1);
-    close(fds[0]);
-    close(fds[1]);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(path.c_str()));
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(path.c_str(), argv.data());
-    perror(("exec " + path).c_str());
-    _exit(127);
-  }
-  close(fds[1]);
-  FILE* out = fdopen(fds[0], "r");
-  char line[512];
-  while (fgets(line, sizeof line, out)) {
-    std::string l(line);
-    while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
-    if (l.rfind("METRICS ", 0) == 0) child->metrics = l.substr(8);
-    if (l.rfind("LISTENING ", 0) == 0) {
-      child->pid = pid;
-      child->address = l.substr(10);
-      child->drain = std::thread([out] {
-        char buf[512];
-        while (fgets(buf, sizeof buf, out)) {
-        }
-        fclose(out);
-      });
-      return true;
-    }
-  }
-  fclose(out);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  *error = absl::StrCat(path, " exited before listening (status ", st, ")");
-  return false;
-}
-
-void StopChild(Child* child) {
-  if (child->pid == 0) return;
-  kill(child->pid, SIGTERM);
-  int st = 0;
-  for (int i = 0; i < 300; ++i) {
-    if (waitpid(child->pid, &st, WNOHANG) == child->pid) break;
-    usleep(50000);
-    if (i == 299) {
-      kill(child->pid, SIGKILL);
-      waitpid(child->pid, &st, 0);
-    }
-  }
-  if (child->drain.joinable()) child->drain.join();
-  child->pid = 0;
-}
-
 // GET /metrics over HTTP/1.0; bytes of the response, 0 on failure.
 size_t Scrape(const std::string& hostport) {
   const size_t colon = hostport.rfind(':');
@@ -415,36 +337,6 @@ size_t Scrape(const std::string& hostport) {
   return total;
 }
 
-// Runs `path args...`, returns its exit status and its stdout+stderr.
-int RunCapture(const std::string& path, const std::vector<std::string>& args, std::string* out) {
-  int fds[2];
-  if (pipe(fds) != 0) return -1;
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    dup2(fds[1], 1);
-    dup2(fds[1], 2);
-    close(fds[0]);
-    close(fds[1]);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(path.c_str()));
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(path.c_str(), argv.data());
-    perror(("exec " + path).c_str());
-    _exit(127);
-  }
-  close(fds[1]);
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof buf)) > 0) out->append(buf, static_cast<size_t>(n));
-  close(fds[0]);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
-
 // "## <title>...: N calls in X s = ..." -> N, X.
 bool ParsePhase(const std::string& out, const std::string& title, double* calls, double* secs) {
   const size_t at = out.find("## " + title);
@@ -464,18 +356,18 @@ struct RpcSide {
 // One loadgen run against a fresh memnoded; false on failure.
 bool RpcRun(bool on, RpcSide* side, std::string* error) {
   std::string memnoded = absl::GetFlag(FLAGS_memnoded);
-  if (memnoded.empty()) memnoded = SelfDir() + "/../server/memnoded";
+  if (memnoded.empty()) memnoded = ExecutableDir() + "/../server/memnoded";
   std::string loadgen = absl::GetFlag(FLAGS_loadgen);
-  if (loadgen.empty()) loadgen = SelfDir() + "/memnode_loadgen";
+  if (loadgen.empty()) loadgen = ExecutableDir() + "/memnode_loadgen";
   const int clients = absl::GetFlag(FLAGS_rpc_clients);
-  Child server;
+  ServerProcess server;
   std::vector<std::string> args = {"--listen=127.0.0.1:0", "--default_machine=false",
                                    absl::StrCat("--max_machines=", std::max(16, clients)),
                                    absl::StrCat("--max_streams=", std::max(16, clients)),
                                    on ? "--metrics_address=127.0.0.1:0" : "--metrics_address="};
-  if (!StartMemnoded(memnoded, args, &server, error)) return false;
-  if (on && server.metrics.empty()) {
-    StopChild(&server);
+  if (!server.Start(memnoded, args, error)) return false;
+  if (on && server.metrics_address().empty()) {
+    server.Stop();
     *error = "memnoded printed no METRICS line";
     return false;
   }
@@ -486,7 +378,7 @@ bool RpcRun(bool on, RpcSide* side, std::string* error) {
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<std::thread> watchers;
   std::thread finder, scraper;
-  auto channel = grpc::CreateChannel(server.address, grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
   if (on) {
     // A stream on every machine memnode_loadgen creates, opened as soon as
     // ListMachines shows it (loadgen sets machines up before its first phase).
@@ -524,7 +416,7 @@ bool RpcRun(bool on, RpcSide* side, std::string* error) {
       const int ms = absl::GetFlag(FLAGS_scrape_ms);
       if (ms <= 0) return;
       while (!stop.load()) {
-        const size_t n = Scrape(server.metrics);
+        const size_t n = Scrape(server.metrics_address());
         if (n) {
           scrapes++;
           scrape_bytes += n;
@@ -537,7 +429,7 @@ bool RpcRun(bool on, RpcSide* side, std::string* error) {
   std::string out;
   const int st =
       RunCapture(loadgen,
-                 {"--server=" + server.address, absl::StrCat("--server_pid=", server.pid),
+                 {"--server=" + server.address(), absl::StrCat("--server_pid=", server.pid()),
                   "--echo=false", absl::StrCat("--clients=", clients),
                   absl::StrCat("--seconds=", absl::GetFlag(FLAGS_rpc_seconds)),
                   absl::StrCat("--small_seconds=", absl::GetFlag(FLAGS_rpc_small_seconds))},
@@ -550,7 +442,7 @@ bool RpcRun(bool on, RpcSide* side, std::string* error) {
     for (auto& c : contexts) c->TryCancel();
   }
   for (std::thread& t : watchers) t.join();
-  StopChild(&server);
+  server.Stop();
 
   double mc = 0, ms = 0, sc = 0, ss = 0;
   const bool parsed =

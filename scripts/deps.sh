@@ -25,10 +25,13 @@ set -euo pipefail
 BUILD=(
   build-essential cmake ninja-build pkg-config ccache
   libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
+  # memnodectl parses its command line with CLI11.
+  libcli11-dev
   prometheus-cpp-dev
   # server/core hashes with OpenSSL's libcrypto; memnoded's HTTP port is
-  # civetweb (with OpenSSL for TLS).
-  libssl-dev libcivetweb-dev
+  # civetweb (with OpenSSL for TLS), its web view embedded by a Python script
+  # at build time.
+  libssl-dev libcivetweb-dev python3
   # CMakeLists.txt finds GoogleTest (and Google Benchmark, for bench/) at
   # configure time: the tests and benchmarks are part of the build tree even
   # when only the programs are built.

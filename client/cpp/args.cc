@@ -1,6 +1,8 @@
 #include "client/cpp/args.h"
 
+#include <algorithm>
 #include <cctype>
+#include <functional>
 #include <limits>
 #include <utility>
 
@@ -14,75 +16,6 @@
 
 namespace memnode {
 namespace cli {
-
-const std::map<std::string, FlagKind>& KnownFlags() {
-  static const auto* const kFlags = new std::map<std::string, FlagKind>{
-      // Global.
-      {"server", FlagKind::kValue},
-      {"machine", FlagKind::kValue},
-      {"json", FlagKind::kSwitch},
-      {"timeout", FlagKind::kValue},
-      {"token-file", FlagKind::kValue},
-      {"tls-ca", FlagKind::kValue},
-      {"help", FlagKind::kSwitch},
-      // machine create.
-      {"nodes", FlagKind::kValue},
-      {"blocks-per-node", FlagKind::kValue},
-      {"pages-per-block", FlagKind::kValue},
-      {"clock", FlagKind::kValue},
-      // page list.
-      {"skip-free", FlagKind::kSwitch},
-      // process create / list.
-      {"uid", FlagKind::kValue},
-      {"privileged", FlagKind::kSwitch},
-      {"home-node", FlagKind::kValue},
-      {"show-exited", FlagKind::kSwitch},
-      // mmap.
-      {"address", FlagKind::kValue},
-      {"prot", FlagKind::kValue},
-      {"shared", FlagKind::kSwitch},
-      {"fixed", FlagKind::kSwitch},
-      // write / fill / read.
-      {"hex", FlagKind::kValue},
-      {"text", FlagKind::kValue},
-      {"file", FlagKind::kValue},
-      {"byte", FlagKind::kValue},
-      {"pattern", FlagKind::kValue},
-      {"random", FlagKind::kValue},
-      {"hexdump", FlagKind::kSwitch},
-      {"raw", FlagKind::kSwitch},
-      // ksm set / step.
-      {"run", FlagKind::kValue},
-      {"pages-to-scan", FlagKind::kValue},
-      {"sleep-millisecs", FlagKind::kValue},
-      {"visits", FlagKind::kValue},
-      {"full-scans", FlagKind::kValue},
-      {"max-visits", FlagKind::kValue},
-      // block offline / resume / kernel-pages.
-      {"pause-after", FlagKind::kValue},
-      {"timeout-ms", FlagKind::kValue},
-      {"pause-ttl", FlagKind::kValue},
-      {"unmovable", FlagKind::kSwitch},
-      // notifier inject, watch.
-      {"count", FlagKind::kValue},
-      // mempolicy get / mbind / move-pages.
-      {"node", FlagKind::kSwitch},
-      {"strict", FlagKind::kSwitch},
-      {"move", FlagKind::kSwitch},
-      {"move-all", FlagKind::kSwitch},
-      // watch / top.
-      {"kinds", FlagKind::kValue},
-      {"interval", FlagKind::kValue},
-      {"iterations", FlagKind::kValue},
-  };
-  return *kFlags;
-}
-
-const std::set<std::string>& GlobalFlags() {
-  static const auto* const kGlobal = new std::set<std::string>{
-      "server", "machine", "json", "timeout", "token-file", "tls-ca", "help"};
-  return *kGlobal;
-}
 
 absl::StatusOr<uint64_t> ParseUint(absl::string_view text) {
   absl::string_view digits = absl::StripAsciiWhitespace(text);
@@ -237,173 +170,162 @@ absl::StatusOr<std::vector<uint64_t>> ParseSizeList(absl::string_view text) {
   return out;
 }
 
-absl::StatusOr<Args> Args::Parse(int argc, const char* const* argv) {
-  Args args;
-  const auto& known = KnownFlags();
-  bool flags_done = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (flags_done || arg.size() < 2 || arg[0] != '-') {
-      args.positionals_.push_back(arg);
-      continue;
-    }
-    if (arg == "--") {
-      flags_done = true;
-      continue;
-    }
-    if (arg == "-h") {
-      args.flags_["help"] = "true";
-      continue;
-    }
-    if (arg[1] != '-') {
-      // A single-dash token such as "-1" is a positional; the command will
-      // reject it if it expects a number.
-      args.positionals_.push_back(arg);
-      continue;
-    }
-    std::string name = arg.substr(2);
-    std::string value;
-    bool has_value = false;
-    size_t eq = name.find('=');
-    if (eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-      has_value = true;
-    }
-    // Accept --skip_free as well as --skip-free.
-    for (char& c : name) {
-      if (c == '_') c = '-';
-    }
-    auto it = known.find(name);
-    if (it == known.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
-    }
-    if (it->second == FlagKind::kValue && !has_value) {
-      if (i + 1 >= argc) {
-        return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs a value"));
-      }
-      value = argv[++i];
-      has_value = true;
-    }
-    if (it->second == FlagKind::kSwitch && !has_value) value = "true";
-    args.flags_[name] = value;
+// ---------------------------------------------------------------------------
+// The parsers as CLI11 transformers.
+
+namespace {
+
+// A transformer from `parse` (text -> canonical text or an error message).
+CLI::Validator Transformer(std::function<absl::StatusOr<std::string>(const std::string&)> parse,
+                           std::string description) {
+  return CLI::Validator(
+      [parse = std::move(parse)](std::string& text) -> std::string {
+        absl::StatusOr<std::string> out = parse(text);
+        if (!out.ok()) return std::string(out.status().message());
+        text = *std::move(out);
+        return "";
+      },
+      std::move(description));
+}
+
+// "a, b or c".
+std::string OrList(const std::vector<std::string>& words) {
+  if (words.size() < 2) return absl::StrJoin(words, "");
+  return absl::StrCat(absl::StrJoin(words.begin(), words.end() - 1, ", "), " or ", words.back());
+}
+
+}  // namespace
+
+ValueParser Uint(uint64_t min, uint64_t max) {
+  return {
+      Transformer(
+          [min, max](const std::string& text) -> absl::StatusOr<std::string> {
+            absl::StatusOr<uint64_t> v = ParseUint(text);
+            if (!v.ok()) return v.status();
+            if (*v < min) {
+              return absl::InvalidArgumentError(absl::StrCat("must be at least ", min));
+            }
+            if (*v > max) {
+              return absl::InvalidArgumentError(absl::StrCat("out of range (at most ", max, ")"));
+            }
+            return absl::StrCat(*v);
+          },
+          "UINT"),
+      {}};
+}
+
+ValueParser Int32() {
+  return {Transformer(
+              [](const std::string& text) -> absl::StatusOr<std::string> {
+                int32_t v = 0;
+                if (!absl::SimpleAtoi(text, &v)) {
+                  return absl::InvalidArgumentError(absl::StrCat("not an integer: \"", text, "\""));
+                }
+                return absl::StrCat(v);
+              },
+              "INT"),
+          {}};
+}
+
+ValueParser Size(uint64_t max) {
+  return {
+      Transformer(
+          [max](const std::string& text) -> absl::StatusOr<std::string> {
+            absl::StatusOr<uint64_t> v = ParseSize(text);
+            if (!v.ok()) return v.status();
+            if (*v > max) {
+              return absl::InvalidArgumentError(absl::StrCat("out of range (at most ", max, ")"));
+            }
+            return absl::StrCat(*v);
+          },
+          "SIZE"),
+      {}};
+}
+
+ValueParser SizeList() {
+  return {Transformer(
+              [](const std::string& text) -> absl::StatusOr<std::string> {
+                absl::StatusOr<std::vector<uint64_t>> v = ParseSizeList(text);
+                if (!v.ok()) return v.status();
+                return absl::StrJoin(*v, ",");
+              },
+              "SIZE[,SIZE...]"),
+          {}};
+}
+
+ValueParser Prot() {
+  return {Transformer(
+              [](const std::string& text) -> absl::StatusOr<std::string> {
+                absl::StatusOr<uint32_t> v = ParseProt(text);
+                if (!v.ok()) return v.status();
+                return absl::StrCat(*v);
+              },
+              "PROT"),
+          {"rw", "r", "w", "none"}};
+}
+
+ValueParser NodeList() {
+  return {Transformer(
+              [](const std::string& text) -> absl::StatusOr<std::string> {
+                absl::StatusOr<uint64_t> v = ParseNodeMask(text);
+                if (!v.ok()) return v.status();
+                return absl::StrCat(*v);
+              },
+              "NODES"),
+          {"none", "0", "1", "0-1"}};
+}
+
+ValueParser HexBytes() {
+  return {Transformer([](const std::string& text) { return ParseHexBytes(text); }, "HEX"), {}};
+}
+
+ValueParser Seconds(double min, double max) {
+  return {CLI::Validator(
+              [min, max](std::string& text) -> std::string {
+                double v = 0;
+                if (!absl::SimpleAtod(text, &v) || !(v >= min) || v > max) {
+                  return absl::StrCat("seconds between ", min, " and ", max, ", not \"", text,
+                                      "\"");
+                }
+                return "";
+              },
+              "SECONDS"),
+          {}};
+}
+
+ValueParser Choice(std::vector<std::string> words) {
+  ValueParser parser;
+  parser.words = words;
+  parser.transform = CLI::Validator(
+      [words](std::string& text) -> std::string {
+        if (std::find(words.begin(), words.end(), text) != words.end()) return "";
+        return absl::StrCat("must be ", OrList(words), ", not \"", text, "\"");
+      },
+      "WORD");
+  return parser;
+}
+
+ValueParser Words(std::vector<std::string> words) {
+  return {CLI::Validator([](std::string&) { return std::string(); }, "TEXT"), std::move(words)};
+}
+
+ValueParser EnumParser(const google::protobuf::EnumDescriptor* e, NameStyle style,
+                       std::function<bool(int)> allowed) {
+  ValueParser parser;
+  for (int number : EnumNumbers(e)) {
+    if (allowed == nullptr || allowed(number)) parser.words.push_back(EnumName(e, number, style));
   }
-  return args;
-}
-
-std::string Args::Positional(size_t i) const {
-  size_t index = consumed_ + i;
-  return index < positionals_.size() ? positionals_[index] : "";
-}
-
-std::string Args::Shift() {
-  if (consumed_ >= positionals_.size()) return "";
-  return positionals_[consumed_++];
-}
-
-std::string Args::CommandPath() const {
-  return absl::StrJoin(positionals_.begin(), positionals_.begin() + consumed_, " ");
-}
-
-std::string Args::FlagString(const std::string& name, const std::string& fallback) const {
-  auto it = flags_.find(name);
-  return it == flags_.end() ? fallback : it->second;
-}
-
-bool Args::FlagSwitch(const std::string& name) {
-  auto it = flags_.find(name);
-  if (it == flags_.end()) return false;
-  std::string v = absl::AsciiStrToLower(it->second);
-  if (v == "true" || v == "1" || v == "yes") return true;
-  if (v == "false" || v == "0" || v == "no") return false;
-  Fail(absl::StrCat("flag --", name, " takes no value (or true/false), got \"", it->second, "\""));
-  return false;
-}
-
-uint64_t Args::FlagUint(const std::string& name, uint64_t fallback) {
-  auto it = flags_.find(name);
-  if (it == flags_.end()) return fallback;
-  absl::StatusOr<uint64_t> v = ParseUint(it->second);
-  if (!v.ok()) {
-    Fail(absl::StrCat("--", name, ": ", v.status().message()));
-    return fallback;
-  }
-  return *v;
-}
-
-uint64_t Args::FlagSize(const std::string& name, uint64_t fallback) {
-  auto it = flags_.find(name);
-  if (it == flags_.end()) return fallback;
-  absl::StatusOr<uint64_t> v = ParseSize(it->second);
-  if (!v.ok()) {
-    Fail(absl::StrCat("--", name, ": ", v.status().message()));
-    return fallback;
-  }
-  return *v;
-}
-
-std::string Args::PosString(size_t i, const char* what) {
-  if (i >= PositionalCount()) {
-    Fail(absl::StrCat("missing ", what));
-    return "";
-  }
-  return Positional(i);
-}
-
-uint64_t Args::PosUint(size_t i, const char* what) {
-  if (i >= PositionalCount()) {
-    Fail(absl::StrCat("missing ", what));
-    return 0;
-  }
-  absl::StatusOr<uint64_t> v = ParseUint(Positional(i));
-  if (!v.ok()) {
-    Fail(absl::StrCat(what, ": ", v.status().message()));
-    return 0;
-  }
-  return *v;
-}
-
-uint64_t Args::PosSize(size_t i, const char* what) {
-  if (i >= PositionalCount()) {
-    Fail(absl::StrCat("missing ", what));
-    return 0;
-  }
-  absl::StatusOr<uint64_t> v = ParseSize(Positional(i));
-  if (!v.ok()) {
-    Fail(absl::StrCat(what, ": ", v.status().message()));
-    return 0;
-  }
-  return *v;
-}
-
-int32_t Args::PosPid(size_t i) {
-  uint64_t pid = PosUint(i, "PID");
-  if (pid > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())) {
-    Fail(absl::StrCat("PID out of range: ", Positional(i)));
-    return 0;
-  }
-  return static_cast<int32_t>(pid);
-}
-
-void Args::Fail(const std::string& message) {
-  if (status_.ok()) status_ = absl::InvalidArgumentError(message);
-}
-
-void Args::Expect(size_t min_positionals, size_t max_positionals,
-                  const std::set<std::string>& allowed) {
-  size_t n = PositionalCount();
-  if (n < min_positionals) {
-    Fail(absl::StrCat("'", CommandPath(), "' needs ", min_positionals,
-                      min_positionals == 1 ? " argument" : " arguments"));
-  } else if (n > max_positionals) {
-    Fail(absl::StrCat("'", CommandPath(), "': unexpected argument \"", Positional(max_positionals),
-                      "\""));
-  }
-  for (const auto& [name, value] : flags_) {
-    if (GlobalFlags().count(name) == 0 && allowed.count(name) == 0) {
-      Fail(absl::StrCat("'", CommandPath(), "' does not take --", name));
-    }
-  }
+  parser.transform = Transformer(
+      [e, allowed, words = parser.words](const std::string& text) -> absl::StatusOr<std::string> {
+        std::optional<int> number = ParseEnumName(e, text);
+        if (!number.has_value() || (allowed != nullptr && !allowed(*number))) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("must be ", OrList(words), ", not \"", text, "\""));
+        }
+        return absl::StrCat(*number);
+      },
+      std::string(e->name()));
+  return parser;
 }
 
 }  // namespace cli

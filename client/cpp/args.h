@@ -1,35 +1,34 @@
-// Command-line parsing for memnodectl: splits argv into positionals and
-// --flags (flags may come before or after the subcommand), and parses the
-// number, size, protection and byte-string syntaxes the commands accept.
+// The syntaxes of memnodectl's arguments: numbers (decimal or 0x hex), sizes
+// and addresses with binary suffixes, protections, NUMA node lists, hex byte
+// strings and enum names. Each exists twice: as a parse function returning a
+// StatusOr, and as a ValueParser, the CLI11 transformer a command declaration
+// plugs into an argument or flag (the text is replaced by the canonical text
+// CLI11 then converts into the target, e.g. "1M" -> "1048576"), with the words
+// shell completion offers for it.
 //
-// Thread safety: not thread-safe; used from main() only.
+// Thread safety: stateless functions; ValueParsers are plain values.
 
 #ifndef MEMNODE_CLIENT_CPP_ARGS_H_
 #define MEMNODE_CLIENT_CPP_ARGS_H_
 
+#include <CLI/CLI.hpp>
+
 #include <cstdint>
-#include <map>
-#include <set>
+#include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "client/cpp/enum_names.h"
 
 namespace memnode {
 namespace cli {
 
-// Whether a flag takes a value (`--name=V` or `--name V`) or is a switch.
-enum class FlagKind { kSwitch, kValue };
-
-// Every flag memnodectl knows, global or per command.
-const std::map<std::string, FlagKind>& KnownFlags();
-
-// Flags accepted by every command.
-const std::set<std::string>& GlobalFlags();
-
-// Parses an unsigned integer: decimal or 0x-prefixed hex.
+// Parses an unsigned integer: decimal or 0x-prefixed hex ('_' may separate
+// digits).
 absl::StatusOr<uint64_t> ParseUint(absl::string_view text);
 
 // Parses a byte count or address: decimal or 0x hex, optionally followed by a
@@ -54,54 +53,50 @@ absl::StatusOr<std::vector<uint64_t>> ParseSizeList(absl::string_view text);
 // 0x are ignored; the digit count must be even.
 absl::StatusOr<std::string> ParseHexBytes(absl::string_view text);
 
-// The parsed command line. Typed accessors record the first problem they meet
-// instead of returning it, so a command can read all of its arguments and
-// then check status() once.
-class Args {
- public:
-  // Splits argv[1..argc). Returns INVALID_ARGUMENT on an unknown flag or a
-  // value flag without a value. `--` ends flag parsing.
-  static absl::StatusOr<Args> Parse(int argc, const char* const* argv);
-
-  // Positionals not consumed by the command dispatch.
-  size_t PositionalCount() const { return positionals_.size() - consumed_; }
-  // Positional i (0-based, after the consumed ones); "" when absent.
-  std::string Positional(size_t i) const;
-  // Consumes the next positional (the command word) and returns it.
-  std::string Shift();
-  // Command words consumed so far, joined by spaces (for messages).
-  std::string CommandPath() const;
-
-  bool HasFlag(const std::string& name) const { return flags_.count(name) > 0; }
-  // Raw value of a flag, or `fallback` when absent.
-  std::string FlagString(const std::string& name, const std::string& fallback) const;
-  // Switch flags: true when given (or given as =true/=1).
-  bool FlagSwitch(const std::string& name);
-  uint64_t FlagUint(const std::string& name, uint64_t fallback);
-  uint64_t FlagSize(const std::string& name, uint64_t fallback);
-
-  // Positional i as a number / size / pid; records an error when missing.
-  uint64_t PosUint(size_t i, const char* what);
-  uint64_t PosSize(size_t i, const char* what);
-  int32_t PosPid(size_t i);
-  std::string PosString(size_t i, const char* what);
-
-  // Records a usage error (the first one wins).
-  void Fail(const std::string& message);
-
-  // Checks that positionals number in [min, max] and that every flag given is
-  // global or in `allowed`; records an error otherwise.
-  void Expect(size_t min_positionals, size_t max_positionals, const std::set<std::string>& allowed);
-
-  // OK, or INVALID_ARGUMENT with the first recorded usage error.
-  absl::Status status() const { return status_; }
-
- private:
-  std::vector<std::string> positionals_;
-  size_t consumed_ = 0;
-  std::map<std::string, std::string> flags_;
-  absl::Status status_;
+// How the text of one argument or flag becomes its value.
+struct ValueParser {
+  // Checks the text and rewrites it into the text CLI11 converts to the
+  // target type; its message (CLI11 prefixes the argument's name) is the
+  // usage error.
+  CLI::Validator transform;
+  // Words offered by shell completion (empty: free text).
+  std::vector<std::string> words;
 };
+
+// ParseUint within [min, max] -> decimal.
+ValueParser Uint(uint64_t min = 0, uint64_t max = std::numeric_limits<uint64_t>::max());
+// A signed decimal int32.
+ValueParser Int32();
+// ParseSize, at most `max` -> decimal.
+ValueParser Size(uint64_t max = std::numeric_limits<uint64_t>::max());
+// ParseSizeList -> "n,n,...".
+ValueParser SizeList();
+// ParseProt -> mask.
+ValueParser Prot();
+// ParseNodeMask -> mask.
+ValueParser NodeList();
+// ParseHexBytes -> the bytes.
+ValueParser HexBytes();
+// A number of seconds in [min, max] (the text is kept).
+ValueParser Seconds(double min, double max);
+// Exactly one of `words`.
+ValueParser Choice(std::vector<std::string> words);
+// Any text; `words` are completion hints only.
+ValueParser Words(std::vector<std::string> words);
+
+// A value of enum `e` whose number passes `allowed` (all when null), given
+// by display name (any case, '-' or '_'), proto name or number -> the number.
+// Completion offers the allowed values in `style`.
+ValueParser EnumParser(const google::protobuf::EnumDescriptor* e, NameStyle style,
+                       std::function<bool(int)> allowed = nullptr);
+
+template <typename E>
+ValueParser EnumValue(NameStyle style = NameStyle::kWord,
+                      std::function<bool(E)> allowed = nullptr) {
+  std::function<bool(int)> filter;
+  if (allowed != nullptr) filter = [allowed](int n) { return allowed(static_cast<E>(n)); };
+  return EnumParser(google::protobuf::GetEnumDescriptor<E>(), style, std::move(filter));
+}
 
 }  // namespace cli
 }  // namespace memnode

@@ -1,12 +1,19 @@
 #include "client/cpp/format.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
 
+#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/cpp/enum_names.h"
 #include "memnode/v1/process.pb.h"
 
 namespace memnode {
@@ -37,16 +44,7 @@ std::string Bytes(uint64_t bytes) {
   return absl::StrCat(bytes, " bytes");
 }
 
-std::string EnumName(const std::string& name, absl::string_view prefix, int number) {
-  if (name.empty()) return absl::StrCat(number);
-  absl::string_view n = name;
-  if (absl::StartsWith(n, prefix)) n.remove_prefix(prefix.size());
-  return std::string(n);
-}
-
-std::string ErrnoName(v1::Errno errnum) {
-  return EnumName(v1::Errno_Name(errnum), "ERRNO_", static_cast<int>(errnum));
-}
+std::string ErrnoName(v1::Errno errnum) { return UpperName(errnum); }
 
 std::string ErrnoText(v1::Errno errnum) {
   switch (errnum) {
@@ -63,7 +61,9 @@ std::string ErrnoText(v1::Errno errnum) {
     case v1::ERRNO_EBUSY: return "device or resource busy";
     case v1::ERRNO_ENODEV: return "no such device";
     case v1::ERRNO_EINVAL: return "invalid argument";
-    default: return "unknown error";
+    default:
+      // An errno without a wording of its own here: the C library's.
+      return absl::AsciiStrToLower(std::strerror(static_cast<int>(errnum)));
   }
 }
 
@@ -77,6 +77,22 @@ std::string ProtString(uint32_t prot) {
   s += (prot & v1::PROT_READ) ? 'r' : '-';
   s += (prot & v1::PROT_WRITE) ? 'w' : '-';
   return s;
+}
+
+std::string Duration(uint64_t ns) {
+  if (ns >= 1000000000) return absl::StrFormat("%.3f s", ns / 1e9);
+  if (ns >= 1000000) return absl::StrFormat("%.3f ms", ns / 1e6);
+  if (ns >= 1000) return absl::StrFormat("%.3f us", ns / 1e3);
+  return absl::StrCat(ns, " ns");
+}
+
+std::string EmulatedSeconds(uint64_t ns) {
+  return absl::StrFormat("%d.%09d", ns / 1000000000, ns % 1000000000);
+}
+
+std::string CodeName(int code) {
+  std::string name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  return name.empty() ? "CODE_UNKNOWN" : name;
 }
 
 namespace {
@@ -132,6 +148,28 @@ void KeyValues::Print(std::ostream& out, absl::string_view indent) const {
   for (const auto& [key, value] : lines_) {
     out << indent << key << ":" << std::string(width - key.size() + 1, ' ') << value << "\n";
   }
+}
+
+bool ShowProgress() {
+  const char* env = std::getenv("MEMNODECTL_PROGRESS");
+  std::string mode = env != nullptr ? env : "auto";
+  if (mode == "always" || mode == "1") return true;
+  if (mode == "never" || mode == "0") return false;
+  return isatty(STDERR_FILENO) != 0;
+}
+
+void Progress::Update(const std::string& line) {
+  if (!enabled_) return;
+  std::string padded = line;
+  if (padded.size() < width_) padded.append(width_ - padded.size(), ' ');
+  width_ = line.size();
+  std::cerr << "\r" << padded << std::flush;
+  shown_ = true;
+}
+
+void Progress::Done() {
+  if (shown_) std::cerr << "\n" << std::flush;
+  shown_ = false;
 }
 
 void HexDump(std::ostream& out, uint64_t base, absl::string_view data) {

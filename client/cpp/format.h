@@ -1,6 +1,6 @@
 // Human-readable output helpers for memnodectl: aligned tables, key: value
-// blocks, hex addresses, short digests, enum names without their prefix,
-// emulated errno lines and hex dumps.
+// blocks, hex addresses, short digests, durations, emulated errno lines and
+// hex dumps.
 //
 // Thread safety: stateless functions; Table and KeyValues are plain values.
 
@@ -35,14 +35,11 @@ std::string YesNo(bool value);
 // "100 bytes".
 std::string Bytes(uint64_t bytes);
 
-// An enum value name without `prefix`: ("PAGE_STATE_ANON", "PAGE_STATE_") ->
-// "ANON". Empty names (unknown numbers) become the number.
-std::string EnumName(const std::string& name, absl::string_view prefix, int number);
-
-// "EFAULT" for ERRNO_EFAULT.
+// "EFAULT" for ERRNO_EFAULT (enum_names.h's rule, upper case).
 std::string ErrnoName(memnode::v1::Errno errnum);
 
-// Short description of an errno ("bad address").
+// Short description of an errno ("bad address"; strerror's, in lower case,
+// for an errno without one of its own).
 std::string ErrnoText(memnode::v1::Errno errnum);
 
 // "EFAULT (14): <detail>"; detail defaults to ErrnoText.
@@ -50,6 +47,15 @@ std::string ErrnoLine(memnode::v1::Errno errnum, const std::string& detail);
 
 // PROT_* mask as "rw", "r-", "-w", "--".
 std::string ProtString(uint32_t prot);
+
+// "1.000 ms" for nanoseconds.
+std::string Duration(uint64_t ns);
+
+// Emulated nanoseconds as seconds with 9 decimals ("12.000500000").
+std::string EmulatedSeconds(uint64_t ns);
+
+// The name of a canonical gRPC status code ("NOT_FOUND").
+std::string CodeName(int code);
 
 // A table printed with columns aligned. A column whose cells are all decimal
 // numbers is right-aligned; others are left-aligned.
@@ -75,6 +81,25 @@ class KeyValues {
 
  private:
   std::vector<std::pair<std::string, std::string>> lines_;
+};
+
+// Whether progress lines go to stderr: MEMNODECTL_PROGRESS=always|never,
+// otherwise (auto) when stderr is a terminal.
+bool ShowProgress();
+
+// A one-line progress display on stderr, rewritten in place ("\r").
+class Progress {
+ public:
+  explicit Progress(bool enabled) : enabled_(enabled) {}
+  ~Progress() { Done(); }
+  void Update(const std::string& line);
+  // Ends the line (once).
+  void Done();
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+  size_t width_ = 0;
 };
 
 // Hex dump in the style of `hexdump -C`, offsets shown as absolute addresses

@@ -48,6 +48,11 @@ constexpr Entry kTable[] = {
     {Reason::kSnapshotIo, "SNAPSHOT_IO"},
     {Reason::kShuttingDown, "SHUTTING_DOWN"},
     {Reason::kDeadlineExceeded, "DEADLINE_EXCEEDED"},
+    {Reason::kUnknownMethod, "UNKNOWN_METHOD"},
+    {Reason::kInvalidBody, "INVALID_BODY"},
+    {Reason::kInvalidHeader, "INVALID_HEADER"},
+    {Reason::kUnsupportedEncoding, "UNSUPPORTED_ENCODING"},
+    {Reason::kHostNotAllowed, "HOST_NOT_ALLOWED"},
 };
 
 }  // namespace

@@ -56,6 +56,12 @@ enum class Reason {
   kSnapshotIo,
   kShuttingDown,
   kDeadlineExceeded,
+  // The HTTP gateway's own (server/http).
+  kUnknownMethod,
+  kInvalidBody,
+  kInvalidHeader,
+  kUnsupportedEncoding,
+  kHostNotAllowed,
 };
 
 // "KSM_LOCKED" etc. (UPPER_SNAKE_CASE, stable).

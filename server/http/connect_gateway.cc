@@ -42,7 +42,7 @@ bool IsIdentity(absl::string_view encoding) {
 }
 
 grpc::Status InvalidBody(absl::string_view message) {
-  return HttpError(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_BODY", message);
+  return service::Error(grpc::StatusCode::INVALID_ARGUMENT, Reason::kInvalidBody, message);
 }
 
 std::unique_ptr<pb::Message> NewMessage(const pb::Descriptor* type) {
@@ -117,9 +117,9 @@ grpc::Status PrepareContext(const HttpRequest& req, grpc::ClientContext* ctx) {
     uint64_t ms = 0;
     if (req.timeout_ms.size() > 10 || !absl::SimpleAtoi(req.timeout_ms, &ms) ||
         !absl::ascii_isdigit(static_cast<unsigned char>(req.timeout_ms[0])))
-      return HttpError(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_HEADER",
-                       "Connect-Timeout-Ms must be a positive integer of at most 10 digits",
-                       {{"header", "connect-timeout-ms"}});
+      return service::Error(grpc::StatusCode::INVALID_ARGUMENT, Reason::kInvalidHeader,
+                            "Connect-Timeout-Ms must be a positive integer of at most 10 digits",
+                            {{"header", "connect-timeout-ms"}});
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
   }
   if (!req.authorization.empty()) {
@@ -210,19 +210,6 @@ HttpResponse UnsupportedMediaType(bool streaming) {
 
 }  // namespace
 
-grpc::Status HttpError(grpc::StatusCode code, absl::string_view reason, absl::string_view message,
-                       const std::map<std::string, std::string>& metadata) {
-  google::rpc::ErrorInfo info;
-  info.set_reason(std::string(reason));
-  info.set_domain(service::kErrorDomain);
-  for (const auto& [k, v] : metadata) (*info.mutable_metadata())[k] = v;
-  google::rpc::Status st;
-  st.set_code(static_cast<int>(code));
-  st.set_message(std::string(message));
-  st.add_details()->PackFrom(info);
-  return grpc::Status(code, std::string(message), st.SerializeAsString());
-}
-
 absl::string_view ConnectCodeName(grpc::StatusCode code) {
   switch (code) {
     case grpc::StatusCode::OK: return "ok";
@@ -309,9 +296,9 @@ void ConnectGateway::Serve(const HttpRequest& req, Responder* out) {
   const pb::MethodDescriptor* method = FindMethod(req.path);
   if (method == nullptr || method->client_streaming()) {
     // 404 is what Connect clients read as "unimplemented" without a body.
-    HttpResponse r = ErrorResponse(
-        HttpError(grpc::StatusCode::UNIMPLEMENTED, "UNKNOWN_METHOD",
-                  absl::StrCat(req.path, " is not a method of memnode.v1"), {{"path", req.path}}));
+    HttpResponse r = ErrorResponse(service::Error(
+        grpc::StatusCode::UNIMPLEMENTED, Reason::kUnknownMethod,
+        absl::StrCat(req.path, " is not a method of memnode.v1"), {{"path", req.path}}));
     r.status = 404;
     out->Send(r);
     return;
@@ -343,16 +330,17 @@ void ConnectGateway::Serve(const HttpRequest& req, Responder* out) {
 void ConnectGateway::ServeUnary(const HttpRequest& req, const pb::MethodDescriptor* method,
                                 bool json, Responder* out) {
   if (!req.protocol_version.empty() && req.protocol_version != "1") {
-    out->Send(ErrorResponse(HttpError(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_HEADER",
-                                      "Connect-Protocol-Version must be 1",
-                                      {{"header", "connect-protocol-version"}})));
+    out->Send(ErrorResponse(service::Error(
+        grpc::StatusCode::INVALID_ARGUMENT, Reason::kInvalidHeader,
+        "Connect-Protocol-Version must be 1", {{"header", "connect-protocol-version"}})));
     return;
   }
   if (!IsIdentity(req.content_encoding)) {
-    out->Send(ErrorResponse(HttpError(grpc::StatusCode::UNIMPLEMENTED, "UNSUPPORTED_ENCODING",
-                                      absl::StrCat("Content-Encoding ", req.content_encoding,
-                                                   " is not supported; supported: identity"),
-                                      {{"header", "content-encoding"}})));
+    out->Send(
+        ErrorResponse(service::Error(grpc::StatusCode::UNIMPLEMENTED, Reason::kUnsupportedEncoding,
+                                     absl::StrCat("Content-Encoding ", req.content_encoding,
+                                                  " is not supported; supported: identity"),
+                                     {{"header", "content-encoding"}})));
     return;
   }
   grpc::ClientContext ctx;
@@ -418,18 +406,18 @@ void ConnectGateway::ServeServerStream(const HttpRequest& req, const pb::MethodD
   };
   if (!req.protocol_version.empty() && req.protocol_version != "1") {
     out->StartStream(headers);
-    end_with(
-        HttpError(grpc::StatusCode::INVALID_ARGUMENT, "INVALID_HEADER",
-                  "Connect-Protocol-Version must be 1", {{"header", "connect-protocol-version"}}),
-        "");
+    end_with(service::Error(grpc::StatusCode::INVALID_ARGUMENT, Reason::kInvalidHeader,
+                            "Connect-Protocol-Version must be 1",
+                            {{"header", "connect-protocol-version"}}),
+             "");
     return;
   }
   if (!IsIdentity(req.connect_content_encoding)) {
     out->StartStream(headers);
-    end_with(HttpError(grpc::StatusCode::UNIMPLEMENTED, "UNSUPPORTED_ENCODING",
-                       absl::StrCat("Connect-Content-Encoding ", req.connect_content_encoding,
-                                    " is not supported; supported: identity"),
-                       {{"header", "connect-content-encoding"}}),
+    end_with(service::Error(grpc::StatusCode::UNIMPLEMENTED, Reason::kUnsupportedEncoding,
+                            absl::StrCat("Connect-Content-Encoding ", req.connect_content_encoding,
+                                         " is not supported; supported: identity"),
+                            {{"header", "connect-content-encoding"}}),
              "");
     return;
   }

@@ -88,15 +88,10 @@ absl::string_view ConnectCodeName(grpc::StatusCode code);
 int HttpStatusOfCode(grpc::StatusCode code);
 // The Connect Error object of a non-OK status: {"code", "message",
 // "details": [{"type", "value", "debug"}]} from status.error_details().
+// The HTTP layer's own errors (UNKNOWN_METHOD, INVALID_BODY, INVALID_HEADER,
+// UNSUPPORTED_ENCODING, HOST_NOT_ALLOWED) are built by service::Error() with
+// reasons of server/core/reasons.h, like every other error.
 std::string ErrorJson(const grpc::Status& status);
-// An error of the HTTP layer itself, shaped like the services' errors
-// (google.rpc.Status with one ErrorInfo of domain memnode.dev), with a reason
-// that exists only on the HTTP port: UNKNOWN_METHOD, INVALID_BODY,
-// INVALID_HEADER, UNSUPPORTED_ENCODING, HOST_NOT_ALLOWED (docs/API.md
-// section 6). The services' reasons are server/core/reasons.h's and built
-// by service::Error().
-grpc::Status HttpError(grpc::StatusCode code, absl::string_view reason, absl::string_view message,
-                       const std::map<std::string, std::string>& metadata = {});
 // One enveloped message: flags byte, 4-byte big-endian length, payload.
 std::string Envelope(uint8_t flags, absl::string_view payload);
 inline constexpr uint8_t kFlagCompressed = 0x01;

@@ -229,8 +229,8 @@ int HttpGateway::HandleRequest(mg_connection* conn, void* cbdata) {
   if (self->check_host_) {
     const std::string host = Header(conn, "Host");
     if (!host.empty() && !IsLoopbackHost(HostOfHeader(host))) {
-      out.Send(ConnectGateway::ErrorResponse(HttpError(
-          grpc::StatusCode::PERMISSION_DENIED, "HOST_NOT_ALLOWED",
+      out.Send(ConnectGateway::ErrorResponse(service::Error(
+          grpc::StatusCode::PERMISSION_DENIED, Reason::kHostNotAllowed,
           absl::StrCat("this server listens on a loopback address without tokens and only "
                        "answers requests for localhost, 127.0.0.1 or [::1], not ",
                        host),

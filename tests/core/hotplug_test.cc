@@ -47,7 +47,6 @@ using ::testing::UnorderedElementsAre;
 using Phase = OfflinePhase;
 using Event_ = MemEvent;
 
-constexpr uint64_t kBigVisits = uint64_t{1} << 20;
 constexpr BlockId kBlock4 = 4;  // first block of node 1: pfns 256..319
 constexpr Pfn kBlock4Start = 256;
 constexpr Pfn kBlock5Start = 320;  // second block of node 1
@@ -85,95 +84,12 @@ std::string ReportString(const OfflineReport& r) {
                       r.failure, "\"");
 }
 
-std::string KsmInfoString(const KsmInfo& k) {
-  return absl::StrCat("run=", k.run, " shared=", k.pages_shared, " sharing=", k.pages_sharing,
-                      " unshared=", k.pages_unshared, " volatile=", k.pages_volatile,
-                      " full_scans=", k.full_scans, " rmap_items=", k.rmap_items,
-                      " stable_nodes=", k.stable_nodes, " locked_by_offline=", k.locked_by_offline);
-}
-
-class HotplugTest : public ::testing::Test {
+// The shared fixture (tests/testing/machine_fixture.h) plus offline and KSM
+// lock shorthands.
+class HotplugTest : public memnode::testing::SmallMachineTest {
  protected:
-  void SetUp() override { m_ = memnode::testing::SmallMachine(2, 4, 64); }
-
-  Pid NewProcess(NodeId home = 1, uint32_t uid = 0, bool privileged = false) {
-    ProcessParams pp;
-    pp.home_node = home;
-    pp.uid = uid;
-    pp.privileged = privileged;
-    auto p = m_->CreateProcess(pp);
-    EXPECT_TRUE(p.ok()) << p.status();
-    return p.ok() ? *p : 0;
-  }
-
-  Vaddr Map(Pid pid, uint64_t pages, Vaddr fixed_at = 0) {
-    auto r =
-        m_->Mmap(pid, fixed_at, pages * kPageSize, kProtRead | kProtWrite, false, fixed_at != 0);
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (!r.ok()) return 0;
-    EXPECT_EQ(r->err, Errno::kOk);
-    return r->address;
-  }
-
-  void FillPage(Pid pid, Vaddr addr, uint8_t byte, uint64_t pages = 1) {
-    FillPattern p;
-    p.kind = FillPattern::kByte;
-    p.value = byte;
-    auto r = m_->Fill(pid, addr, pages * kPageSize, p);
-    ASSERT_TRUE(r.ok()) << r.status();
-    ASSERT_EQ(r->err, Errno::kOk);
-  }
-
   void WriteByte(Pid pid, Vaddr addr, char c) {
     ASSERT_EQ(memnode::testing::WriteStr(*m_, pid, addr, std::string(1, c)), Errno::kOk);
-  }
-
-  std::string Page(uint8_t byte) { return std::string(kPageSize, static_cast<char>(byte)); }
-  std::string ReadPage(Pid pid, Vaddr addr) {
-    return memnode::testing::ReadAll(*m_, pid, addr, kPageSize);
-  }
-
-  Errno Madvise(Pid pid, Vaddr addr, uint64_t len, Advice a) {
-    auto r = m_->Madvise(pid, addr, len, a);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : Errno::kEINVAL;
-  }
-
-  Translation Tr(Pid pid, Vaddr addr) {
-    auto r = m_->Translate(pid, addr, 1);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() && !r->empty() ? (*r)[0] : Translation{};
-  }
-  Pfn PfnOf(Pid pid, Vaddr addr) { return Tr(pid, addr).pfn; }
-  FrameInfo Frame(Pfn pfn) { return Unwrap(m_->GetFrame(pfn)); }
-  BlockInfo Block(BlockId b) { return Unwrap(m_->GetBlock(b)); }
-
-  void SetRun(uint64_t run) {
-    auto r = m_->KsmUpdate(run, std::nullopt, std::nullopt);
-    ASSERT_TRUE(r.ok()) << r.status();
-    ASSERT_EQ(*r, Errno::kOk);
-  }
-  void StepPasses(uint64_t k) {
-    auto r = m_->KsmStepPasses(k, kBigVisits);
-    ASSERT_TRUE(r.ok()) << r.status();
-  }
-
-  ::testing::AssertionResult CountersAre(uint64_t shared, uint64_t sharing, uint64_t unshared,
-                                         uint64_t vol, uint64_t full_scans) {
-    KsmInfo k = m_->GetKsm();
-    if (k.pages_shared == shared && k.pages_sharing == sharing && k.pages_unshared == unshared &&
-        k.pages_volatile == vol && k.full_scans == full_scans)
-      return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure()
-           << "expected shared=" << shared << " sharing=" << sharing << " unshared=" << unshared
-           << " volatile=" << vol << " full_scans=" << full_scans << "\n  actual "
-           << KsmInfoString(k);
-  }
-
-  ::testing::AssertionResult MachineOk() {
-    CheckResult r = m_->Check();
-    if (r.ok()) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << absl::StrJoin(r.violations, "\n");
   }
 
   // KSM's lock is held: ksmd steps and run writes are refused with
@@ -257,8 +173,6 @@ class HotplugTest : public ::testing::Test {
     EXPECT_TRUE(MachineOk());
     return s;
   }
-
-  std::unique_ptr<Machine> m_;
 };
 
 // ---------------------------------------------------------------------------

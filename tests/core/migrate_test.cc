@@ -32,80 +32,15 @@ using ::memnode::testing::Unwrap;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-constexpr uint64_t kBigVisits = uint64_t{1} << 20;
 constexpr uint32_t kStrict = 1, kMove = 2, kMoveAll = 4;
 // -errno values of move_pages statuses (Linux x86_64).
 constexpr int32_t kENOENT = -2, kEFAULT = -14, kEACCES = -13, kEBUSY = -16, kEAGAIN = -11;
 constexpr uint64_t kNode0 = 1, kNode1 = 2;  // node masks
 
-class MigrateTest : public ::testing::Test {
+// The shared fixture (tests/testing/machine_fixture.h) plus the NUMA calls
+// and a standard layout.
+class MigrateTest : public memnode::testing::SmallMachineTest {
  protected:
-  void SetUp() override { m_ = memnode::testing::SmallMachine(2, 4, 64); }
-
-  Pid NewProcess(NodeId home = 0, uint32_t uid = 0, bool privileged = false) {
-    ProcessParams pp;
-    pp.home_node = home;
-    pp.uid = uid;
-    pp.privileged = privileged;
-    auto p = m_->CreateProcess(pp);
-    EXPECT_TRUE(p.ok()) << p.status();
-    return p.ok() ? *p : 0;
-  }
-
-  Vaddr Map(Pid pid, uint64_t pages, Vaddr fixed_at = 0) {
-    auto r =
-        m_->Mmap(pid, fixed_at, pages * kPageSize, kProtRead | kProtWrite, false, fixed_at != 0);
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (!r.ok()) return 0;
-    EXPECT_EQ(r->err, Errno::kOk);
-    return r->address;
-  }
-
-  void FillPage(Pid pid, Vaddr addr, uint8_t byte, uint64_t pages = 1) {
-    FillPattern p;
-    p.kind = FillPattern::kByte;
-    p.value = byte;
-    auto r = m_->Fill(pid, addr, pages * kPageSize, p);
-    ASSERT_TRUE(r.ok()) << r.status();
-    ASSERT_EQ(r->err, Errno::kOk);
-  }
-  std::string Page(uint8_t byte) { return std::string(kPageSize, static_cast<char>(byte)); }
-  std::string ReadPage(Pid pid, Vaddr addr) {
-    return memnode::testing::ReadAll(*m_, pid, addr, kPageSize);
-  }
-  Errno Madvise(Pid pid, Vaddr addr, uint64_t len, Advice a) {
-    auto r = m_->Madvise(pid, addr, len, a);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : Errno::kEINVAL;
-  }
-  Translation Tr(Pid pid, Vaddr addr) {
-    auto r = m_->Translate(pid, addr, 1);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() && !r->empty() ? (*r)[0] : Translation{};
-  }
-  Pfn PfnOf(Pid pid, Vaddr addr) { return Tr(pid, addr).pfn; }
-  NodeId NodeOf(Pid pid, Vaddr addr) { return Tr(pid, addr).node; }
-
-  void SetRun(uint64_t run) {
-    ASSERT_EQ(Unwrap(m_->KsmUpdate(run, std::nullopt, std::nullopt)), Errno::kOk);
-  }
-  void StepPasses(uint64_t k) {
-    auto r = m_->KsmStepPasses(k, kBigVisits);
-    ASSERT_TRUE(r.ok()) << r.status();
-  }
-  ::testing::AssertionResult SharedSharing(uint64_t shared, uint64_t sharing) {
-    KsmInfo k = m_->GetKsm();
-    if (k.pages_shared == shared && k.pages_sharing == sharing)
-      return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure()
-           << "shared=" << k.pages_shared << " sharing=" << k.pages_sharing;
-  }
-  ::testing::AssertionResult MachineOk() {
-    CheckResult r = m_->Check();
-    if (r.ok()) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << absl::StrJoin(r.violations, "\n");
-  }
-
   Errno Mbind(Pid pid, Vaddr addr, uint64_t len, MemPolicy::Mode mode, uint64_t nodes,
               uint32_t flags) {
     auto r = m_->Mbind(pid, addr, len, mode, nodes, flags);
@@ -168,8 +103,6 @@ class MigrateTest : public ::testing::Test {
     EXPECT_TRUE(MachineOk());
     return l;
   }
-
-  std::unique_ptr<Machine> m_;
 };
 
 // ---------------------------------------------------------------------------

@@ -119,9 +119,76 @@ const MemoryNotifierEvent = enumValues('MemoryNotifierEvent');
 const RmapState = enumValues('RmapState');
 const EventKind = enumValues('EventKind');
 
+/** The proto name of value `number` of `enumType` ('ERRNO_EFAULT'), or the number. */
 function enumName(enumType, number) {
   const e = protos0.enums[enumType];
   return (e && e.byNumber[number]) || String(number);
+}
+
+// Enum display names (docs/API.md 1.7), derived from the loaded protos so a
+// value added to a proto needs no change here: the prefix is the longest
+// prefix ending in '_' that all the enum's value names share (when they
+// share none: that of its non-zero values); the display name is the value
+// name without it, in lower case.
+
+function commonPrefix(names) {
+  if (names.length === 0) return '';
+  let prefix = names[0];
+  for (const n of names) {
+    let i = 0;
+    while (i < prefix.length && i < n.length && prefix[i] === n[i]) i++;
+    prefix = prefix.slice(0, i);
+  }
+  return prefix.slice(0, prefix.lastIndexOf('_') + 1);
+}
+
+function enumDef(enumType) {
+  const e = protos0.enums[enumType];
+  if (!e) throw new RangeError(`unknown enum ${enumType}`);
+  return e;
+}
+
+/** The prefix the rule strips from the values of `enumType` ('OFFLINE_PHASE_'). */
+function enumPrefix(enumType) {
+  const e = enumDef(enumType);
+  const prefix = commonPrefix(Object.keys(e.byName));
+  if (prefix !== '') return prefix;
+  return commonPrefix(Object.keys(e.byName).filter((n) => e.byName[n] !== 0));
+}
+
+function shortName(name, prefix) {
+  return prefix !== '' && name.startsWith(prefix) && name.length > prefix.length
+    ? name.slice(prefix.length)
+    : name;
+}
+
+/** The display name of value `number` of `enumType` ('going_offline'), or the number. */
+function displayName(enumType, number) {
+  const name = enumDef(enumType).byNumber[number];
+  return name === undefined ? String(number) : shortName(name, enumPrefix(enumType)).toLowerCase();
+}
+
+/**
+ * The number of `value` of `enumType`: a number (returned as is), or the
+ * display name in any case with '-' or '_', the proto name, or a decimal
+ * string; `exclude` lists numbers refused. RangeError names `what`.
+ */
+function enumValue(enumType, value, what = enumType, exclude = []) {
+  if (typeof value === 'number') return value;
+  const e = enumDef(enumType);
+  const prefix = enumPrefix(enumType);
+  const text = String(value).trim().toUpperCase().replace(/-/g, '_');
+  for (const [name, number] of Object.entries(e.byName)) {
+    if (exclude.includes(number)) continue;
+    if (text === name || text === shortName(name, prefix)) return number;
+  }
+  if (/^[0-9]+$/.test(text) && Number(text) in e.byNumber && !exclude.includes(Number(text))) {
+    return Number(text);
+  }
+  const allowed = Object.values(e.byName)
+    .filter((n, i, all) => all.indexOf(n) === i && !exclude.includes(n))
+    .map((n) => displayName(enumType, n));
+  throw new RangeError(`${what} must be a number or one of ${allowed.join(', ')}, not ${value}`);
 }
 
 // --------------------------------------------------------------------------
@@ -233,29 +300,8 @@ function u64(value) {
   throw new TypeError(`not a uint64: ${value}`);
 }
 
+// Protections as mprotect-style letters (a bit mask, not an enum name).
 const PROT_NAMES = { '': 0, '-': 0, none: 0, r: 1, w: 2, rw: 3, wr: 3 };
-const ADVICE_NAMES = {
-  dontneed: Advice.ADVICE_DONTNEED,
-  mergeable: Advice.ADVICE_MERGEABLE,
-  unmergeable: Advice.ADVICE_UNMERGEABLE,
-};
-const CLOCK_NAMES = {
-  manual: ClockMode.CLOCK_MODE_MANUAL,
-  realtime: ClockMode.CLOCK_MODE_REALTIME,
-  unspecified: ClockMode.CLOCK_MODE_UNSPECIFIED,
-};
-const MODE_NAMES = {
-  default: MempolicyMode.MPOL_DEFAULT,
-  preferred: MempolicyMode.MPOL_PREFERRED,
-  bind: MempolicyMode.MPOL_BIND,
-  interleave: MempolicyMode.MPOL_INTERLEAVE,
-};
-const PHASE_NAMES = {
-  none: OfflinePhase.OFFLINE_PHASE_NONE,
-  isolated: OfflinePhase.OFFLINE_PHASE_ISOLATED,
-  'going-offline': OfflinePhase.OFFLINE_PHASE_GOING_OFFLINE,
-  migrated: OfflinePhase.OFFLINE_PHASE_MIGRATED,
-};
 
 function lookupName(table, value, what) {
   if (typeof value === 'number') return value;
@@ -266,35 +312,18 @@ function lookupName(table, value, what) {
   return table[key];
 }
 
+// Enum arguments take the display names (enumValue).
 const prot = (p) => lookupName(PROT_NAMES, p, 'prot');
-const advice = (a) => lookupName(ADVICE_NAMES, a, 'advice');
-const clock = (c) => lookupName(CLOCK_NAMES, c, 'clock');
-function mode(m) {
-  if (typeof m === 'string' && m.toLowerCase().startsWith('mpol_')) m = m.slice(5);
-  return lookupName(MODE_NAMES, m, 'mode');
-}
+const advice = (a) => enumValue('Advice', a, 'advice', [Advice.ADVICE_UNSPECIFIED]);
+const clock = (c) => enumValue('ClockMode', c, 'clock');
+const mode = (m) => enumValue('MempolicyMode', m, 'mode');
 function phase(p) {
   if (p === undefined || p === null) return OfflinePhase.OFFLINE_PHASE_NONE;
-  if (typeof p === 'string') {
-    p = p.toLowerCase().replace(/_/g, '-');
-    if (p.startsWith('offline-phase-')) p = p.slice('offline-phase-'.length);
-  }
-  return lookupName(PHASE_NAMES, p, 'pauseAfter');
+  // DONE is where an offline ends, not a place to pause.
+  return enumValue('OfflinePhase', p, 'pauseAfter', [OfflinePhase.OFFLINE_PHASE_DONE]);
 }
-function memEvent(e) {
-  if (typeof e === 'number') return e;
-  let key = String(e).toUpperCase().replace(/-/g, '_');
-  if (!key.startsWith('MEM_')) key = 'MEM_' + key;
-  if (!(key in MemoryNotifierEvent)) throw new RangeError(`unknown memory notifier event ${e}`);
-  return MemoryNotifierEvent[key];
-}
-function errnoValue(e) {
-  if (typeof e === 'number') return e;
-  let key = String(e).toUpperCase();
-  if (!key.startsWith('ERRNO_')) key = 'ERRNO_' + key;
-  if (!(key in Errno)) throw new RangeError(`unknown errno ${e}`);
-  return Errno[key];
-}
+const memEvent = (e) => enumValue('MemoryNotifierEvent', e, 'memory notifier event');
+const errnoValue = (e) => enumValue('Errno', e, 'errno');
 
 /**
  * A node mask (bit n = node n) as a decimal string, from a number / bigint
@@ -987,6 +1016,11 @@ module.exports = {
   nodeMask,
   u64,
   enumName,
+  enumPrefix,
+  displayName,
+  enumValue,
+  // Argument helpers (exported for tests).
+  args: { advice, clock, mode, phase, memEvent, errnoValue },
   status: grpc.status,
   PAGE_SIZE,
   Errno,

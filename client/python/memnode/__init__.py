@@ -8,7 +8,8 @@ This package is pkgutil-style namespace-extending: the generated stubs
 The friendly API (``Client``, ``Machine``, ``Process``, ``Ksm``,
 ``MemoryBlock``, ``Result``,
 ``MemnodeError`` and the errno constants) is exported lazily, so that
-``memnode.digest`` stays importable without the generated stubs.
+``memnode.digest`` stays importable without the generated stubs; so are the
+enum display names of ``memnode.enums`` (``display_name``, ``enum_value``).
 """
 
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
@@ -25,10 +26,16 @@ _CLIENT_NAMES = (
     "EACCES", "EFAULT", "EBUSY", "ENODEV", "EINVAL",
 )
 
-__all__ = list(_CLIENT_NAMES) + ["digest"]
+# Enum display names (docs/API.md 1.7); need google.protobuf only.
+_ENUM_NAMES = ("display_name", "display_names", "enum_value", "enum_prefix")
+
+__all__ = list(_CLIENT_NAMES) + list(_ENUM_NAMES) + ["digest", "enums"]
 
 
 def __getattr__(name):
+    if name in _ENUM_NAMES:
+        from memnode import enums as _enums
+        return getattr(_enums, name)
     if name in _CLIENT_NAMES:
         from memnode import client as _client
         return getattr(_client, name)

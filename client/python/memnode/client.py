@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, 
 
 import grpc
 
+from memnode.enums import display_name, enum_value
 from memnode.v1 import common_pb2
 from memnode.v1 import hotplug_pb2
 from memnode.v1 import hotplug_pb2_grpc
@@ -74,33 +75,11 @@ PROT_NONE = process_pb2.PROT_NONE
 PROT_READ = process_pb2.PROT_READ
 PROT_WRITE = process_pb2.PROT_WRITE
 
+# Protections as mprotect-style letters (a bit mask, not an enum name).
 _PROT_NAMES = {"": 0, "-": 0, "none": 0, "r": 1, "w": 2, "rw": 3, "wr": 3}
 
-_ADVICE_NAMES = {
-    "dontneed": process_pb2.ADVICE_DONTNEED,
-    "mergeable": process_pb2.ADVICE_MERGEABLE,
-    "unmergeable": process_pb2.ADVICE_UNMERGEABLE,
-}
-
-_CLOCK_NAMES = {
-    "manual": common_pb2.CLOCK_MODE_MANUAL,
-    "realtime": common_pb2.CLOCK_MODE_REALTIME,
-    "unspecified": common_pb2.CLOCK_MODE_UNSPECIFIED,
-}
-
-_MODE_NAMES = {
-    "default": numa_pb2.MPOL_DEFAULT,
-    "preferred": numa_pb2.MPOL_PREFERRED,
-    "bind": numa_pb2.MPOL_BIND,
-    "interleave": numa_pb2.MPOL_INTERLEAVE,
-}
-
-_PHASE_NAMES = {
-    "none": hotplug_pb2.OFFLINE_PHASE_NONE,
-    "isolated": hotplug_pb2.OFFLINE_PHASE_ISOLATED,
-    "going-offline": hotplug_pb2.OFFLINE_PHASE_GOING_OFFLINE,
-    "migrated": hotplug_pb2.OFFLINE_PHASE_MIGRATED,
-}
+# Enum arguments (advice, clock, mode, pause_after, notifier event, errno)
+# take the display names of memnode.enums, derived from the protos.
 
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
@@ -225,24 +204,16 @@ def _prot(prot: Union[int, str]) -> int:
 
 
 def _advice(advice: Union[int, str]) -> int:
-    if isinstance(advice, str):
-        try:
-            return _ADVICE_NAMES[advice.lower()]
-        except KeyError:
-            raise ValueError("advice must be an int or one of %s" % sorted(_ADVICE_NAMES))
-    return int(advice)
+    return enum_value(process_pb2.Advice, advice, "advice",
+                      exclude=(process_pb2.ADVICE_UNSPECIFIED,))
+
+
+def _clock(clock: Union[int, str]) -> int:
+    return enum_value(common_pb2.ClockMode, clock, "clock")
 
 
 def _mode(mode: Union[int, str]) -> int:
-    if isinstance(mode, str):
-        key = mode.lower()
-        if key.startswith("mpol_"):
-            key = key[5:]
-        try:
-            return _MODE_NAMES[key]
-        except KeyError:
-            raise ValueError("mode must be an int or one of %s" % sorted(_MODE_NAMES))
-    return int(mode)
+    return enum_value(numa_pb2.MempolicyMode, mode, "mode")
 
 
 def node_mask(nodes: Union[None, int, str, Iterable[int]]) -> int:
@@ -281,39 +252,17 @@ def node_mask(nodes: Union[None, int, str, Iterable[int]]) -> int:
 def _phase(phase: Union[None, int, str]) -> int:
     if phase is None:
         return hotplug_pb2.OFFLINE_PHASE_NONE
-    if isinstance(phase, str):
-        key = phase.lower().replace("_", "-")
-        if key.startswith("offline-phase-"):
-            key = key[len("offline-phase-"):]
-        try:
-            return _PHASE_NAMES[key]
-        except KeyError:
-            raise ValueError("pause_after must be an int or one of %s" % sorted(_PHASE_NAMES))
-    return int(phase)
+    # DONE is where an offline ends, not a place to pause.
+    return enum_value(hotplug_pb2.OfflinePhase, phase, "pause_after",
+                      exclude=(hotplug_pb2.OFFLINE_PHASE_DONE,))
 
 
 def _mem_event(event: Union[int, str]) -> int:
-    if isinstance(event, str):
-        key = event.upper().replace("-", "_")
-        if not key.startswith("MEM_"):
-            key = "MEM_" + key
-        try:
-            return hotplug_pb2.MemoryNotifierEvent.Value(key)
-        except ValueError:
-            raise ValueError("unknown memory notifier event %r" % event) from None
-    return int(event)
+    return enum_value(hotplug_pb2.MemoryNotifierEvent, event, "memory notifier event")
 
 
 def _errno(errnum: Union[int, str]) -> int:
-    if isinstance(errnum, str):
-        key = errnum.upper()
-        if not key.startswith("ERRNO_"):
-            key = "ERRNO_" + key
-        try:
-            return common_pb2.Errno.Value(key)
-        except ValueError:
-            raise ValueError("unknown errno %r" % errnum) from None
-    return int(errnum)
+    return enum_value(common_pb2.Errno, errnum, "errno")
 
 
 def _pid(target: Union[int, "Process"]) -> int:
@@ -402,7 +351,7 @@ class Client:
         ``clock`` is ``"manual"`` (deterministic, ksmd only steps on request),
         ``"realtime"`` or a ``ClockMode`` value.
         """
-        mode = _CLOCK_NAMES[clock.lower()] if isinstance(clock, str) else int(clock)
+        mode = _clock(clock)
         req = machine_pb2.CreateMachineRequest(
             machine_id=machine_id,
             machine=machine_pb2.Machine(
@@ -946,5 +895,5 @@ __all__ = [
     "OFFLINE_PHASE_MIGRATED", "OFFLINE_PHASE_DONE",
     "BLOCK_ONLINE", "BLOCK_GOING_OFFLINE", "BLOCK_OFFLINE", "BLOCK_REMOVED",
     "OK", "EPERM", "ENOENT", "ESRCH", "EINTR", "EIO", "EAGAIN", "ENOMEM",
-    "EACCES", "EFAULT", "EBUSY", "ENODEV", "EINVAL",
+    "EACCES", "EFAULT", "EBUSY", "ENODEV", "EINVAL", "display_name", "enum_value",
 ]
