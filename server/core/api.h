@@ -179,6 +179,9 @@ struct KsmdTick {
 
 // --- NUMA policy and migration -----------------------------------------------
 
+// mbind / migrate_pages / move_pages flags (MPOL_MF_*).
+inline constexpr uint32_t kMpolMfStrict = 1, kMpolMfMove = 2, kMpolMfMoveAll = 4;
+
 struct MempolicyResult {
   Errno err = Errno::kOk;
   MemPolicy policy;   // the task or VMA policy

@@ -122,6 +122,11 @@ Pfn Kernel::MappedPage(Process& p, Vaddr addr) {
   return pte ? pte->pfn : kNoPfn;
 }
 
+uint64_t Kernel::AnonVmaOf(Process& p, Vaddr addr) {
+  Vma* vma = mm.FindVma(p, addr);
+  return vma ? vma->anon_vma : 0;
+}
+
 bool Kernel::InMergeableVma(Process& p, Vaddr addr) {
   Vma* vma = mm.FindVma(p, addr);
   return vma && vma->mergeable;
@@ -190,5 +195,24 @@ KsmHost::NextPage Kernel::NextMergeablePage(Process& p, Vaddr* cursor) {
 }
 
 void Kernel::DropMm(Process& p) { mm.DropMm(&p); }
+
+// ---------------------------------------------------------------------------
+// MigrateKsmHooks
+
+void Kernel::KsmRmapWalk(const StableNode* node, std::vector<std::pair<Process*, uint64_t>>* out) {
+  const Pfn kpfn = node->kpfn;
+  ksm.ForEachRmapItem(node, [&](Process& item_mm, Vaddr addr, uint64_t anon_vma) {
+    const uint64_t vpn = addr >> kPageShift;
+    // The item's own mm first, then the forks sharing its anon_vma.
+    for (int new_forks = 0; new_forks < 2; ++new_forks)
+      for (auto& [pid, p] : mm.processes()) {
+        if ((p.get() == &item_mm) == (new_forks == 1) || p->exited) continue;
+        Vma* vma = mm.FindVma(*p, addr);
+        if (!vma || !anon_vma || vma->anon_vma != anon_vma) continue;
+        Pte* pte = mm.PteAt(*p, addr);
+        if (pte && pte->pfn == kpfn) out->emplace_back(p.get(), vpn);
+      }
+  });
+}
 
 }  // namespace memnode::internal

@@ -77,12 +77,13 @@ class Kernel final : public KsmHost, public MmKsmHooks, public MigrateKsmHooks {
 
   // --- Snapshots (snapshot/snapshot.cc) ----------------------------------------
   absl::StatusOr<std::string> Snapshot();
-  // Fills this fresh kernel from a snapshot payload (format v1).
-  absl::Status Load(absl::string_view payload);
+  // Fills this fresh kernel from a snapshot payload of format `version`.
+  absl::Status Load(absl::string_view payload, uint32_t version);
 
   // --- KsmHost ---------------------------------------------------------------
   Pfn MergeablePage(Process& mm, Vaddr addr) override;
   Pfn MappedPage(Process& mm, Vaddr addr) override;
+  uint64_t AnonVmaOf(Process& mm, Vaddr addr) override;
   bool InMergeableVma(Process& mm, Vaddr addr) override;
   bool WriteProtectPage(Process& mm, Vaddr addr, Pfn page) override;
   void ReplacePage(Process& mm, Vaddr addr, Pfn page, Pfn kpage) override;
@@ -99,6 +100,8 @@ class Kernel final : public KsmHost, public MmKsmHooks, public MigrateKsmHooks {
   void KsmPageMigrated(StableNode* node, Pfn new_kpfn) override {
     ksm.MigratedNode(node, new_kpfn);
   }
+  void KsmRmapWalk(const StableNode* node,
+                   std::vector<std::pair<Process*, uint64_t>>* out) override;
 
  private:
   absl::Status KsmLockedError() const;

@@ -50,7 +50,7 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Restore(absl::string_view byte
   MEMNODE_ASSIGN_OR_RETURN(SnapshotHeader h, UnwrapSnapshot(bytes));
   MEMNODE_ASSIGN_OR_RETURN(MachineConfig c, ReadSnapshotConfig(h.payload));
   auto k = std::make_unique<internal::Kernel>(c, *FindProfile(c.profile));
-  MEMNODE_RETURN_IF_ERROR(k->Load(h.payload));
+  MEMNODE_RETURN_IF_ERROR(k->Load(h.payload, h.version));
   return std::unique_ptr<Machine>(new Machine(c, std::move(k)));
 }
 

@@ -77,6 +77,10 @@ TEST(ModelRandom, ShadowMemoryAndInvariantsUnderMigrationAndHotplug) {
   EXPECT_GT(cov.offlines_failed, 0u);
   EXPECT_GT(cov.pauses, 0u);
   EXPECT_GT(cov.ksm_migrated, 0u);
+  EXPECT_GT(cov.ksm_without_node, 0u);
+  EXPECT_GT(cov.fork_writes, 0u);
+  EXPECT_GT(cov.full_node_migrations, 0u);
+  EXPECT_GT(cov.move_pages_dups, 0u);
   EXPECT_GT(cov.steps_with_sharing, 0u);
   EXPECT_GT(cov.locked_refusals, 0u);
   EXPECT_GT(cov.move_pages_ksm, 0u);
@@ -146,9 +150,24 @@ TEST(ModelRandom, ForkSharedPagePromotedThenMergeWithPinnedTreePageFails) {
   EXPECT_TRUE(cr.ok()) << absl::StrJoin(cr.violations, "\n");
   EXPECT_EQ((*m.Read(child, vp, kPageSize)).data, std::string(kPageSize, 0x11));
   EXPECT_EQ((*m.Read(p, vp, kPageSize)).data, std::string(kPageSize, 0x11));
-  // The child's visit: same failed merge, the child gets a copy, the page is
-  // freed.
+  // The child's visit: its page is a KSM page without a stable node, and a
+  // KSM page never merges again (write_protect_page's page_address_in_vma
+  // fails for it: docs/SEMANTICS.md, KSM merge rules): the promotion fails,
+  // nothing is copied, the child keeps mapping the KSM page.
   ASSERT_EQ(m.KsmStepVisits(1)->visits, 1u);
+  EXPECT_EQ((*m.Translate(child, vp, 1))[0].pfn, shared);
+  EXPECT_EQ(m.GetFrame(shared)->state, PageState::kKsm);
+  EXPECT_TRUE(m.KsmStableNodes().empty());
+  // Two more passes change nothing for it: it is never promoted again.
+  ASSERT_TRUE(m.KsmStepPasses(2, 1000).ok());
+  EXPECT_EQ((*m.Translate(child, vp, 1))[0].pfn, shared);
+  EXPECT_EQ(m.GetFrame(shared)->state, PageState::kKsm);
+  EXPECT_TRUE(m.KsmStableNodes().empty());
+  cr = m.Check();
+  EXPECT_TRUE(cr.ok()) << absl::StrJoin(cr.violations, "\n");
+  // It stays a KSM page until written: the write copies, the page is freed.
+  std::string b(1, 'b');
+  ASSERT_EQ(m.Write(child, vp, reinterpret_cast<const uint8_t*>(b.data()), 1)->err, Errno::kOk);
   EXPECT_NE((*m.Translate(child, vp, 1))[0].pfn, shared);
   EXPECT_EQ(m.GetFrame(shared)->state, PageState::kFree);
   cr = m.Check();

@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "server/core/machine.h"
 #include "server/core/snapshot/snapshot.h"
+#include "server/core/snapshot/snapshot_io.h"
 #include "server/core/status.h"
 #include "tests/testing/machine_fixture.h"
 
@@ -115,7 +116,7 @@ TEST(SnapshotTest, CorruptTruncatedAndFutureSnapshotsAreRefused) {
   flipped[snap.size() / 2] ^= 0x40;
   EXPECT_EQ(reason(flipped), "SNAPSHOT_CORRUPT");
   std::string future = snap;
-  future[8] = 2;  // version 2
+  future[8] = static_cast<char>(kSnapshotVersion + 1);  // a version from the future
   EXPECT_EQ(reason(future), "SNAPSHOT_VERSION");
 }
 
@@ -133,7 +134,7 @@ TEST(SnapshotTest, UnreferencedSharedObjectIsRefused) {
   const std::string input = ss.str();
   ASSERT_GT(input.size(), 1u);
   ASSERT_EQ(input[0] & 1, 1) << "framed payload (fuzz_snapshot's odd first byte)";
-  const std::string bytes = WrapSnapshot(input.substr(1));
+  const std::string bytes = WrapSnapshot(input.substr(1), /*version=*/1);
   auto m = Machine::Restore(bytes);
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(ErrorReason(m.status()), "SNAPSHOT_CORRUPT");

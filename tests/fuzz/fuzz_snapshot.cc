@@ -3,7 +3,7 @@
 // survive a few operations.
 // Input: byte 0 selects the framing: even = the bytes as they are (header
 // included); odd = the rest is a payload that gets a valid header (magic,
-// version 1, length, SHA-256), so that mutations reach the decoder instead
+// version, length, SHA-256), so that mutations reach the decoder instead
 // of failing the checksum.
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +15,8 @@
 #include "absl/strings/str_join.h"
 #include "server/core/machine.h"
 #include "server/core/mem/sha256.h"
+#include "server/core/snapshot/snapshot.h"
+#include "server/core/snapshot/snapshot_io.h"
 #include "tests/fuzz/corpus_util.h"
 #include "tests/testing/model_driver.h"
 
@@ -22,16 +24,10 @@ namespace {
 
 constexpr size_t kHeader = 8 + 4 + 8 + 32;
 
-std::string Frame(const std::string& payload) {
-  std::string out("MNSNAP\0\0", 8);
-  uint32_t version = 1;
-  uint64_t len = payload.size();
-  out.append(reinterpret_cast<const char*>(&version), 4);
-  out.append(reinterpret_cast<const char*>(&len), 8);
-  memnode::Sha256::Digest d = memnode::Sha256::Of(payload.data(), payload.size());
-  out.append(reinterpret_cast<const char*>(d.data()), d.size());
-  out += payload;
-  return out;
+// Byte 0 odd: bit 1 picks the payload's format version (0: v1, 1: the
+// current one), so v1 inputs of the corpus keep reaching the v1 decoder.
+std::string Frame(const std::string& payload, uint8_t selector) {
+  return memnode::WrapSnapshot(payload, (selector & 2) ? memnode::kSnapshotVersion : 1);
 }
 
 [[noreturn]] void Fail(const std::string& why) {
@@ -56,7 +52,7 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
       if (!d.Run()) Fail(d.Report());
       auto s = d.machine()->Snapshot();
       if (!s.ok()) continue;  // paused offline at the end: none (Run cancels)
-      seeds.push_back(std::string(1, '\x01') + s->substr(kHeader));
+      seeds.push_back(std::string(1, '\x03') + s->substr(kHeader));
       if (steps == 0 || steps == 60) seeds.push_back(std::string(1, '\x00') + *s);
     }
     memnode::fuzz::WriteCorpus(dir, seeds);
@@ -67,7 +63,7 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1 || size > (1 << 20)) return 0;
   std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
-  std::string bytes = (data[0] & 1) ? Frame(rest) : rest;
+  std::string bytes = (data[0] & 1) ? Frame(rest, data[0]) : rest;
   auto m = memnode::Machine::Restore(bytes);
   if (!m.ok()) return 0;
   memnode::Machine& machine = **m;

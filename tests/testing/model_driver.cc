@@ -40,16 +40,18 @@ uint64_t BytesSource::Rand(uint64_t n) {
 }
 
 std::string Coverage::ToString() const {
-  return absl::StrCat("offlines_ok=", offlines_ok, " failed=", offlines_failed, " pauses=", pauses,
-                      " resumes=", resumes, " cancels=", cancels, " expiries=", expiries,
-                      " ksm_migrated=", ksm_migrated, " pruned=", pruned,
-                      " pages_migrated=", pages_migrated, " sharing_steps=", steps_with_sharing,
-                      " locked_refusals=", locked_refusals, " move_pages_ksm=", move_pages_ksm,
-                      " added=", blocks_added, " removed=", blocks_removed, " onlines=", onlines,
-                      " online_vetoed=", online_vetoed, " munmaps=", munmaps,
-                      " mprotects=", mprotects, " readonly_refusals=", readonly_refusals,
-                      " shared_maps=", shared_maps, " snapshots=", snapshots,
-                      " mempolicies=", mempolicies, " misuses=", misuses, " ops=", ops);
+  return absl::StrCat(
+      "offlines_ok=", offlines_ok, " failed=", offlines_failed, " pauses=", pauses,
+      " resumes=", resumes, " cancels=", cancels, " expiries=", expiries,
+      " ksm_migrated=", ksm_migrated, " pruned=", pruned, " pages_migrated=", pages_migrated,
+      " sharing_steps=", steps_with_sharing, " locked_refusals=", locked_refusals,
+      " move_pages_ksm=", move_pages_ksm, " added=", blocks_added, " removed=", blocks_removed,
+      " onlines=", onlines, " online_vetoed=", online_vetoed, " munmaps=", munmaps,
+      " mprotects=", mprotects, " readonly_refusals=", readonly_refusals,
+      " shared_maps=", shared_maps, " snapshots=", snapshots, " mempolicies=", mempolicies,
+      " misuses=", misuses, " ksm_without_node=", ksm_without_node, " fork_writes=", fork_writes,
+      " full_node_migrations=", full_node_migrations, " move_pages_dups=", move_pages_dups,
+      " ops=", ops);
 }
 
 // Runs up to options.steps operations; false at the first failed check.
@@ -134,7 +136,7 @@ bool ModelDriver::PickRange(Pid pid, Vaddr* start, uint64_t* count) {
 }
 
 void ModelDriver::Step() {
-  uint64_t r = Rand(112);
+  uint64_t r = Rand(116);
   if (paused_ && r < 8) return DoPausedAction();
   if (r < 25) return DoWrite();
   if (r < 32) return DoMadvise(Advice::kMergeable);
@@ -161,7 +163,10 @@ void ModelDriver::Step() {
   if (r < 107) return DoMprotect();
   if (r < 109) return DoMempolicy();
   if (r < 110) return DoSnapshot();
-  return DoMisuse();
+  if (r < 112) return DoMisuse();
+  if (r < 113) return DoForkAndWriteKsm();
+  if (r < 114) return DoKsmNodelessScenario();
+  return DoMigrateToFullNode();
 }
 
 void ModelDriver::Verify() {
@@ -193,6 +198,7 @@ void ModelDriver::Verify() {
         if (!x.present) continue;
         auto f = m_->GetFrame(x.pfn);
         MD_ASSERT(f.ok()) << f.status();
+        if (f->state == PageState::kKsm && f->stable_node_id == 0) cov_->ksm_without_node++;
         MD_EXPECT(f->state != PageState::kOffline)
             << "pid " << pid << " 0x" << std::hex << x.address << " maps offline pfn " << x.pfn;
         MD_EXPECT(f->state != PageState::kFree)

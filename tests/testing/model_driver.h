@@ -85,7 +85,11 @@ struct Coverage {
            ksm_migrated = 0, pruned = 0, steps_with_sharing = 0, locked_refusals = 0,
            pages_migrated = 0, move_pages_ksm = 0, blocks_added = 0, blocks_removed = 0,
            onlines = 0, online_vetoed = 0, munmaps = 0, mprotects = 0, readonly_refusals = 0,
-           shared_maps = 0, snapshots = 0, mempolicies = 0, misuses = 0, ops = 0;
+           shared_maps = 0, snapshots = 0, mempolicies = 0, misuses = 0, ops = 0,
+           // KSM pages left without a stable node (seen by Verify), forks
+           // followed by a write of a KSM-mapped address, migrate_pages to a
+           // full node, move_pages with a repeated address.
+      ksm_without_node = 0, fork_writes = 0, full_node_migrations = 0, move_pages_dups = 0;
   std::string ToString() const;
 };
 
@@ -157,6 +161,15 @@ class ModelDriver {
   void NewMapping(Pid pid);
   void NewProcess();
   void DoFork();
+  // Forks a process mapping a KSM page, then writes that address in the
+  // parent: the child's mapping is then reachable only through the parent's
+  // rmap item until ksmd visits the child.
+  void DoForkAndWriteKsm();
+  // Builds a KSM page left without a stable node: two equal pages of one
+  // process, the process forked, the lower page rewritten and pinned, then
+  // ksmd passes (the forked page is promoted, the pinned tree page refuses,
+  // the child keeps the promoted page).
+  void DoKsmNodelessScenario();
   void DoExit();
   // Byte k of a fill stream (SPEC: byte / 64-bit pattern / seeded SplitMix64).
   static uint8_t FillByte(const FillPattern& fp, uint64_t k);
@@ -178,6 +191,9 @@ class ModelDriver {
   std::map<std::pair<Pid, Vaddr>, Pfn> KsmPages();
   void ExpectKsmPagesUnmoved(const std::map<std::pair<Pid, Vaddr>, Pfn>& before);
   void DoMigratePages();
+  // Fills every online block of a node with kernel pages, migrates another
+  // process's pages to it (they fall back), then frees the fill.
+  void DoMigrateToFullNode();
   void DoMbind();
   void DoMovePages();
   void DoMempolicy();

@@ -72,6 +72,76 @@ void ModelDriver::DoFork() {
   absl::StrAppend(&op_, " fork ", parent, " -> ", *c);
 }
 
+void ModelDriver::DoForkAndWriteKsm() {
+  if (shadow_.size() >= kMaxProcesses) return DoKsmStep();
+  std::vector<std::pair<Pid, Vaddr>> ksm;
+  for (const auto& [key, pfn] : KsmPages()) ksm.push_back(key);
+  if (ksm.empty()) return DoFork();
+  const auto [parent, addr] = ksm[Rand(ksm.size())];
+  if (!Writable(parent, addr, 1)) return DoFork();
+  auto c = m_->Fork(parent);
+  MD_ASSERT(c.ok()) << c.status();
+  Space& child = shadow_[*c];
+  for (const auto& [vpn, pg] : shadow_[parent]) {
+    ShadowPage copy = pg;
+    if (!pg.shared) copy.data = std::make_shared<std::vector<uint8_t>>(*pg.data);
+    child[vpn] = copy;
+  }
+  privileged_[*c] = privileged_[parent];
+  // The parent's write breaks COW of its KSM page; the child keeps it.
+  const uint8_t byte = kPatterns[Rand(sizeof(kPatterns))];
+  const Vaddr at = addr + Rand(kPageSize);
+  auto w = m_->Write(parent, at, &byte, 1);
+  MD_ASSERT(w.ok()) << w.status();
+  MD_ASSERT(w->err == Errno::kOk) << w->err;
+  (*shadow_[parent][at >> kPageShift].data)[at % kPageSize] = byte;
+  cov_->fork_writes++;
+  absl::StrAppend(&op_, " fork ", parent, " -> ", *c, " then write pid ", parent, " 0x",
+                  absl::Hex(at));
+}
+
+void ModelDriver::DoKsmNodelessScenario() {
+  if (shadow_.size() >= kMaxProcesses || pins_.size() >= 3 || paused_) return DoKsmStep();
+  Pid pid = AnyPid();
+  std::vector<Vaddr> cand;
+  for (const auto& [vpn, pg] : shadow_[pid])
+    if (!pg.shared && Writable(pid, vpn << kPageShift, 1)) cand.push_back(vpn << kPageShift);
+  if (cand.size() < 2) return DoWrite();
+  size_t i = Rand(cand.size() - 1);
+  const Vaddr a1 = cand[i], a2 = cand[i + 1 + Rand(cand.size() - i - 1)];
+  std::vector<uint8_t> bytes(kPageSize, kPatterns[Rand(sizeof(kPatterns))]);
+  for (Vaddr a : {a1, a2}) {
+    auto w = m_->Write(pid, a, bytes.data(), kPageSize);
+    MD_ASSERT(w.ok() && w->err == Errno::kOk) << w.status();
+    *shadow_[pid][a >> kPageShift].data = bytes;
+    auto md = m_->Madvise(pid, a, kPageSize, Advice::kMergeable);
+    MD_ASSERT(md.ok()) << md.status();
+  }
+  auto c = m_->Fork(pid);
+  MD_ASSERT(c.ok()) << c.status();
+  Space& child = shadow_[*c];
+  for (const auto& [vpn, pg] : shadow_[pid]) {
+    ShadowPage copy = pg;
+    if (!pg.shared) copy.data = std::make_shared<std::vector<uint8_t>>(*pg.data);
+    child[vpn] = copy;
+  }
+  privileged_[*c] = privileged_[pid];
+  // The lower page again (a private, writable copy), pinned.
+  auto w = m_->Write(pid, a1, bytes.data(), kPageSize);
+  MD_ASSERT(w.ok() && w->err == Errno::kOk) << w.status();
+  bool already = false;
+  for (const auto& [p, x] : pins_) already = already || (p == pid && x == a1);
+  if (!already) {
+    auto pin = m_->Pin(pid, a1, kPageSize);
+    MD_ASSERT(pin.ok() && pin->err == Errno::kOk) << pin.status();
+    pins_.emplace_back(pid, a1);
+  }
+  auto st = m_->KsmStepPasses(3, uint64_t{1} << 20);
+  MD_ASSERT(st.ok()) << st.status();
+  absl::StrAppend(&op_, " nodeless scenario pid ", pid, " 0x", absl::Hex(a1), " 0x", absl::Hex(a2),
+                  " fork -> ", *c);
+}
+
 void ModelDriver::DoExit() {
   if (shadow_.size() <= 1) return NewProcess();
   Pid pid = AnyPid();

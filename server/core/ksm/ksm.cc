@@ -315,8 +315,13 @@ bool Ksm::TryMergeOnePage(Process& mm, Vaddr addr, Pfn page, Pfn kpage) {
   if (!host_.InMergeableVma(mm, addr)) return false;
   PageFrame& f = mem_.Frame(page);
   if (!IsAnon(f.state)) return false;
-  // write_protect_page: the page must still be mapped here; a writable pte is
-  // write-protected only if no extra reference is held (pins).
+  // write_protect_page finds the pte through page_address_in_vma, which
+  // compares the vma's anon_vma with page_anon_vma(page): NULL for a KSM
+  // page, so a KSM page (other than kpage itself) never merges again - not
+  // even one left without a stable node (docs/SEMANTICS.md).
+  if (f.state == PageState::kKsm) return false;
+  // The page must still be mapped here; a writable pte is write-protected
+  // only if no extra reference is held (pins).
   if (!host_.WriteProtectPage(mm, addr, page)) return false;
   if (kpage == kNoPfn) {
     // Promote in place: PageAnon -> PageKsm with no node yet.
@@ -333,7 +338,9 @@ bool Ksm::TryMergeOnePage(Process& mm, Vaddr addr, Pfn page, Pfn kpage) {
 bool Ksm::TryMergeWithKsmPage(RmapItem* item, Pfn page, Pfn kpage) {
   Process* mm = item->slot->mm;
   if (mm->exited) return false;
-  return TryMergeOnePage(*mm, item->address, page, kpage);
+  if (!TryMergeOnePage(*mm, item->address, page, kpage)) return false;
+  item->anon_vma = host_.AnonVmaOf(*mm, item->address);  // rmap_item->anon_vma
+  return true;
 }
 
 void Ksm::BreakCow(RmapItem* item) {
@@ -556,6 +563,13 @@ Errno Ksm::UnmergeAll() {
 
 // ---------------------------------------------------------------------------
 // Hot-remove support (7.3)
+
+void Ksm::ForEachRmapItem(
+    const StableNode* node,
+    const std::function<void(Process& mm, Vaddr addr, uint64_t anon_vma)>& fn) {
+  for (RmapItem* item = node->hlist; item; item = item->hnext)
+    fn(*item->slot->mm, item->address, item->anon_vma);
+}
 
 void Ksm::MigratedNode(StableNode* node, Pfn new_kpfn) {
   for (auto it = by_kpfn_.lower_bound(node->kpfn); it != by_kpfn_.end() && it->first == node->kpfn;

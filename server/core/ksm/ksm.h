@@ -74,6 +74,10 @@ class Ksm {
   void Lock() { locked_ = true; }
   void Unlock() { locked_ = false; }
   bool locked() const { return locked_; }
+  // The rmap items listed on a stable node: (mm, address, anon_vma) of each,
+  // newest first (what try_to_unmap_ksm / rmap_walk_ksm walk).
+  void ForEachRmapItem(const StableNode* node,
+                       const std::function<void(Process& mm, Vaddr addr, uint64_t anon_vma)>& fn);
   // ksm_migrate_page: the node's KSM page moved to `new_kpfn`.
   void MigratedNode(StableNode* node, Pfn new_kpfn);
   // MEM_OFFLINE: prunes every node whose kpfn lies in

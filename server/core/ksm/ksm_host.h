@@ -25,6 +25,8 @@ class KsmHost {
   virtual Pfn MergeablePage(Process& mm, Vaddr addr) = 0;
   // The frame a pte at `addr` maps (any kind), or kNoPfn.
   virtual Pfn MappedPage(Process& mm, Vaddr addr) = 0;
+  // The anon_vma identity of the vma at `addr` (0: none).
+  virtual uint64_t AnonVmaOf(Process& mm, Vaddr addr) = 0;
   // Whether `addr` lies in a VM_MERGEABLE vma.
   virtual bool InMergeableVma(Process& mm, Vaddr addr) = 0;
   // write_protect_page: false unless the pte at `addr` maps `page`; a

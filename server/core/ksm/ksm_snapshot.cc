@@ -36,6 +36,7 @@ void Ksm::Save(SnapshotWriter& w) const {
       w.U64(item->seqnr);
       w.U64(static_cast<uint64_t>(item->state));
       w.U64(item->in_tree);
+      w.U64(item->anon_vma);  // v2
     }
   }
   w.U64(cur_slot_ == &head_ ? 0 : slot_index[cur_slot_]);
@@ -119,6 +120,10 @@ bool Ksm::Load(SnapshotReader& r, const std::map<Pid, Process*>& procs,
       uint64_t st = r.U64();
       item->state = st <= 2 ? static_cast<RmapState>(st) : RmapState::kNone;
       item->in_tree = r.U64() != 0;
+      if (r.version() >= 2)
+        item->anon_vma = r.U64();
+      else if (item->state == RmapState::kStable)  // v1: the vma's, as merged
+        item->anon_vma = host_.AnonVmaOf(*s->mm, item->address);
       if (st > 2 || !s->items.emplace(item->address, item).second) {
         delete item;
         return false;

@@ -29,6 +29,10 @@ struct RmapItem {
   RmapState state = RmapState::kNone;
   bool in_tree = false;  // linked in unstable_ (see Ksm::ResetUnstable)
   RbNode rb;             // unstable tree link, when in_tree
+  // The anon_vma of the mapping, recorded when the item joined a stable node
+  // (try_to_merge_with_ksm_page): KSM's reverse map reaches the mapping, and
+  // the forked mappings sharing that anon_vma, through it.
+  uint64_t anon_vma = 0;
   // Stable state: the node and the node's list (hlist: newest first).
   StableNode* head = nullptr;
   RmapItem* hnext = nullptr;

@@ -52,8 +52,11 @@ Errno ValidatePolicy(const PhysMem& mem, MpolMode mode, uint64_t nodes, MemPolic
   } else if (nodes == 0) {
     if (mode != MpolMode::kPreferred) return Errno::kEINVAL;  // preferred: local
   } else {
+    // mpol_set_nodemask: a non-empty mask is intersected with the nodes that
+    // have memory; mpol_new_preferred refuses an empty result like the
+    // others (only an empty user mask means "local").
     uint64_t usable = nodes & mem.MemoryNodes();
-    if (usable == 0 && mode != MpolMode::kPreferred) return Errno::kEINVAL;
+    if (usable == 0) return Errno::kEINVAL;
     pol.nodes = mode == MpolMode::kPreferred && usable ? uint64_t{1} << NthNode(usable, 0) : usable;
   }
   *out = pol;

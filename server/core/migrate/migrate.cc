@@ -45,6 +45,19 @@ void Migration::EmitMigrate(Pfn pfn, MigrateReason reason, int32_t result, bool 
 // ---------------------------------------------------------------------------
 // The migration core
 
+bool Migration::KsmPageUnmappable(const PageFrame& f,
+                                  const std::vector<std::pair<Process*, uint64_t>>& mappings) {
+  // try_to_unmap_ksm needs the page's stable node (a KSM page left without
+  // one cannot be unmapped), and reaches only what the node's rmap items
+  // lead to.
+  if (!f.ksm_node) return mappings.empty();
+  std::vector<std::pair<Process*, uint64_t>> reached;
+  ksm_.KsmRmapWalk(f.ksm_node, &reached);
+  for (const auto& m : mappings)
+    if (std::find(reached.begin(), reached.end(), m) == reached.end()) return false;
+  return true;
+}
+
 Migration::Outcome Migration::MigrateList(std::vector<Pfn> pages, const PageAllocator& alloc,
                                           bool offlining, MigrateReason reason,
                                           absl::flat_hash_map<Pfn, int32_t>* results) {
@@ -76,6 +89,8 @@ Migration::Outcome Migration::MigrateList(std::vector<Pfn> pages, const PageAllo
     Errno rc = Errno::kOk;
     if (ksm && !profile_.KsmPageMigratable(offlining)) {
       rc = Errno::kEBUSY;  // the seed: KSM pages move only for hot-remove
+    } else if (ksm && !KsmPageUnmappable(f, ptes[pfn])) {
+      rc = Errno::kEAGAIN;  // try_to_unmap_ksm leaves a mapping: still mapped
     } else if (f.pins > 0) {
       rc = Errno::kEAGAIN;  // extra references: the page cannot be frozen
     }
@@ -235,18 +250,14 @@ absl::StatusOr<Errno> Migration::Mbind(Pid pid, Vaddr addr, uint64_t length, Mpo
   std::vector<Pfn> queue;
   Errno rc = CheckRange(*p, addr, end, nodes, walk, &queue);
   if (rc != Errno::kOk) return rc;
-  // mbind_range: the range must start inside a vma; split and set the policy.
-  Errno applied = Errno::kOk;
-  Vma* first = mm_.FindVma(*p, addr);
-  if (!first) {
-    applied = Errno::kEFAULT;
-  } else {
-    mm_.SplitVma(*p, addr);
-    mm_.SplitVma(*p, end);
-    for (auto it = p->vmas.lower_bound(addr); it != p->vmas.end() && it->first < end; ++it) {
-      it->second.has_policy = mode != MpolMode::kDefault;
-      it->second.policy = pol;
-    }
+  // mbind_range (2.6.33): from the first vma check_range found (which may
+  // begin after `addr`: 2.6.33 has no start-in-vma check), split at the range's
+  // ends and set the policy. 2.6.33 does not merge the vmas again.
+  mm_.SplitVma(*p, addr);
+  mm_.SplitVma(*p, end);
+  for (auto it = p->vmas.lower_bound(addr); it != p->vmas.end() && it->first < end; ++it) {
+    it->second.has_policy = mode != MpolMode::kDefault;
+    it->second.policy = pol;
   }
   bool failed = false;
   if (!queue.empty()) {
@@ -265,9 +276,8 @@ absl::StatusOr<Errno> Migration::Mbind(Pid pid, Vaddr addr, uint64_t length, Mpo
         false, MigrateReason::kMbind, nullptr);
     failed = o.err != Errno::kOk || o.failed != 0;
   }
-  mm_.MergeVmas(*p);
-  if (applied == Errno::kOk && failed && (flags & kMpolMfStrict)) return Errno::kEIO;
-  return applied;
+  if (failed && (flags & kMpolMfStrict)) return Errno::kEIO;
+  return Errno::kOk;
 }
 
 Process* Migration::MigrationTarget(Process& caller, Pid target, Errno* err) {
@@ -330,7 +340,10 @@ absl::StatusOr<MigratePagesResult> Migration::MigratePages(Pid caller, Pid targe
     Outcome o = MigrateList(
         queue,
         [this, dn](Pfn) {
-          return mem_.AllocFromOrder({dn}, PageState::kFree, mem_.contents().zero());
+          // new_node_page: alloc_pages_exact_node without __GFP_THISNODE, so
+          // a full destination falls back through its zonelist.
+          return mem_.AllocFromOrder(mem_.FallbackOrder(dn), PageState::kFree,
+                                     mem_.contents().zero());
         },
         false, MigrateReason::kMigratePages, nullptr);
     if (o.err != Errno::kOk) {
@@ -397,9 +410,13 @@ absl::StatusOr<MovePagesResult> Migration::MovePages(Pid caller, Pid target,
         return r;
       }
     }
+    // do_move_page_to_node_array: each entry records its page (pp->page)
+    // before the "already on the target node" test; new_page_node later
+    // gives a migrating page to the FIRST entry that recorded it (its target
+    // node, its status), whichever entry isolated it.
     std::vector<int32_t> st(ce - cs);
     std::vector<Pfn> queue;
-    absl::flat_hash_map<Pfn, size_t> entry_of;
+    absl::flat_hash_map<Pfn, size_t> first_entry;
     for (size_t i = cs; i < ce; ++i) {
       Vaddr va = PageAlignDown(addresses[i]);
       int32_t& s = st[i - cs];
@@ -422,6 +439,7 @@ absl::StatusOr<MovePagesResult> Migration::MovePages(Pid caller, Pid target,
         s = NegErrno(Errno::kENOENT);  // the seed's PageKsm test: KSM pages never move
         continue;
       }
+      first_entry.emplace(pfn, i - cs);  // pp->page = page
       if (static_cast<int32_t>(mem_.NodeOf(pfn)) == nodes[i]) {
         s = nodes[i];
         continue;
@@ -430,20 +448,19 @@ absl::StatusOr<MovePagesResult> Migration::MovePages(Pid caller, Pid target,
         s = NegErrno(Errno::kEACCES);
         continue;
       }
-      if (entry_of.count(pfn)) {
-        s = NegErrno(Errno::kEBUSY);  // already isolated by an earlier entry
+      if (std::find(queue.begin(), queue.end(), pfn) != queue.end()) {
+        s = NegErrno(Errno::kEBUSY);  // isolate_lru_page: already isolated
         continue;
       }
-      entry_of[pfn] = i - cs;
       queue.push_back(pfn);
-      s = NegErrno(Errno::kEBUSY);  // overwritten by the migration result
+      s = 0;  // isolated; the migration result goes to the page's first entry
     }
     if (!queue.empty()) {
       absl::flat_hash_map<Pfn, int32_t> results;
       Outcome o = MigrateList(
           queue,
-          [this, &entry_of, &nodes, cs](Pfn old) {
-            NodeId n = static_cast<NodeId>(nodes[cs + entry_of[old]]);
+          [this, &first_entry, &nodes, cs](Pfn old) {
+            NodeId n = static_cast<NodeId>(nodes[cs + first_entry[old]]);
             return mem_.AllocFromOrder({n}, PageState::kFree,
                                        mem_.contents().zero());  // GFP_THISNODE
           },
@@ -452,7 +469,7 @@ absl::StatusOr<MovePagesResult> Migration::MovePages(Pid caller, Pid target,
         r.err = o.err;
         return r;
       }
-      for (auto& [pfn, res] : results) st[entry_of[pfn]] = res;
+      for (auto& [pfn, res] : results) st[first_entry[pfn]] = res;
     }
     r.status.insert(r.status.end(), st.begin(), st.end());
   }

@@ -32,10 +32,12 @@ class MigrateKsmHooks {
   virtual ~MigrateKsmHooks() = default;
   // ksm_migrate_page: the KSM page of `node` now lives at `new_kpfn`.
   virtual void KsmPageMigrated(StableNode* node, Pfn new_kpfn) = 0;
+  // try_to_unmap_ksm's reach: the (process, vpn) pairs mapping the node's
+  // KSM page that its rmap items lead to, through each item's mm and the
+  // vmas sharing the item's anon_vma (forked children) at the item's address.
+  virtual void KsmRmapWalk(const StableNode* node,
+                           std::vector<std::pair<Process*, uint64_t>>* out) = 0;
 };
-
-// mbind / move_pages flags (MPOL_MF_*).
-inline constexpr uint32_t kMpolMfStrict = 1, kMpolMfMove = 2, kMpolMfMoveAll = 4;
 
 class Migration {
  public:
@@ -95,6 +97,9 @@ class Migration {
   // ESRCH (no such live process) or EPERM (another uid, not privileged).
   Process* MigrationTarget(Process& caller, Pid target, Errno* err);
   void EmitMigrate(Pfn pfn, MigrateReason reason, int32_t result, bool ksm);
+  // Whether the rmap walk of a KSM page reaches every one of `mappings`.
+  bool KsmPageUnmappable(const PageFrame& f,
+                         const std::vector<std::pair<Process*, uint64_t>>& mappings);
 
   PhysMem& mem_;
   Mm& mm_;

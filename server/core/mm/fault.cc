@@ -120,7 +120,7 @@ Errno Mm::StorePage(Process& p, Vma& vma, uint64_t vpn, Content* c) {
     UnmapPte(p, vpn);
   }
   MapPte(p, vpn, pfn, true);
-  vma.anon_vma = true;
+  if (!vma.anon_vma) vma.anon_vma = next_anon_vma_++;  // anon_vma_prepare
   p.gen++;
   return Errno::kOk;
 }

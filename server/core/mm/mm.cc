@@ -107,17 +107,21 @@ void Mm::SplitVma(Process& p, Vaddr at) {
   p.gen++;
 }
 
-void Mm::MergeVmas(Process& p) {
-  auto it = p.vmas.begin();
-  while (it != p.vmas.end()) {
+void Mm::MergeVmas(Process& p, Vaddr lo, Vaddr hi) {
+  // From the vma that contains (or follows) `lo`; boundaries in [lo, hi].
+  auto it = p.vmas.upper_bound(lo);
+  if (it != p.vmas.begin()) --it;
+  while (it != p.vmas.end() && it->second.end <= hi) {
     auto next = std::next(it);
     if (next == p.vmas.end()) break;
     Vma& a = it->second;
     Vma& b = next->second;
     bool compatible =
-        a.end == b.start && a.prot == b.prot && a.shared == b.shared &&
+        a.end == b.start && a.end >= lo && a.prot == b.prot && a.shared == b.shared &&
         a.mergeable == b.mergeable && a.has_policy == b.has_policy &&
-        (!a.has_policy || (a.policy.mode == b.policy.mode && a.policy.nodes == b.policy.nodes));
+        (!a.has_policy || (a.policy.mode == b.policy.mode && a.policy.nodes == b.policy.nodes)) &&
+        // is_mergeable_anon_vma: equal, or one of them has none yet
+        (!a.anon_vma || !b.anon_vma || a.anon_vma == b.anon_vma);
     if (compatible && a.shared)
       compatible = a.shm == b.shm && a.shm_pgoff + ((a.end - a.start) >> kPageShift) == b.shm_pgoff;
     if (!compatible) {
@@ -125,7 +129,7 @@ void Mm::MergeVmas(Process& p) {
       continue;
     }
     a.end = b.end;
-    a.anon_vma = a.anon_vma || b.anon_vma;
+    if (!a.anon_vma) a.anon_vma = b.anon_vma;
     if (b.shm) b.shm->vma_refs--;  // a already holds a reference to the same object
     p.vmas.erase(next);
     p.gen++;
@@ -253,7 +257,7 @@ ProcessInfo Mm::DescribeProcess(const Process& p) {
     vi.prot = v.prot;
     vi.shared = v.shared;
     vi.mergeable = v.mergeable;
-    vi.anon_vma = v.anon_vma;
+    vi.anon_vma = v.anon_vma != 0;
     auto it = p.ptes.lower_bound(v.start >> kPageShift);
     auto end = p.ptes.lower_bound(v.end >> kPageShift);
     for (; it != end; ++it) vi.resident_pages++;
@@ -356,7 +360,7 @@ absl::StatusOr<MmapResult> Mm::Mmap(Pid pid, Vaddr addr, uint64_t length, uint32
   }
   p->vmas[start] = v;
   p->gen++;
-  MergeVmas(*p);
+  MergeVmas(*p, start, start + len);  // vma_merge with the neighbours
   r.address = start;
   return r;
 }
@@ -402,7 +406,7 @@ absl::StatusOr<Errno> Mm::Mprotect(Pid pid, Vaddr addr, uint64_t length, uint32_
     }
     a = seg_end;
   }
-  MergeVmas(*p);
+  MergeVmas(*p, addr, a);  // mprotect_fixup's vma_merge over what changed
   return err;
 }
 
@@ -468,13 +472,13 @@ absl::StatusOr<Errno> Mm::Madvise(Pid pid, Vaddr addr, uint64_t length, Advice a
       }
     }
     if (e != Errno::kOk) {
-      MergeVmas(*p);
+      if (advice != Advice::kDontNeed) MergeVmas(*p, addr, start);  // madvise_behavior's vma_merge
       return e;
     }
     start = seg_end;
     if (start >= end) break;
   }
-  MergeVmas(*p);
+  if (advice != Advice::kDontNeed) MergeVmas(*p, addr, end);
   return unmapped;
 }
 
@@ -541,7 +545,7 @@ void Mm::AddToDigest(Digester& d) const {
     for (const auto& [s, v] : p->vmas) {
       d.Add(v.start);
       d.Add(v.end);
-      d.Add(v.prot | (v.shared << 4) | (v.mergeable << 5) | (v.anon_vma << 6));
+      d.Add(v.prot | (v.shared << 4) | (v.mergeable << 5) | ((v.anon_vma != 0) << 6));
     }
     for (const auto& [vpn, pte] : p->ptes) {
       d.Add(vpn);
@@ -565,6 +569,7 @@ absl::Status Mm::Save(SnapshotWriter& w) {
   if (shm_order.size() != shm_objects_.size())
     return MakeError(absl::StatusCode::kInternal, Reason::kInternal,
                      "an unreferenced shared object");
+  w.U64(next_anon_vma_);  // v2
   w.U64(shm_order.size());
   for (const ShmObject* obj : shm_order) {
     w.U64(obj->vma_refs);
@@ -588,10 +593,11 @@ absl::Status Mm::Save(SnapshotWriter& w) {
       w.U64(v.start);
       w.U64(v.end);
       w.U64(v.prot);
-      w.U64(v.shared | (v.mergeable << 1) | (v.anon_vma << 2) | (v.has_policy << 3));
+      w.U64(v.shared | (v.mergeable << 1) | ((v.anon_vma != 0) << 2) | (v.has_policy << 3));
       w.U64(v.shm ? shm_id[v.shm] : 0);
       w.U64(v.shm_pgoff);
       PutPolicy(w, v.policy);
+      w.U64(v.anon_vma);  // v2
     }
     w.U64(p->ptes.size());
     for (const auto& [vpn, pte] : p->ptes) {
@@ -615,6 +621,9 @@ bool Mm::Load(SnapshotReader& r, std::map<Pid, Process*>* procs, std::string* wh
   };
   const Pfn limit = mem_.PfnLimit();
   const uint32_t nodes = mem_.nodes();
+  // v1 has no anon_vma identities: every vma that had one gets its own
+  // (fork sharing is not recorded in v1).
+  if (r.version() >= 2) next_anon_vma_ = r.U64();
   uint64_t nshm = r.Count(2);
   std::vector<ShmObject*> shms;
   for (uint64_t i = 0; i < nshm && r.ok(); ++i) {
@@ -650,7 +659,7 @@ bool Mm::Load(SnapshotReader& r, std::map<Pid, Process*>* procs, std::string* wh
       uint64_t fl = r.U64();
       v.shared = fl & 1;
       v.mergeable = fl & 2;
-      v.anon_vma = fl & 4;
+      v.anon_vma = (fl & 4) ? 1 : 0;
       v.has_policy = fl & 8;
       uint64_t sid = r.U64();
       if (sid > shms.size() || v.start >= v.end || !PageAligned(v.start) || !PageAligned(v.end))
@@ -661,6 +670,13 @@ bool Mm::Load(SnapshotReader& r, std::map<Pid, Process*>* procs, std::string* wh
       v.shm = sid ? shms[sid - 1] : nullptr;
       v.shm_pgoff = r.U64();
       v.policy = GetPolicy(r, nodes);
+      if (r.version() >= 2) {
+        uint64_t id = r.U64();
+        if ((id != 0) != (v.anon_vma != 0) || id >= next_anon_vma_) return bad("vma anon_vma");
+        v.anon_vma = id;
+      } else if (v.anon_vma) {
+        v.anon_vma = next_anon_vma_++;
+      }
       p->vmas[v.start] = v;
     }
     uint64_t npte = r.Count(3);

@@ -91,7 +91,9 @@ class Mm {
   // --- VMAs and page tables, for the other components (mm.cc, fault.cc) ----
   Vma* FindVma(Process& p, Vaddr addr);
   void SplitVma(Process& p, Vaddr at);
-  void MergeVmas(Process& p);
+  // vma_merge at the boundaries within [lo, hi]: adjacent vmas with equal
+  // attributes and compatible anon_vmas (equal, or one without) become one.
+  void MergeVmas(Process& p, Vaddr lo, Vaddr hi);
   // The pte at `addr`, or null.
   Pte* PteAt(Process& p, Vaddr addr);
   // Read fault at `vpn`: maps the zero page (private) or a shmem page.
@@ -111,6 +113,7 @@ class Mm {
              std::vector<std::string>* out);
   void AddToDigest(Digester& d) const;
   Pid next_pid() const { return next_pid_; }
+  uint64_t next_anon_vma() const { return next_anon_vma_; }
   void set_next_pid(Pid p) { next_pid_ = p; }
   // Shared objects and processes (snapshot format v1 order).
   absl::Status Save(SnapshotWriter& w);
@@ -143,6 +146,7 @@ class Mm {
   MmKsmHooks& ksm_;
   std::map<Pid, std::unique_ptr<Process>> processes_;
   Pid next_pid_ = 1;
+  uint64_t next_anon_vma_ = 1;  // anon_vma identities handed out
   absl::btree_map<ShmObject*, std::unique_ptr<ShmObject>> shm_objects_;
 };
 

@@ -35,7 +35,11 @@ struct Vma {
   uint32_t prot = 0;
   bool shared = false;
   bool mergeable = false;  // VM_MERGEABLE
-  bool anon_vma = false;   // has an anon_vma (some page was write-faulted)
+  // The vma's anon_vma (0 = none yet): set by the first write fault, shared
+  // with the vmas of children forked while it existed (2.6.33's fork links a
+  // child vma into its parent's anon_vma), kept by splits. KSM's reverse map
+  // reaches the forked mappings of a KSM page through it.
+  uint64_t anon_vma = 0;
   ShmObject* shm = nullptr;
   uint64_t shm_pgoff = 0;   // page offset of `start` in shm
   bool has_policy = false;  // a VMA policy set by mbind

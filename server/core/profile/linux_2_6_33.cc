@@ -8,8 +8,8 @@
 //   - KSM pages migrate only for hot-remove (the seed's `offlining`).
 //   - An offline gives up after the caller's timeout (120 s by default) when
 //     pages would not move, and after 5 failed rounds (EBUSY/ENOMEM).
-//   - `removable`: every pageblock of the block is movable (no unmovable or
-//     reserved page; the zero page is reserved).
+//   - `removable`: is_mem_section_removable pageblock by pageblock.
+#include <algorithm>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -116,9 +116,32 @@ class Linux2633 final : public KernelProfile {
     p.retry_max = 5;
     return p;
   }
+  // is_mem_section_removable (mm/memory_hotplug.c, 2.6.33), pageblock by
+  // pageblock (512 pages, or the whole block when smaller): a pageblock that
+  // is not MOVABLE and not entirely free makes the block not removable, and
+  // so does a pageblock whose first page is PageReserved. memnode's model: a
+  // pageblock holding an unmovable kernel page is UNMOVABLE; an isolated
+  // block's pageblocks are ISOLATE; the zero page and kernel pages are
+  // PageReserved; an offline block's pages are all reserved.
   bool Removable(const MemoryBlock& b) const override {
-    return b.state == BlockState::kOnline && b.unmovable_pages == 0 &&
-           b.Count(PageState::kZero) == 0;
+    if (b.state == BlockState::kOffline || b.state == BlockState::kRemoved) return false;
+    if (!b.frames) return true;  // never used: every pageblock free and movable
+    const uint64_t pb = std::min<uint64_t>(512, b.pages);
+    for (uint64_t start = 0; start < b.pages; start += pb) {
+      const uint64_t end = std::min(b.pages, start + pb);
+      bool all_free = true, unmovable = false;
+      for (uint64_t i = start; i < end; ++i) {
+        all_free = all_free && b.frames[i].state == PageState::kFree;
+        unmovable = unmovable ||
+                    (b.frames[i].state == PageState::kReserved && b.frames[i].unmovable) ||
+                    b.frames[i].state == PageState::kZero;
+      }
+      const bool movable = b.state == BlockState::kOnline && !unmovable;
+      if (!movable && !all_free) return false;
+      const PageState first = b.frames[start].state;
+      if (first == PageState::kReserved || first == PageState::kZero) return false;
+    }
+    return true;
   }
 
  private:

@@ -1,10 +1,9 @@
 // Overview: machine snapshots. Layout (all integers varint unless "raw"):
 //   "MNSNAP\0\0" raw | version (raw u32 LE) | payload length (raw u64 LE) |
 //   SHA-256 of the payload (raw 32 bytes) | payload
-// The payload (version 1) lists, in order: config, clocks and counters; the
-// distinct contents and every block with its frames (mem/phys_mem.cc);
-// shared objects and processes (mm/mm.cc); the notifier chain
-// (hotplug/notifier.cc); KSM (ksm/ksm_snapshot.cc).
+// The payload (versions 1 and 2; see snapshot_io.h) lists, in order: config, clocks and counters;
+// the distinct contents and every block with its frames (mem/phys_mem.cc); shared objects and
+// processes (mm/mm.cc); the notifier chain (hotplug/notifier.cc); KSM (ksm/ksm_snapshot.cc).
 // Restore checks the header, the checksum, every count against the input
 // left, every reference (pfn, content, node, pid) against what was read,
 // and finally runs Check(): a snapshot that decodes into a machine with a
@@ -24,7 +23,6 @@ namespace memnode {
 namespace {
 
 constexpr char kMagic[8] = {'M', 'N', 'S', 'N', 'A', 'P', 0, 0};
-constexpr uint32_t kVersion = 1;
 constexpr size_t kHeader = 8 + 4 + 8 + 32;
 
 absl::Status Corrupt(absl::string_view why) {
@@ -34,9 +32,8 @@ absl::Status Corrupt(absl::string_view why) {
 
 }  // namespace
 
-std::string WrapSnapshot(const std::string& payload) {
+std::string WrapSnapshot(const std::string& payload, uint32_t version) {
   std::string out(kMagic, sizeof(kMagic));
-  uint32_t version = kVersion;
   uint64_t len = payload.size();
   out.append(reinterpret_cast<const char*>(&version), 4);
   out.append(reinterpret_cast<const char*>(&len), 8);
@@ -53,10 +50,11 @@ absl::StatusOr<SnapshotHeader> UnwrapSnapshot(absl::string_view bytes) {
   uint64_t len;
   std::memcpy(&h.version, bytes.data() + 8, 4);
   std::memcpy(&len, bytes.data() + 12, 8);
-  if (h.version != kVersion)
-    return MakeError(absl::StatusCode::kInvalidArgument, Reason::kSnapshotVersion,
-                     absl::StrCat("snapshot version ", h.version,
-                                  " is not supported (this server reads ", kVersion, ")"));
+  if (h.version < 1 || h.version > kSnapshotVersion)
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, Reason::kSnapshotVersion,
+        absl::StrCat("snapshot version ", h.version, " is not supported (this server reads 1..",
+                     kSnapshotVersion, ")"));
   if (len != bytes.size() - kHeader) return Corrupt("truncated or padded (length mismatch)");
   h.payload = bytes.substr(kHeader);
   Sha256::Digest d = Sha256::Of(h.payload.data(), h.payload.size());
@@ -98,11 +96,11 @@ absl::StatusOr<std::string> Kernel::Snapshot() {
   MEMNODE_RETURN_IF_ERROR(mm.Save(w));
   notifiers.Save(w);
   ksm.Save(w);
-  return WrapSnapshot(w.buffer());
+  return WrapSnapshot(w.buffer(), kSnapshotVersion);
 }
 
-absl::Status Kernel::Load(absl::string_view payload) {
-  SnapshotReader r(payload);
+absl::Status Kernel::Load(absl::string_view payload, uint32_t version) {
+  SnapshotReader r(payload, version);
   for (int i = 0; i < 4; ++i) r.U64();  // the config, read by ReadSnapshotConfig
   r.Str();
   clock.Set(r.U64());

@@ -19,8 +19,8 @@ struct SnapshotHeader {
   absl::string_view payload;  // points into the input
 };
 
-// Header + checksum around a payload.
-std::string WrapSnapshot(const std::string& payload);
+// Header + checksum around a payload written in format `version`.
+std::string WrapSnapshot(const std::string& payload, uint32_t version);
 // Checks magic, version, length and checksum: SNAPSHOT_CORRUPT or
 // SNAPSHOT_VERSION (INVALID_ARGUMENT) otherwise.
 absl::StatusOr<SnapshotHeader> UnwrapSnapshot(absl::string_view bytes);

@@ -12,6 +12,10 @@
 
 namespace memnode {
 
+// The format version this build writes. 1: the first release; 2: anon_vma
+// identities of VMAs and stable rmap items (KSM's reverse map).
+inline constexpr uint32_t kSnapshotVersion = 2;
+
 class SnapshotWriter {
  public:
   void U64(uint64_t v) {
@@ -36,7 +40,11 @@ class SnapshotWriter {
 // return zeros, so a decoder checks ok() once per section.
 class SnapshotReader {
  public:
-  explicit SnapshotReader(absl::string_view data) : data_(data) {}
+  // `version`: the snapshot format version the payload was written in (each
+  // component reads the sections of older versions too).
+  explicit SnapshotReader(absl::string_view data, uint32_t version = kSnapshotVersion)
+      : data_(data), version_(version) {}
+  uint32_t version() const { return version_; }
   bool ok() const { return ok_; }
   bool done() const { return data_.empty(); }
   uint64_t U64() {
@@ -81,6 +89,7 @@ class SnapshotReader {
     return 0;
   }
   absl::string_view data_;
+  uint32_t version_;
   bool ok_ = true;
 };
 
