@@ -17,13 +17,9 @@ FUZZ_DIR=${FUZZ_DIR:-build/fuzz}
 TARGETS=${FUZZ_TARGETS:-fuzz_ops fuzz_snapshot fuzz_service}
 JOBS=${FUZZ_JOBS:-$(nproc)}
 
-# clang and its fuzzer/sanitizer runtimes (Debian packages).
-if ! command -v clang++ >/dev/null 2>&1 || \
-   ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    clang libclang-rt-14-dev
-fi
+# The build dependencies, clang and its fuzzer/sanitizer runtimes (Debian
+# packages, through the one set-up script).
+scripts/deps.sh build clang
 
 if [ ! -f "$FUZZ_DIR/build.ninja" ]; then
   # -O1 and line tables only: the usual fuzzing flags, and half the build time.

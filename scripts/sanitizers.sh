@@ -13,15 +13,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
 
-ensure_clang() {
-  if ! command -v clang++ >/dev/null 2>&1; then
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-      clang libclang-rt-14-dev
-  fi
+# The build dependencies, clang and its sanitizer runtimes (Debian packages,
+# through the one set-up script).
+ensure_deps() {
+  scripts/deps.sh build clang
 }
 
 tsan() {
+  ensure_deps
   local dir=${TSAN_DIR:-build/tsan}
   # The core's concurrency (MachineHandle's ksmd loop included) without
   # gRPC: Debian's gRPC is not TSan-instrumented (DESIGN.md, Known traps).
@@ -33,7 +32,7 @@ tsan() {
 }
 
 tsa() {
-  ensure_clang
+  ensure_deps
   local dir=${TSA_DIR:-build/tsa}
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
     -DCMAKE_CXX_COMPILER=clang++ >/dev/null

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,6 +25,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -42,7 +44,9 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address (host:port; port 0 = any free port)");
 ABSL_FLAG(
     std::string, config, "",
-    "optional file of key=value lines for the flags below (flags given on the command line win)");
+    "optional file of key=value lines, keys being the flags below (types, booleans and ranges "
+    "as on the command line; an unknown key or bad value stops memnoded); flags given on the "
+    "command line win");
 ABSL_FLAG(std::string, state_dir, "",
           "directory for machine snapshots: restored at start, every machine saved there at "
           "graceful shutdown (empty: no persistence)");
@@ -92,93 +96,122 @@ namespace {
 std::atomic<int> g_signal{0};
 void OnSignal(int sig) { g_signal.store(sig); }
 
-// Applies key=value lines of a config file to flags not set on the command line.
-bool ApplyConfig(const std::string& path, const std::vector<char*>& argv) {
+// The config file (--config, docs/DEPLOY.md). Each `key=value` line sets the
+// flag named `key` through Abseil's own parser (CommandLineFlag::ParseFrom),
+// so types, overflow and booleans (true/false, yes/no, 1/0, t/f, y/n) follow
+// the flag definitions exactly as on the command line. Keys are memnoded's
+// flags (those defined under server/); `config` itself and Abseil's
+// built-in flags (--flagfile, --help ...) are not keys.
+//
+// Order: the file is applied before absl::ParseCommandLine, so that every
+// flag given on the command line then replaces the file's value. That needs
+// the path before the command line is parsed: ConfigPathFromArgs() finds
+// --config in argv with Abseil's syntax (--config=PATH or --config PATH, one
+// or two dashes, the last one wins, nothing after "--").
+std::string ConfigPathFromArgs(int argc, char** argv) {
+  std::string path;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    if (a == "--") break;
+    if (!absl::ConsumePrefix(&a, "--") && !absl::ConsumePrefix(&a, "-")) continue;
+    absl::string_view name = a.substr(0, a.find('='));
+    const bool has_value = name.size() < a.size();
+    if (name == "config") {
+      if (has_value) {
+        path = std::string(a.substr(name.size() + 1));
+      } else if (i + 1 < argc) {
+        path = argv[++i];
+      }
+      continue;
+    }
+    // `--flag VALUE` (a non-boolean flag without '='): VALUE is no flag.
+    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (!has_value && flag != nullptr && !flag->IsOfType<bool>()) ++i;
+  }
+  return path;
+}
+
+bool IsConfigKey(const absl::CommandLineFlag& flag) {
+  return flag.Name() != "config" && !flag.IsRetired() &&
+         absl::StrContains(flag.Filename(), "server/");
+}
+
+// Applies the file's lines; false and a message naming the file and line on
+// the first unknown key or bad value.
+bool ApplyConfig(const std::string& path, std::string* error) {
   std::ifstream in(path);
   if (!in) {
-    std::cerr << "memnoded: cannot read config file " << path << "\n";
+    *error = absl::StrCat("cannot read config file ", path);
     return false;
   }
-  auto on_cmdline = [&argv](const std::string& key) {
-    for (char* a : argv)
-      if (absl::StartsWith(a, "--" + key + "=") || std::string(a) == "--" + key) return true;
-    return false;
-  };
   std::string line;
   int lineno = 0;
   while (std::getline(in, line)) {
     ++lineno;
     absl::string_view l = absl::StripAsciiWhitespace(line);
     if (l.empty() || l[0] == '#') continue;
-    std::vector<std::string> kv = absl::StrSplit(l, absl::MaxSplits('=', 1));
-    if (kv.size() != 2) {
-      std::cerr << path << ":" << lineno << ": expected key=value\n";
+    const std::string where = absl::StrCat(path, ":", lineno, ": ");
+    const size_t eq = l.find('=');
+    if (eq == absl::string_view::npos) {
+      *error = absl::StrCat(where, "expected key=value, got \"", l, "\"");
       return false;
     }
-    std::string key(absl::StripAsciiWhitespace(kv[0]));
-    std::string val(absl::StripAsciiWhitespace(kv[1]));
-    if (on_cmdline(key)) continue;
-    bool ok = true;
-    uint64_t u;
-    auto boolean = [&val] { return val == "true" || val == "1"; };
-    if (key == "listen")
-      absl::SetFlag(&FLAGS_listen, val);
-    else if (key == "tls_cert")
-      absl::SetFlag(&FLAGS_tls_cert, val);
-    else if (key == "tls_key")
-      absl::SetFlag(&FLAGS_tls_key, val);
-    else if (key == "tls_client_ca")
-      absl::SetFlag(&FLAGS_tls_client_ca, val);
-    else if (key == "token_file")
-      absl::SetFlag(&FLAGS_token_file, val);
-    else if (key == "metrics_basic_auth_file")
-      absl::SetFlag(&FLAGS_metrics_basic_auth_file, val);
-    else if (key == "allow_insecure_remote")
-      absl::SetFlag(&FLAGS_allow_insecure_remote, boolean());
-    else if (key == "enable_reflection")
-      absl::SetFlag(&FLAGS_enable_reflection, boolean());
-    else if (key == "metrics_address")
-      absl::SetFlag(&FLAGS_metrics_address, val);
-    else if (key == "http_address")
-      absl::SetFlag(&FLAGS_http_address, val);
-    else if (key == "clock")
-      absl::SetFlag(&FLAGS_clock, val);
-    else if (key == "state_dir")
-      absl::SetFlag(&FLAGS_state_dir, val);
-    else if (key == "default_machine")
-      absl::SetFlag(&FLAGS_default_machine, val == "true" || val == "1");
-    else if (!absl::SimpleAtoi(val, &u))
-      ok = false;
-    else if (key == "nodes")
-      absl::SetFlag(&FLAGS_nodes, static_cast<uint32_t>(u));
-    else if (key == "blocks_per_node")
-      absl::SetFlag(&FLAGS_blocks_per_node, static_cast<uint32_t>(u));
-    else if (key == "pages_per_block")
-      absl::SetFlag(&FLAGS_pages_per_block, u);
-    else if (key == "max_machines")
-      absl::SetFlag(&FLAGS_max_machines, static_cast<uint32_t>(u));
-    else if (key == "max_machine_bytes")
-      absl::SetFlag(&FLAGS_max_machine_bytes, u);
-    else if (key == "max_total_bytes")
-      absl::SetFlag(&FLAGS_max_total_bytes, u);
-    else if (key == "max_request_bytes")
-      absl::SetFlag(&FLAGS_max_request_bytes, u);
-    else if (key == "event_buffer")
-      absl::SetFlag(&FLAGS_event_buffer, static_cast<uint32_t>(u));
-    else if (key == "max_streams")
-      absl::SetFlag(&FLAGS_max_streams, static_cast<uint32_t>(u));
-    else if (key == "max_request_pages")
-      absl::SetFlag(&FLAGS_max_request_pages, u);
-    else if (key == "max_ksm_visits")
-      absl::SetFlag(&FLAGS_max_ksm_visits, u);
-    else if (key == "max_processes")
-      absl::SetFlag(&FLAGS_max_processes, static_cast<uint32_t>(u));
-    else if (key == "max_threads")
-      absl::SetFlag(&FLAGS_max_threads, static_cast<uint32_t>(u));
-    else
-      ok = false;
-    if (!ok) {
-      std::cerr << path << ":" << lineno << ": unknown key or bad value: " << line << "\n";
+    const absl::string_view key = absl::StripAsciiWhitespace(l.substr(0, eq));
+    const absl::string_view value = absl::StripAsciiWhitespace(l.substr(eq + 1));
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(key);
+    if (flag == nullptr || !IsConfigKey(*flag)) {
+      *error = absl::StrCat(where, "unknown key \"", key, "\"",
+                            key == "config" ? " (a config file cannot name another)"
+                                            : " (keys are memnoded's flag names: memnoded --help)");
+      return false;
+    }
+    std::string why;
+    if (!flag->ParseFrom(value, &why)) {
+      *error = absl::StrCat(where, "bad value for ", key, ": ", why);
+      return false;
+    }
+  }
+  return true;
+}
+
+// Ranges that the flags' types cannot express, checked at start whether a
+// value came from the command line, the config file or the default (exit 2
+// with the message). The default machine's topology is checked by the
+// core's own rule (MachineConfig::Validate) even when no default machine is
+// created, so that a wrong value never waits for a later start to surface.
+bool ValidateFlags(std::string* error) {
+  if (absl::GetFlag(FLAGS_listen).empty()) {
+    *error = "--listen must not be empty";
+    return false;
+  }
+  const std::string clock = absl::GetFlag(FLAGS_clock);
+  if (clock != "realtime" && clock != "manual") {
+    *error = absl::StrCat("--clock must be realtime or manual, not \"", clock, "\"");
+    return false;
+  }
+  memnode::MachineConfig c;
+  c.nodes = absl::GetFlag(FLAGS_nodes);
+  c.blocks_per_node = absl::GetFlag(FLAGS_blocks_per_node);
+  c.pages_per_block = absl::GetFlag(FLAGS_pages_per_block);
+  if (absl::Status s = c.Validate(); !s.ok()) {
+    *error = absl::StrCat("default machine (--nodes, --blocks_per_node, --pages_per_block): ",
+                          s.message());
+    return false;
+  }
+  struct Range {
+    const char* flag;
+    uint64_t value, min, max;
+  };
+  constexpr uint64_t kIntMax = std::numeric_limits<int>::max();
+  const Range ranges[] = {
+      {"max_request_bytes", absl::GetFlag(FLAGS_max_request_bytes), 1, uint64_t{1} << 30},
+      {"event_buffer", absl::GetFlag(FLAGS_event_buffer), 1, kIntMax},
+      {"max_streams", absl::GetFlag(FLAGS_max_streams), 0, kIntMax},
+      {"max_threads", absl::GetFlag(FLAGS_max_threads), 4, kIntMax},
+  };
+  for (const Range& r : ranges) {
+    if (r.value < r.min || r.value > r.max) {
+      *error = absl::StrCat("--", r.flag, "=", r.value, " is out of range ", r.min, "..", r.max);
       return false;
     }
   }
@@ -250,14 +283,23 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, OnSignal);
   absl::SetProgramUsageMessage(
       "memnoded: emulated NUMA machines with KSM and memory hotplug, over gRPC");
+  // The config file first, then the command line over it (see ApplyConfig).
+  std::string config_error;
+  const std::string config = ConfigPathFromArgs(argc, argv);
+  const bool config_ok = config.empty() || ApplyConfig(config, &config_error);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() > 1) {
     std::cerr << "memnoded: unexpected argument " << args[1] << " (see --help)\n";
     return 2;
   }
-  if (!absl::GetFlag(FLAGS_config).empty() &&
-      !ApplyConfig(absl::GetFlag(FLAGS_config), std::vector<char*>(argv, argv + argc)))
+  if (!config_ok) {
+    std::cerr << "memnoded: " << config_error << "\n";
     return 2;
+  }
+  if (std::string error; !ValidateFlags(&error)) {
+    std::cerr << "memnoded: " << error << "\n";
+    return 2;
+  }
 
   // Security configuration first: a server that would be exposed without
   // protection refuses to start (exit 2).
@@ -305,10 +347,6 @@ int main(int argc, char** argv) {
     metrics_user = line.substr(0, colon);
     metrics_password = line.substr(colon + 1);
   }
-  if (absl::GetFlag(FLAGS_max_request_bytes) > (uint64_t{1} << 30)) {
-    std::cerr << "memnoded: --max_request_bytes is at most 1 GiB\n";
-    return 2;
-  }
 
   memnode::host::Limits limits;
   limits.max_machines = absl::GetFlag(FLAGS_max_machines);
@@ -336,12 +374,8 @@ int main(int argc, char** argv) {
     c.nodes = absl::GetFlag(FLAGS_nodes);
     c.blocks_per_node = absl::GetFlag(FLAGS_blocks_per_node);
     c.pages_per_block = absl::GetFlag(FLAGS_pages_per_block);
-    std::string clock = absl::GetFlag(FLAGS_clock);
-    if (clock != "realtime" && clock != "manual") {
-      std::cerr << "memnoded: --clock must be realtime or manual\n";
-      return 2;
-    }
-    c.clock = clock == "manual" ? memnode::ClockMode::kManual : memnode::ClockMode::kRealtime;
+    c.clock = absl::GetFlag(FLAGS_clock) == "manual" ? memnode::ClockMode::kManual
+                                                     : memnode::ClockMode::kRealtime;
     auto h = registry.Create("default", c);
     if (!h.ok()) {
       std::cerr << "memnoded: default machine: " << h.status().message() << "\n";
@@ -355,7 +389,7 @@ int main(int argc, char** argv) {
   memnode::service::NumaServiceImpl numa_service(registry);
   memnode::service::MemoryBlockServiceImpl block_service(registry);
   memnode::service::EventServiceImpl::Options event_options;
-  event_options.buffer_events = std::max<uint32_t>(absl::GetFlag(FLAGS_event_buffer), 1);
+  event_options.buffer_events = absl::GetFlag(FLAGS_event_buffer);
   event_options.max_streams = static_cast<int>(absl::GetFlag(FLAGS_max_streams));
   memnode::host::EventHubs event_hubs(registry);
   memnode::service::EventServiceImpl event_service(registry, event_hubs, event_options);
@@ -402,7 +436,7 @@ int main(int argc, char** argv) {
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), creds, &port);
   grpc::ResourceQuota quota("memnoded");
-  quota.SetMaxThreads(static_cast<int>(std::max<uint32_t>(absl::GetFlag(FLAGS_max_threads), 4)));
+  quota.SetMaxThreads(static_cast<int>(absl::GetFlag(FLAGS_max_threads)));
   builder.SetResourceQuota(quota);
   builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_request_bytes + (1 << 20)));
   builder.SetMaxSendMessageSize(static_cast<int>(limits.max_request_bytes + (1 << 20)));

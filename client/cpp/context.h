@@ -94,6 +94,8 @@ class Context {
     return absl::StrCat(MachineName(), "/memoryBlocks/", block);
   }
 
+  // The channel (after Connect), for calls outside memnode.v1 (health).
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   v1::MachineService::Stub* machines() { return machines_.get(); }
   v1::ProcessService::Stub* processes() { return processes_.get(); }
   v1::KsmService::Stub* ksm() { return ksm_.get(); }

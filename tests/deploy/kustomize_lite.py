@@ -8,7 +8,8 @@ deploy/k8s needs:
 - ``components``: directories holding a ``kind: Component`` kustomization;
 - ``patches``: ``path:`` strategic-merge patches, the target taken from the
   patch's own apiVersion/kind/metadata.name (lists of objects that all have a
-  ``name`` merge by name, as containers, volumes and ports do; other lists
+  ``name`` merge by name, as containers, volumes and ports do, the patch's
+  items first as kustomize orders them; other lists
   are replaced);
 - ``namespace``, ``namePrefix`` (with the name references memnode uses:
   StatefulSet.spec.serviceName and configMap volumes), ``replicas``, ``images``.
@@ -80,14 +81,14 @@ def strategic_merge(base: Any, patch: Any) -> Any:
         return out
     if (isinstance(base, list) and isinstance(patch, list) and base and patch
             and all(isinstance(x, dict) and "name" in x for x in base + patch)):
-        out = [copy.deepcopy(x) for x in base]
-        index = {x["name"]: i for i, x in enumerate(out)}
-        for item in patch:
-            if item["name"] in index:
-                out[index[item["name"]]] = strategic_merge(out[index[item["name"]]], item)
-            else:
-                out.append(copy.deepcopy(item))
-        return out
+        # kustomize's order: the patch's items first, in the patch's order
+        # (each merged into the base item of its name, if any), then the
+        # base items the patch does not name, in their order.
+        by_name = {x["name"]: x for x in base}
+        out = [strategic_merge(by_name[x["name"]], x) if x["name"] in by_name else copy.deepcopy(x)
+               for x in patch]
+        named = {x["name"] for x in patch}
+        return out + [copy.deepcopy(x) for x in base if x["name"] not in named]
     return copy.deepcopy(patch)
 
 

@@ -1,16 +1,20 @@
-"""deploy/docker/compose.yaml: parses, publishes only on 127.0.0.1, and
-mounts files that exist and agree with each other (Prometheus scrape target,
-rules, Grafana datasource and dashboard provider)."""
+"""deploy/docker/compose.yaml: parses, publishes only on 127.0.0.1, mounts
+files that exist and agree with each other (Prometheus scrape target, rules,
+Grafana datasource and dashboard provider), keeps its secret out of git and
+the image, and its memnoded service starts as shipped and serves."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from deploy_common import DEPLOY, REPO
+from deployed import port_of
+from shipped import check_as_shipped, compose_service
 
 COMPOSE = DEPLOY / "docker" / "compose.yaml"
 HERE = COMPOSE.parent
@@ -124,3 +128,28 @@ def test_grafana_provisioning_matches(compose):
         assert dashboards, f"dashboard provider path {path} has nothing mounted"
         for t in dashboards:
             assert mounts[t].is_dir() or mounts[t].suffix == ".json"
+
+
+def test_memnoded_service_as_shipped(tmp_path):
+    """The memnoded service as compose runs it: the image's entrypoint and
+    config, compose's secrets at /run/secrets/<name> and its state volume,
+    in its own network namespace; probed on the container ports that
+    compose publishes."""
+    dep, facts, service = compose_service(tmp_path)
+    targets = {int(str(p).split(":")[-1]) for p in service["ports"]}
+    assert port_of(facts.grpc) in targets and port_of(facts.metrics.split("/")[2]) in targets
+    (tmp_path / "stage").mkdir()
+    check_as_shipped(dep, facts, tmp_path / "stage")
+
+
+def test_secret_files_stay_out_of_git_and_the_image(compose):
+    """The token file compose reads is a local file: ignored by git and kept
+    out of the image's build context."""
+    ignored = (REPO / ".gitignore").read_text().split()
+    docker_ignored = (REPO / ".dockerignore").read_text().split()
+    for name, spec in compose["secrets"].items():
+        path = str((HERE / spec["file"]).resolve().relative_to(REPO))
+        assert path in ignored, f"{path} is not in .gitignore"
+        assert path in docker_ignored, f"{path} is not in .dockerignore"
+        r = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO)
+        assert r.returncode == 0, f"git does not ignore {path}"

@@ -1,7 +1,10 @@
-"""deploy/docker/Dockerfile: built the way the Makefile builds, runtime
-libraries that cover what the binaries link, a non-root user, and a
-HEALTHCHECK command that really tells a serving memnoded from a stopped one.
-(No Docker engine here: the Dockerfile is parsed, not built.)"""
+"""deploy/docker/Dockerfile: built the way the Makefile builds, with the
+build dependencies only; runtime libraries that cover what the binaries
+link; a non-root user; the baked config started as shipped (in its own
+network and mount namespace, with the token secret where it reads it) and
+probed; a HEALTHCHECK command that really tells a serving memnoded from a
+stopped one. (The image itself is built and run by a real Docker engine in
+container_e2e.py, `make test-container`.)"""
 
 from __future__ import annotations
 
@@ -13,35 +16,16 @@ import subprocess
 
 import pytest
 
-from deploy_common import DEPLOY, REPO, Memnoded, memnodectl_binary, memnoded_binary
+from deploy_common import DEPLOY, REPO, memnodectl_binary, memnoded_binary
+from deployed import Deployed
+from shipped import (baked_config, check_as_shipped, docker_image, parse_dockerfile,
+                     run_commands)
 
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 MAKEFILE = REPO / "Makefile"
 
 
 # --- parsing -----------------------------------------------------------------
-
-def parse_dockerfile(text: str) -> list[list[tuple[str, str]]]:
-    """Stages, each a list of (INSTRUCTION, arguments), continuations joined."""
-    instructions, buf = [], ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("#") or (not line and not buf):
-            continue
-        if line.endswith("\\"):
-            buf += line[:-1] + " "
-            continue
-        buf += line
-        word, _, rest = buf.strip().partition(" ")
-        instructions.append((word.upper(), rest.strip()))
-        buf = ""
-    stages = []
-    for ins in instructions:
-        if ins[0] == "FROM":
-            stages.append([])
-        stages[-1].append(ins)
-    return stages
-
 
 def parse_makefile(text: str):
     """Variables (?=, :=, =) and rules (target -> recipe lines)."""
@@ -76,11 +60,6 @@ def expand(command: str, variables: dict, keep: set[str]) -> list[str]:
     return shlex.split(expand_str(command.lstrip("@"), variables, keep))
 
 
-def run_commands(args: str) -> list[list[str]]:
-    """A RUN's shell command split on && into word lists."""
-    return [shlex.split(part) for part in args.split("&&")]
-
-
 @pytest.fixture(scope="module")
 def stages():
     return parse_dockerfile(DOCKERFILE.read_text())
@@ -104,19 +83,29 @@ def test_two_stages_on_bookworm(stages):
     assert re.fullmatch(r"debian:bookworm-slim(@\S+)?( AS \w+)?", runtime[0][1], re.I)
 
 
-def test_builder_installs_with_deps_sh(stages, make):
+def deps_set(name: str) -> list[str]:
+    r = subprocess.run([str(REPO / "scripts" / "deps.sh"), "--list", name], capture_output=True,
+                       text=True, check=True)
+    return r.stdout.split()
+
+
+def test_builder_installs_the_build_set_only(stages, make):
     variables, rules = make
-    (deps_cmd,) = rules["deps"]
+    (deps_cmd,) = rules["deps-build"]
     deps = expand(deps_cmd, variables, set())
-    assert deps == ["scripts/deps.sh"]
+    assert deps == ["scripts/deps.sh", "build"]
     builder = stages[0]
     cmds = runs(builder)
-    assert deps in cmds, f"the builder stage must run {deps} (as `make deps` does)"
-    copies = [a for i, a in builder if i == "COPY"]
+    assert deps in cmds, f"the builder stage must run {deps} (as `make build` does)"
     first_run = next(i for i, (ins, a) in enumerate(builder) if ins == "RUN" and "scripts/deps.sh" in a)
-    assert any("scripts/deps.sh" in a for i, (ins, a) in enumerate(builder[:first_run]) if ins == "COPY"), copies
+    assert any("scripts/deps.sh" in a for ins, a in builder[:first_run] if ins == "COPY")
     # No package list of its own: every apt-get install comes from deps.sh.
     assert not [c for c in cmds if c[:1] == ["apt-get"] and "install" in c]
+    # The build set is what compiling needs, not the test toolchain.
+    build = set(deps_set("build"))
+    assert {"cmake", "libgrpc++-dev", "prometheus-cpp-dev"} <= build
+    assert not build & {"nodejs", "npm", "prometheus", "python3-matplotlib", "python3-pytest",
+                        "clang", "openssl", "docker.io"}, sorted(build)
 
 
 def test_builder_configures_and_builds_like_the_makefile(stages, make):
@@ -156,11 +145,12 @@ def test_builder_configures_and_builds_like_the_makefile(stages, make):
 # --- runtime stage -----------------------------------------------------------------
 
 def runtime_packages(stage):
-    pkgs = []
-    for c in runs(stage):
-        if c[:1] == ["apt-get"] and "install" in c:
-            pkgs += [w for w in c[c.index("install") + 1:] if not w.startswith("-")]
-    return pkgs
+    """The packages the runtime stage installs: `deps.sh run`, nothing else."""
+    cmds = runs(stage)
+    assert not [c for c in cmds if c[:1] == ["apt-get"] and "install" in c]
+    (deps,) = [c for c in cmds if c and c[0].endswith("deps.sh")]
+    assert deps[1:] == ["run"], deps
+    return deps_set("run")
 
 
 def test_runtime_stage(stages):
@@ -181,25 +171,28 @@ def test_runtime_stage(stages):
     assert pkgs and not [p for p in pkgs if p.endswith("-dev") or p in ("build-essential", "cmake")]
 
 
-def baked_config(stage) -> str:
-    """The memnoded.conf the runtime stage writes with printf."""
-    for i, a in stage:
-        if i == "RUN" and "/etc/memnode/memnoded.conf" in a:
-            for c in run_commands(a):
-                if c[:2] == ["printf", "%s\\n"]:
-                    return "\n".join(c[2:c.index(">")]) + "\n"
-    raise AssertionError("the runtime stage writes no /etc/memnode/memnoded.conf")
+def test_baked_config_as_shipped(stages, tmp_path):
+    """memnoded started with exactly the image's entrypoint, command and
+    config, as its user, with the token secret where the config reads it,
+    in its own network namespace: serves health, refuses RPCs without the
+    token, serves them with it, serves /metrics on the container address,
+    saves to its state directory at SIGTERM and restores at the next start."""
+    settings = dict(l.split("=", 1) for l in baked_config(stages[1]).splitlines()
+                    if l and not l.startswith("#"))
+    assert settings["listen"] == "0.0.0.0:50051", "Docker forwards published ports to the container address"
+    assert settings["token_file"].startswith("/run/secrets/"), "Docker secrets live in /run/secrets"
+    dep, facts = docker_image(tmp_path)
+    (tmp_path / "stage").mkdir()
+    check_as_shipped(dep, facts, tmp_path / "stage")
 
 
-def test_baked_config(stages, tmp_path):
-    text = baked_config(stages[1])
-    settings = dict(l.split("=", 1) for l in text.splitlines() if l and not l.startswith("#"))
-    assert settings["listen"] == "0.0.0.0:50051"
-    assert settings["metrics_address"] == "0.0.0.0:9464"
-    path = tmp_path / "memnoded.conf"
-    path.write_text(text)
-    with Memnoded(f"--config={path}", "--listen=127.0.0.1:0", "--metrics_address=") as m:
-        assert m.stop() == 0
+def test_baked_config_refuses_to_start_without_its_secret(tmp_path):
+    """Forgetting the token secret stops memnoded at start (exit 2)."""
+    dep, _ = docker_image(tmp_path)
+    token_path = next(p for p in dep.files if p.startswith("/run/secrets/"))
+    del dep.files[token_path]
+    with pytest.raises(AssertionError, match=r"exit 2\)[\s\S]*--token_file"):
+        Deployed(dep, stage=tmp_path)
 
 
 def dpkg_owners(paths: set[str]) -> set[str]:
@@ -270,15 +263,22 @@ def healthcheck_command(stage) -> list[str]:
 
 
 def test_healthcheck_tells_serving_from_stopped(stages, tmp_path):
+    """The HEALTHCHECK command, run as Docker runs it (inside the container's
+    network namespace, with the image's environment), exits 0 while
+    memnoded serves and 1 once it has stopped."""
     cmd = healthcheck_command(stages[1])
     assert "memnodectl" in " ".join(cmd)
     env_lines = [a for i, a in stages[1] if i == "ENV" and a.startswith("MEMNODE_SERVER=")]
-    assert env_lines == ["MEMNODE_SERVER=127.0.0.1:50051"]
-    env = dict(os.environ, PATH=f"{memnodectl_binary().parent}:{os.environ['PATH']}")
-    with Memnoded("--listen=127.0.0.1:0", "--metrics_address=", "--pages_per_block=64") as m:
-        env["MEMNODE_SERVER"] = m.address
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
-        assert r.returncode == 0, f"healthy server reported unhealthy: {r.stderr}"
-        assert m.stop() == 0
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 1, f"stopped server: exit {r.returncode} (Docker wants 1)"
+    assert env_lines and env_lines[0].split()[0] == "MEMNODE_SERVER=127.0.0.1:50051"
+    dep, facts = docker_image(tmp_path)
+    with Deployed(dep, stage=tmp_path) as d:
+        r = d.exec_inside(*cmd)
+        assert r.returncode == 0, f"healthy server reported unhealthy: {r.stdout}{r.stderr}"
+        code, out = d.stop()
+        assert code == 0, out
+        # No container to enter once memnoded has exited: the same command
+        # and environment in its network namespace, with the build's
+        # memnodectl.
+        env = dict(os.environ, PATH=f"{memnodectl_binary().parent}:{os.environ['PATH']}", **dep.env)
+        r = d.exec(*cmd, env=env)
+        assert r.returncode == 1, f"stopped server: exit {r.returncode} (Docker wants 1): {r.stderr}"

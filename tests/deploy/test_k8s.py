@@ -1,5 +1,9 @@
-"""deploy/k8s: kustomize rendering, Kubernetes schema validation, and the
-properties the deployment relies on (probes, security, ports, names)."""
+"""deploy/k8s: kustomize rendering, Kubernetes schema validation, the
+properties the deployment relies on (probes, security, ports, names,
+authentication), and each rendering's memnoded container started as shipped
+(its args, its ConfigMap, the token Secret and volumes where it mounts them,
+its user, in its own network namespace) and probed as the kubelet and
+clients reach it."""
 
 from __future__ import annotations
 
@@ -11,12 +15,14 @@ import subprocess
 import pytest
 import yaml
 
-from deploy_common import DEPLOY, NODE_DIR, Memnoded, node_modules  # noqa: F401 (fixture)
+from deploy_common import DEPLOY, NODE_DIR, REPO, node_modules  # noqa: F401 (fixture)
+from shipped import check_as_shipped, k8s_pod
 import kustomize_lite
 
 K8S = DEPLOY / "k8s"
 BASE = K8S / "base"
 OVERLAY = K8S / "overlays" / "example"
+INSECURE = K8S / "overlays" / "insecure-local-only"
 COMPONENT = K8S / "components" / "servicemonitor"
 
 
@@ -48,6 +54,11 @@ def base():
 @pytest.fixture(scope="module")
 def overlay():
     return kustomize_lite.build(OVERLAY)
+
+
+@pytest.fixture(scope="module")
+def insecure():
+    return kustomize_lite.build(INSECURE)
 
 
 def check_deployment(objs):
@@ -107,11 +118,33 @@ def check_deployment(objs):
     settings = conf(cm["data"]["memnoded.conf"])
     assert settings["listen"] == f"0.0.0.0:{ports['grpc']}", "probes reach the pod IP"
     assert settings["metrics_address"] == f"0.0.0.0:{ports['metrics']}"
+    assert settings["state_dir"] in {m["mountPath"] for m in c["volumeMounts"]}, "state on the state volume"
     # Writable paths with a read-only root: state and /tmp.
     assert {"/var/lib/memnode", "/tmp"} <= {m["mountPath"] for m in c["volumeMounts"]}
     for m in c["volumeMounts"]:
         assert m["name"] in volumes
     return sts, c, settings
+
+
+def check_tokens_from_secret(objs, settings):
+    """The config reads its tokens from a mounted Secret, never a ConfigMap."""
+    sts = one(objs, "StatefulSet")
+    pod = sts["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    token_file = settings["token_file"]
+    (mount,) = [m for m in c["volumeMounts"] if token_file.startswith(m["mountPath"].rstrip("/") + "/")]
+    secret = volumes[mount["name"]]["secret"]
+    assert mount.get("readOnly") is True
+    assert not secret.get("optional"), "a secure deployment must not start without its tokens"
+    assert secret["defaultMode"] & 0o007 == 0, "tokens unreadable by others"
+    assert "allow_insecure_remote" not in settings
+    assert not by_kind(objs, "Secret"), "tokens are never committed: the Secret is made by the user"
+    # docs/DEPLOY.md tells how to make that Secret with that key.
+    key = token_file[len(mount["mountPath"].rstrip("/")) + 1:]
+    docs = (REPO / "docs" / "DEPLOY.md").read_text()
+    assert f"create secret generic {secret['secretName']}" in docs
+    assert f"--from-file={key}=" in docs
 
 
 def test_base_renders(base):
@@ -122,6 +155,7 @@ def test_base_renders(base):
     assert c["image"] == "memnode/memnoded:0.1.0"
     assert sts["spec"]["replicas"] == 1
     assert settings["listen"].endswith(":50051")
+    check_tokens_from_secret(base, settings)
 
 
 def test_overlay_renders(base, overlay):
@@ -134,6 +168,7 @@ def test_overlay_renders(base, overlay):
     assert sts["spec"]["replicas"] == 3
     assert sts["spec"]["serviceName"] == "example-memnoded-headless"
     assert c["image"] == "registry.example.com/memnode/memnoded:0.1.0"
+    check_tokens_from_secret(overlay, settings)
 
     _, base_c, base_settings = check_deployment(base)
 
@@ -163,6 +198,21 @@ def test_overlay_renders(base, overlay):
         assert ep["path"] == "/metrics"
 
 
+def test_insecure_overlay_is_marked_and_only_drops_authentication(base, insecure):
+    assert "insecure" in INSECURE.name and "local" in INSECURE.name
+    k = (INSECURE / "kustomization.yaml").read_text()
+    assert k.startswith("# INSECURE"), "says so on its first line"
+    sts, c, settings = check_deployment(insecure)
+    assert settings["allow_insecure_remote"] == "true" and "token_file" not in settings
+    assert {o["metadata"]["namespace"] for o in insecure} == {"memnode-insecure"}
+    _, base_c, base_settings = check_deployment(base)
+    # Everything but authentication is the base's.
+    assert c == base_c
+    assert {k: v for k, v in settings.items() if k != "allow_insecure_remote"} == {
+        k: v for k, v in base_settings.items() if k not in ("token_file", "max_request_bytes",
+                                                             "max_streams", "event_buffer")}
+
+
 def test_base_has_no_servicemonitor(base):
     assert not by_kind(base, "ServiceMonitor"), "the ServiceMonitor is an optional component"
     k = yaml.safe_load((COMPONENT / "kustomization.yaml").read_text())
@@ -187,12 +237,12 @@ def real_kustomize():
     return None
 
 
-@pytest.mark.parametrize("directory", [BASE, OVERLAY], ids=["base", "overlay"])
+@pytest.mark.parametrize("directory", [BASE, OVERLAY, INSECURE], ids=["base", "overlay", "insecure"])
 def test_same_as_real_kustomize(directory):
     cmd = real_kustomize()
-    if cmd is None:
-        pytest.skip("no kustomize or kubectl on PATH (neither is a Debian 12 package): "
-                    "compared with kustomize_lite only")
+    assert cmd is not None, ("needs kustomize, or kubectl >= 1.21 (`kubectl kustomize`), on PATH to "
+                             "check kustomize_lite against the real renderer; neither is a Debian 12 "
+                             "package (Debian's kubernetes-client 1.20 is too old): install one")
     r = subprocess.run([*cmd, str(directory)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     theirs = {kustomize_lite.identity(o): o for o in yaml.safe_load_all(r.stdout) if o}
@@ -217,7 +267,8 @@ def manifests_to_validate():
         for f in k["resources"]:
             for o in kustomize_lite.load_yaml_documents(d / f):
                 objs.append((str((d / f).relative_to(DEPLOY.parent)), o))
-    for name, d in (("base", BASE), ("overlays/example", OVERLAY)):
+    for name, d in (("base", BASE), ("overlays/example", OVERLAY),
+                    ("overlays/insecure-local-only", INSECURE)):
         for o in kustomize_lite.build(d):
             objs.append((f"kustomize build deploy/k8s/{name}", o))
     return objs
@@ -225,7 +276,7 @@ def manifests_to_validate():
 
 def test_manifests_match_kubernetes_schemas(node_modules):
     objs = manifests_to_validate()
-    assert len(objs) >= 14
+    assert len(objs) >= 18
     rc, results = validate(objs)
     bad = [r for r in results if not r["ok"]]
     assert rc == 0 and not bad, json.dumps(bad, indent=1)
@@ -245,10 +296,19 @@ def test_schema_validation_catches_mistakes(node_modules):
     assert any("port" in e for e in results[1]["errors"])
 
 
-def test_configmaps_are_accepted_by_memnoded(base, overlay, tmp_path):
-    """memnoded starts with each rendered memnoded.conf (addresses overridden)."""
-    for name, objs in (("base", base), ("overlay", overlay)):
-        path = tmp_path / f"{name}.conf"
-        path.write_text(one(objs, "ConfigMap")["data"]["memnoded.conf"])
-        with Memnoded(f"--config={path}", "--listen=127.0.0.1:0", "--metrics_address=") as m:
-            assert m.stop() == 0
+@pytest.mark.parametrize("directory", [BASE, OVERLAY, INSECURE], ids=["base", "overlay", "insecure"])
+def test_pod_as_shipped(directory, tmp_path):
+    """The rendered StatefulSet's container started as the kubelet would:
+    the image's entrypoint with the container's args, the ConfigMap, the
+    token Secret (made as docs/DEPLOY.md says) and the emptyDirs mounted at
+    their mountPaths with the kubelet's modes and fsGroup, as runAsUser; in
+    its own network namespace, probed on the pod address: gRPC health (the
+    probes), RPCs without and with a token, /metrics on the annotated port;
+    SIGTERM saves to the state volume, the next start restores."""
+    objs = kustomize_lite.build(directory)
+    dep, facts = k8s_pod(objs, tmp_path)
+    sts = one(objs, "StatefulSet")
+    (c,) = sts["spec"]["template"]["spec"]["containers"]
+    assert facts.grpc.endswith(f":{c['readinessProbe']['grpc']['port']}")
+    (tmp_path / "stage").mkdir()
+    check_as_shipped(dep, facts, tmp_path / "stage", secure=directory != INSECURE)

@@ -1,5 +1,6 @@
 """deploy/systemd: the unit's hardening, `systemd-analyze verify` and
-`security`, and the example config accepted by memnoded."""
+`security`, and the unit with its config and token credential started as
+shipped: serving on loopback only, with authentication, keeping state."""
 
 from __future__ import annotations
 
@@ -8,27 +9,13 @@ import subprocess
 
 import pytest
 
-from deploy_common import DEPLOY, Memnoded
+from deploy_common import DEPLOY
+from deployed import POD_ADDRESS, Deployed
+from shipped import check_as_shipped, parse_unit, systemd_service
 
 UNIT = DEPLOY / "systemd" / "memnoded.service"
 CONF = DEPLOY / "systemd" / "memnoded.conf"
 EXEC = "/usr/local/bin/memnoded"
-
-
-def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
-    """Sections -> key -> every value given (systemd keys may repeat)."""
-    sections: dict[str, dict[str, list[str]]] = {}
-    current = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            current = sections.setdefault(line.strip("[]"), {})
-            continue
-        key, value = line.split("=", 1)
-        current.setdefault(key.strip(), []).append(value.strip())
-    return sections
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +43,7 @@ def test_hardening(unit):
 
 def systemd_analyze():
     path = shutil.which("systemd-analyze")
-    if not path:
-        pytest.skip("systemd-analyze not found (Debian package systemd): unit not verified")
+    assert path, "systemd-analyze not found: Debian package systemd (scripts/deps.sh test installs it)"
     return path
 
 
@@ -98,14 +84,22 @@ def test_systemd_analyze_security(unit_copy):
     assert r.returncode == 0, f"exposure above 2.0:\n{r.stdout[-3000:]}{r.stderr}"
 
 
-def test_example_config_is_loopback_only_and_accepted():
-    settings = {}
-    for line in CONF.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, value = line.split("=", 1)
-            settings[key] = value
-    assert settings["listen"].startswith("127.0.0.1:")
-    assert settings["metrics_address"].startswith("127.0.0.1:")
-    with Memnoded(f"--config={CONF}", "--listen=127.0.0.1:0", "--metrics_address=") as m:
-        assert m.stop() == 0, "memnoded stops cleanly on SIGTERM (KillSignal)"
+def test_unit_as_shipped(tmp_path):
+    """The unit's ExecStart with its config installed where the unit says,
+    the LoadCredential= token file where systemd puts it, StateDirectory=,
+    as the dynamic user: serves with authentication, saves its machines at
+    SIGTERM (KillSignal) and restores them."""
+    dep, facts = systemd_service(tmp_path)
+    assert facts.grpc.startswith("127.0.0.1:") and facts.metrics.startswith("http://127.0.0.1:")
+    (tmp_path / "stage").mkdir()
+    check_as_shipped(dep, facts, tmp_path / "stage")
+
+
+def test_unit_serves_loopback_only(tmp_path):
+    """Nothing answers on the host's other addresses."""
+    dep, facts = systemd_service(tmp_path)
+    port = facts.grpc.rsplit(":", 1)[1]
+    with Deployed(dep, stage=tmp_path) as d:
+        report = d.probe(f"{POD_ADDRESS}:{port}")
+        assert report["health"]["code"] == "UNAVAILABLE", report
+        assert d.probe(facts.grpc)["health"]["status"] == "SERVING"

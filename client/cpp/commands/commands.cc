@@ -38,6 +38,7 @@ void AddAllCommands(CommandSet& set) {
   AddWatchCommand(set);
   AddTopCommand(set);
   AddSnapshotCommands(set);
+  AddHealthCommand(set);
   AddCompletionCommands(set);
 }
 

@@ -22,6 +22,7 @@ void AddBlockCommands(CommandSet& set);       // block.cc: block *, notifier *
 void AddNumaCommands(CommandSet& set);        // numa.cc: mempolicy *, mbind, *-pages
 void AddWatchCommand(CommandSet& set);        // events.cc: watch
 void AddTopCommand(CommandSet& set);          // top.cc: top
+void AddHealthCommand(CommandSet& set);       // health.cc: health
 void AddCompletionCommands(CommandSet& set);  // completion.cc: completion, help
 
 // commands.cc: the global flags (root command) into *flags, and every
