@@ -23,7 +23,7 @@ tsan() {
   ensure_deps
   local dir=${TSAN_DIR:-build/tsan}
   # The core's concurrency (MachineHandle's ksmd loop included) without
-  # gRPC: Debian's gRPC is not TSan-instrumented (DESIGN.md, Known traps).
+  # gRPC: Debian's gRPC is not TSan-instrumented (a known trap of the Debian stack).
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEMNODE_TSAN=ON \
     -DMEMNODE_BUILD_SERVICE=OFF >/dev/null
   cmake --build "$dir" -j "$JOBS" --target concurrency_test

@@ -5,7 +5,7 @@
 // sysfs.
 //
 // Thread safety: every public method is thread-safe; one mutex per machine
-// serialises them (DESIGN.md: one lock per machine is a fine start).
+// serialises them (one lock per machine: docs/ARCHITECTURE.md, Concurrency).
 // Lock order (outermost first):
 //   host::Registry::mu_  (server/host)
 //     Machine::mu_

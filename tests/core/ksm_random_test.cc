@@ -4,7 +4,7 @@
 // checked against a shadow copy of every process's memory.
 //
 // After every step:
-//  - every live process reads back exactly its shadow (SPEC "Reliability":
+//  - every live process reads back exactly its shadow (docs/RELIABILITY.md:
 //    whatever merges, COW breaks and forks happen, a read returns the last
 //    write; SEMANTICS COW-1: a KSM page is never written in place);
 //  - Machine::Check() is ok;

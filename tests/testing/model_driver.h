@@ -171,7 +171,7 @@ class ModelDriver {
   // the child keeps the promoted page).
   void DoKsmNodelessScenario();
   void DoExit();
-  // Byte k of a fill stream (SPEC: byte / 64-bit pattern / seeded SplitMix64).
+  // Byte k of a fill stream (docs/API.md FillMemory: byte / 64-bit pattern / seeded SplitMix64).
   static uint8_t FillByte(const FillPattern& fp, uint64_t k);
   bool Writable(Pid pid, Vaddr start, uint64_t count);
   void DoWrite();

@@ -38,7 +38,7 @@ void ModelDriver::CheckOfflineResult(const OfflineReport& r) {
     MD_EXPECT(b->state == BlockState::kOffline) << BlockStateName(b->state);
     cov_->offlines_ok++;
   } else {
-    // ks 7.2 r11: the isolation is undone.
+    // SEMANTICS HP-11: the isolation is undone.
     MD_EXPECT(b->state == BlockState::kOnline) << BlockStateName(b->state) << " " << r.failure;
     cov_->offlines_failed++;
   }
@@ -89,7 +89,7 @@ void ModelDriver::DoOffline() {
   ttl_ = absl::Seconds(3 + static_cast<int64_t>(Rand(20)));
   o.pause_ttl = ttl_;
   if (Chance(10)) {
-    // Sometimes an unmovable kernel page: isolation fails (ks 7.2 r7).
+    // Sometimes an unmovable kernel page: isolation fails (SEMANTICS HP-7).
     auto k = m_->AllocKernelPages(id, 1, true);
     if (k.ok()) kernel_pages_.push_back(id);
   }
@@ -101,7 +101,7 @@ void ModelDriver::DoOffline() {
   MD_RETURN_IF_FAILED();
   if (!kernel_pages_.empty() && kernel_pages_.back() == id && !r->paused) {
     MD_EXPECT(r->err == Errno::kEBUSY) << r->err;
-    MD_EXPECT(r->notifier_calls.empty()) << "notifiers called";  // ks 7.2 r7
+    MD_EXPECT(r->notifier_calls.empty()) << "notifiers called";  // SEMANTICS HP-7
     MD_ASSERT(m_->FreeKernelPages(id, 1).ok());
     kernel_pages_.pop_back();
   }
@@ -158,7 +158,7 @@ void ModelDriver::DoBlocks() {
       online_vetoes_--;
       cov_->online_vetoed++;
     } else {
-      MD_EXPECT(*r == Errno::kOk) << *r;  // ks 7.4 r20
+      MD_EXPECT(*r == Errno::kOk) << *r;  // SEMANTICS HP-20
       cov_->onlines++;
     }
     absl::StrAppend(&op_, " online ", id, " -> ", ErrnoName(*r));

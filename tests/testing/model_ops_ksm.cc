@@ -68,7 +68,7 @@ void ModelDriver::DoRun() {
   MD_ASSERT(r.ok()) << r.status();
   MD_ASSERT(*r == Errno::kOk) << *r;
   if (v == 2 && old_run != 2) {  // writing the current value is a no-op
-    KsmInfo k = m_->GetKsm();    // ks 10.14
+    KsmInfo k = m_->GetKsm();    // SEMANTICS SC-14
     MD_EXPECT(k.pages_shared == 0u) << k.pages_shared;
     MD_EXPECT(k.pages_sharing == 0u) << k.pages_sharing;
     MD_EXPECT(k.pages_unshared == 0u) << k.pages_unshared;

@@ -155,7 +155,7 @@ void ModelDriver::DoExit() {
   absl::StrAppend(&op_, " exit ", pid.value());
 }
 
-// Byte k of a fill stream (SPEC: byte / 64-bit pattern / seeded SplitMix64).
+// Byte k of a fill stream (docs/API.md FillMemory: byte / 64-bit pattern / seeded SplitMix64).
 uint8_t ModelDriver::FillByte(const FillPattern& fp, uint64_t k) {
   switch (fp.kind) {
     case FillPattern::kByte: return static_cast<uint8_t>(fp.value);
@@ -254,7 +254,7 @@ void ModelDriver::DoMadvise(Advice advice) {
   if (!PickRange(pid, &start, &count)) return;
   auto r = m_->Madvise(pid, start, count * kPageSize, advice);
   MD_ASSERT(r.ok()) << r.status();
-  // ks 8.3-8.4 / SPEC Decision 5: never blocked by an offline.
+  // SEMANTICS LOCK-3, LOCK-4, CH-3: never blocked by an offline.
   MD_ASSERT(*r == Errno::kOk) << *r;
   if (advice == Advice::kDontNeed) {
     // Private pages read as zero again; shmem keeps its object's pages.

@@ -107,7 +107,7 @@ void ModelDriver::DoMbind() {
   auto before = KsmPages();
   auto r = m_->Mbind(pid, start, count * kPageSize, mode, nodes, flags);
   MD_ASSERT(r.ok()) << r.status();
-  // ks 6.3 r12: 0, or EIO with STRICT when a queued page did not migrate.
+  // SEMANTICS MBIND-3: 0, or EIO with STRICT when a queued page did not migrate.
   if (strict) {
     MD_EXPECT(*r == Errno::kOk || *r == Errno::kEIO) << *r;
   } else {
@@ -155,7 +155,7 @@ void ModelDriver::DoMovePages() {
   MD_ASSERT(r->status.size() == addrs.size()) << r->status.size();
   for (size_t i = 0; i < addrs.size(); ++i) {
     const Translation& t = pre[i];
-    // ks 6.2 r7-8: KSM, zero page and unpopulated -> -ENOENT.
+    // SEMANTICS MOVE-2, MOVE-4: KSM, zero page and unpopulated -> -ENOENT.
     if (!t.present || t.pfn == 0 || t.state == PageState::kKsm) {
       MD_EXPECT(r->status[i] == -2) << "entry " << i << " status " << r->status[i];
       if (t.state == PageState::kKsm) cov_->move_pages_ksm++;
