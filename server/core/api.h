@@ -110,6 +110,7 @@ struct MachineInfo {
   uint32_t process_count = 0;
   uint64_t distinct_contents = 0;
   uint64_t emulated_time_ns = 0;
+  uint64_t last_event_sequence = 0;  // events emitted so far (numbered from 1)
 };
 struct CheckResult {
   std::vector<std::string> violations;
@@ -129,7 +130,7 @@ struct HostMemory {
 enum class RmapState : uint8_t { kNone, kUnstable, kStable };
 
 struct KsmInfo {
-  uint32_t run = 0;
+  uint32_t run = 0;  // as `run` reads (6.18: with KSM_RUN_OFFLINE, 4, during an offline)
   uint32_t pages_to_scan = 100;
   uint32_t sleep_millisecs = 20;
   uint64_t pages_shared = 0;
@@ -137,15 +138,37 @@ struct KsmInfo {
   uint64_t pages_unshared = 0;
   uint64_t pages_volatile = 0;
   uint64_t full_scans = 0;
+  // linux-6.18 counters (0 in linux-2.6.33, which has none of them).
+  uint64_t pages_scanned = 0;       // visits ever (not reset by run=2)
+  uint64_t pages_skipped = 0;       // smart_scan skips ever
+  uint64_t ksm_zero_pages = 0;      // zero pages KSM mapped (use_zero_pages)
+  int64_t general_profit = 0;       // bytes: (sharing + zero pages) * 4096 - rmap_items * 64
+  uint64_t stable_node_chains = 0;  // chains of the stable trees
+  uint64_t stable_node_dups = 0;    // dups hanging off those chains
+  uint64_t cow_ksm = 0;             // /proc/vmstat cow_ksm: KSM pages copied on write/unshare
+  // Every file of /sys/kernel/mm/ksm of the machine's profile, as read (no
+  // trailing newline), in `ls` order.
+  std::vector<std::pair<std::string, std::string>> sysfs;
   uint64_t rmap_items = 0;
   uint64_t stable_nodes = 0;
   uint64_t mm_slots = 0;
   Pid cursor_pid = 0;
   Vaddr cursor_address = 0;
   uint64_t visits_total = 0;
+  // ksmd's CPU time as the real kernel would have spent it on these visits
+  // (a model: ksm/ksmd_cost.h), nanoseconds since the machine was created.
+  uint64_t ksmd_cpu_ns = 0;
   bool locked_by_offline = false;
 };
 struct StableNodeInfo {
+  // kRegular: a node of the stable tree with its KSM page; kChain (6.18): a
+  // node of the tree holding dups, no page of its own; kDup (6.18): one KSM
+  // page copy of its chain's content, listed right after its chain.
+  enum Kind : uint8_t { kRegular, kChain, kDup };
+  Kind kind = kRegular;
+  uint64_t chain_id = 0;      // kDup: its chain's id
+  int32_t nid = 0;            // the stable tree it is in (merge_across_nodes=0: per node)
+  bool migrate_list = false;  // on the migrate_nodes list (kpfn on another node)
   uint64_t id = 0;
   Pfn kpfn = kNoPfn;
   NodeId node = 0;
@@ -166,6 +189,46 @@ struct RmapItemInfo {
   uint32_t depth = 0;
   bool previous_pass = false;
 };
+// /proc/PID/ksm_stat (linux-6.18; linux-2.6.33 has no such file: ENOENT).
+struct KsmStat {
+  Errno err = Errno::kOk;
+  uint64_t ksm_rmap_items = 0;
+  uint64_t ksm_zero_pages = 0;
+  uint64_t ksm_merging_pages = 0;
+  int64_t ksm_process_profit = 0;  // bytes
+  bool ksm_merge_any = false;      // MMF_VM_MERGE_ANY (prctl)
+  bool ksm_mergeable = false;      // some vma has VM_MERGEABLE
+};
+// A read of a sysfs file: its text (with the trailing newline), or ENOENT.
+struct SysfsRead {
+  Errno err = Errno::kOk;
+  std::string text;
+};
+// prctl(2): the emulated errno, and the value of a GET.
+struct PrctlResult {
+  Errno err = Errno::kOk;
+  int64_t value = 0;
+};
+inline constexpr int kPrSetMemoryMerge = 67, kPrGetMemoryMerge = 68;
+// One input of the scan-time advisor replay: a full scan's duration (s)
+// and ksmd's CPU share during it (percent), as trace_ksm_advisor reports.
+struct AdvisorInput {
+  uint64_t scan_time_s = 0;
+  uint64_t cpu_percent = 0;
+};
+// A profile a server offers: its name, and its KSM sysfs files.
+struct ProfileInfo {
+  struct File {
+    std::string name;
+    bool writable = false;
+    std::string default_value;
+    std::string description;
+  };
+  std::string name;
+  std::string description;
+  std::vector<File> ksm_files;
+};
+
 struct KsmStepResult {
   uint64_t visits = 0;
   uint64_t passes = 0;

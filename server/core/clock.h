@@ -13,6 +13,7 @@ namespace memnode {
 class EmulatedClock {
  public:
   uint64_t now_ns() const { return now_ns_; }
+  const uint64_t* now_ptr() const { return &now_ns_; }
   void Advance(uint64_t ns) { now_ns_ += ns; }
   void Set(uint64_t ns) { now_ns_ = ns; }
 

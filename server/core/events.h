@@ -25,10 +25,23 @@ enum class EventKind {
   kOfflinePhase,   // an offline passed a phase (isolated, going offline, ...)
   kOfflineResult,  // an offline ended (result: -errno, 0 = offlined)
   kKsmdHeld,       // a ksmd batch was held back by an offline's lock
+  // linux-6.18: the kernel's KSM tracepoints (include/trace/events/ksm.h),
+  // with their arguments, so a trace and a stream compare mechanically.
+  kKsmStartScan,         // value: seq (full_scans); rmap_entries
+  kKsmStopScan,          // value: seq; rmap_entries
+  kKsmEnter,             // pid: the mm registered
+  kKsmExit,              // pid: the mm leaving
+  kKsmMergeOnePage,      // pfn (the zero page), pid + address (the item), result: err
+  kKsmMergeWithKsmPage,  // ksm: a KSM page was given; pfn; pid + address; result: err
+  kKsmRemoveKsmPage,     // pfn: the KSM page whose stable node is removed
+  kKsmRemoveRmapItem,    // pfn; pid + address: an item stripped from a removed node
+  kKsmAdvisor,           // value: scan_time (s); rmap_entries: new pages_to_scan; result: cpu %
 };
 
 struct Event {
   EventKind kind;
+  uint64_t sequence = 0;                     // numbered by the machine's EventSink, from 1
+  uint64_t time_ns = 0;                      // the machine's emulated clock when emitted
   Pid pid = 0;                               // kMerge, kCowBreak, kProcessExit
   Vaddr address = 0;                         // kMerge, kCowBreak
   Pfn pfn = kNoPfn;                          // kMerge: kpfn; kCowBreak: KSM page; kPrune: kpfn
@@ -49,6 +62,7 @@ struct Event {
   // kOfflinePhase: the phase passed; kOfflineResult: duration.
   OfflinePhase phase = OfflinePhase::kNone;
   uint64_t duration_ns = 0;
+  uint64_t rmap_entries = 0;  // kKsmStartScan/StopScan: rmap items; kKsmAdvisor: pages
 };
 
 class Observer {
@@ -57,10 +71,12 @@ class Observer {
   virtual void OnEvent(const Event& event) = 0;
 };
 
-// The observers of one machine, as the components see them.
+// The observers of one machine, as the components see them. Numbers every
+// event and stamps it with the emulated clock.
 // Thread safety: used under the machine's lock.
 class EventSink {
  public:
+  explicit EventSink(const uint64_t* clock_ns = nullptr) : clock_ns_(clock_ns) {}
   void Add(Observer* o) { observers_.push_back(o); }
   void Remove(Observer* o) {
     for (std::size_t i = 0; i < observers_.size(); ++i)
@@ -69,11 +85,17 @@ class EventSink {
         return;
       }
   }
-  void Emit(const Event& e) const {
+  void Emit(Event e) {
+    e.sequence = ++sequence_;
+    e.time_ns = clock_ns_ ? *clock_ns_ : 0;
     for (Observer* o : observers_) o->OnEvent(e);
   }
+  uint64_t sequence() const { return sequence_; }
+  void set_sequence(uint64_t s) { sequence_ = s; }
 
  private:
+  const uint64_t* clock_ns_;
+  uint64_t sequence_ = 0;
   std::vector<Observer*> observers_;
 };
 

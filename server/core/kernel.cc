@@ -22,6 +22,7 @@ bool IsAnon(PageState s) { return s == PageState::kAnon || s == PageState::kKsm;
 Kernel::Kernel(const MachineConfig& c, const KernelProfile& p)
     : config(c),
       profile(p),
+      events(clock.now_ptr()),
       mem(c.nodes, c.blocks_per_node, c.pages_per_block),
       mm(mem, events, *this),
       ksm(*this, mem, events, p),
@@ -58,6 +59,7 @@ MachineInfo Kernel::Info() {
   mi.process_count = mm.LiveProcessCount();
   mi.distinct_contents = mem.contents().distinct();
   mi.emulated_time_ns = clock.now_ns();
+  mi.last_event_sequence = events.sequence();
   return mi;
 }
 

@@ -99,6 +99,15 @@ const char* EventKindName(EventKind k) {
     case EventKind::kOfflinePhase: return "offline_phase";
     case EventKind::kOfflineResult: return "offline_result";
     case EventKind::kKsmdHeld: return "ksmd_held";
+    case EventKind::kKsmStartScan: return "ksm_start_scan";
+    case EventKind::kKsmStopScan: return "ksm_stop_scan";
+    case EventKind::kKsmEnter: return "ksm_enter";
+    case EventKind::kKsmExit: return "ksm_exit";
+    case EventKind::kKsmMergeOnePage: return "ksm_merge_one_page";
+    case EventKind::kKsmMergeWithKsmPage: return "ksm_merge_with_ksm_page";
+    case EventKind::kKsmRemoveKsmPage: return "ksm_remove_ksm_page";
+    case EventKind::kKsmRemoveRmapItem: return "ksm_remove_rmap_item";
+    case EventKind::kKsmAdvisor: return "ksm_advisor";
   }
   return "?";
 }

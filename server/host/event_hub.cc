@@ -54,10 +54,9 @@ EventQueue::End EventQueue::Drain(absl::Duration timeout, std::vector<QueuedEven
 
 void EventHub::OnEvent(const Event& e) {
   absl::MutexLock lock(&mu_);
-  const uint64_t seq = ++sequence_;
   if (queues_.empty()) return;
   for (EventQueue* q : queues_)
-    if (q->Wants(e.kind)) q->Push(seq, e);
+    if (q->Wants(e.kind)) q->Push(e.sequence, e);
 }
 
 void EventHub::Subscribe(EventQueue* q) {

@@ -4,8 +4,8 @@
 // and the reader is told how many.
 //
 // Design: one EventHub per machine (a core Observer attached when the machine
-// enters the Registry) numbers the machine's events and appends them to the
-// bounded queue of each subscribed reader (an event stream, the HTTP
+// enters the Registry) appends the machine's events (numbered and stamped by
+// the machine itself) to the bounded queue of each subscribed reader (an event stream, the HTTP
 // gateway's stream); the reader's thread drains its queue. The observer does
 // O(readers) appends under two small mutexes (hub, then queue) and never
 // blocks on a reader.
@@ -71,7 +71,7 @@ class EventQueue {
   End end_ ABSL_GUARDED_BY(mu_) = End::kOpen;
 };
 
-// Numbers a machine's events and fans them out to its readers.
+// Fans a machine's events (numbered by the machine) out to its readers.
 class EventHub final : public Observer {
  public:
   void OnEvent(const Event& e) override ABSL_LOCKS_EXCLUDED(mu_);
@@ -82,7 +82,6 @@ class EventHub final : public Observer {
 
  private:
   absl::Mutex mu_;
-  uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<EventQueue*> queues_ ABSL_GUARDED_BY(mu_);
   EventQueue::End closed_ ABSL_GUARDED_BY(mu_) = EventQueue::End::kOpen;
 };

@@ -364,6 +364,7 @@ void Ksm::CmpAndMergePage(Pfn page, RmapItem* item) {
   // MERGE-3, MERGE-4: stable tree first.
   Pfn kpage = StableTreeSearch(page);
   if (kpage != kNoPfn) {
+    visit_kind_ = VisitKind::kMerge;
     if (TryMergeWithKsmPage(item, page, kpage)) {
       StableNode* node = mem_.Frame(kpage).ksm_node;
       StableTreeAppend(item, node, false);
@@ -374,12 +375,15 @@ void Ksm::CmpAndMergePage(Pfn page, RmapItem* item) {
   uint32_t checksum = mem_.Frame(page).content->Checksum();
   if (item->oldchecksum != checksum) {
     item->oldchecksum = checksum;
+    visit_kind_ = VisitKind::kChecksum;
     return;
   }
   // MERGE-6, MERGE-7: unstable tree.
   Pfn tree_page = kNoPfn;
+  visit_kind_ = VisitKind::kUnique;
   RmapItem* tree_item = UnstableTreeSearchInsert(item, page, &tree_page);
   if (!tree_item) return;
+  visit_kind_ = VisitKind::kMerge;
   kpage = TryMergeTwoPages(item, page, tree_item, tree_page);
   if (kpage == kNoPfn) return;
   RemoveFromTree(tree_item);
@@ -488,8 +492,10 @@ uint64_t Ksm::DoScan(uint64_t visits) {
     visits_total_++;
     PageFrame& f = mem_.Frame(page);
     // MERGE-1: an already-stable KSM page costs a visit and nothing else.
+    visit_kind_ = VisitKind::kRevisit;
     if (f.state != PageState::kKsm || item->state != RmapState::kStable)
       CmpAndMergePage(page, item);
+    ksmd_cpu_ns_ += KsmdVisitCostNs(visit_kind_);
   }
   return done;
 }
@@ -672,6 +678,7 @@ KsmInfo Ksm::Info() const {
   i.cursor_pid = cur_slot_ == &head_ ? Pid(0) : cur_slot_->mm->pid;
   i.cursor_address = cur_slot_ == &head_ ? Vaddr(0) : cur_address_;
   i.visits_total = visits_total_;
+  i.ksmd_cpu_ns = ksmd_cpu_ns_;
   i.locked_by_offline = locked_;
   return i;
 }

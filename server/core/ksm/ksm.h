@@ -22,6 +22,7 @@
 #include "server/core/events.h"
 #include "server/core/ksm/ksm_host.h"
 #include "server/core/ksm/ksm_types.h"
+#include "server/core/ksm/ksmd_cost.h"
 #include "server/core/ksm/rbtree.h"
 #include "server/core/mem/phys_mem.h"
 #include "server/core/state_digest.h"
@@ -155,6 +156,8 @@ class Ksm {
   uint64_t stable_nodes_ = 0;
   uint64_t mm_slots_ = 0;
   uint64_t visits_total_ = 0;
+  uint64_t ksmd_cpu_ns_ = 0;                    // modelled (ksmd_cost.h)
+  VisitKind visit_kind_ = VisitKind::kRevisit;  // of the visit in progress
   // Knobs.
   uint32_t run_ = 0;
   uint32_t pages_to_scan_ = 100;
