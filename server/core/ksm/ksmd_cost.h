@@ -15,11 +15,11 @@ namespace memnode {
 
 // What one ksmd visit did, for its cost.
 enum class VisitKind : uint8_t {
-  kChecksum,   // checksum taken, nothing else (first visit, or volatile)
-  kMerge,      // a merge: into a KSM page or two pages into a new one
-  kUnique,     // searched both trees, inserted in (or left out of) the unstable tree
-  kRevisit,    // a page already merged: nothing to do
-  kSkip,       // smart_scan skipped the page (linux-6.18)
+  kChecksum,  // checksum taken, nothing else (first visit, or volatile)
+  kMerge,     // a merge: into a KSM page or two pages into a new one
+  kUnique,    // searched both trees, inserted in (or left out of) the unstable tree
+  kRevisit,   // a page already merged: nothing to do
+  kSkip,      // smart_scan skipped the page (linux-6.18)
   kCount,
 };
 
